@@ -1,0 +1,133 @@
+"""Checkpoints: written atomically, read without pickle.
+
+A checkpoint is one ``.npz`` file (a zip of ``.npy`` arrays) holding
+
+* the model's arrays under ``"model/<name>"``, optional optimiser state under ``"optimizer/<name>"``;
+* a JSON document under ``"__meta__"``: ``{"format": "refvae-checkpoint", "version": 1,
+  "kind": <model class name>, "config": {...}, ...}``.
+
+Writing goes to a temporary file in the same directory, is flushed to disk, then renamed over the
+target (``os.replace`` is atomic), so a crash mid-write leaves the previous checkpoint intact.
+Reading uses ``numpy.load(..., allow_pickle=False)``: a checkpoint cannot run code.
+
+Models register themselves with :func:`register_model` so that :func:`load_model` can rebuild any
+kind of model from its checkpoint (the command line's ``evaluate`` and ``sample`` use this).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "refvae-checkpoint"
+VERSION = 1
+META_KEY = "__meta__"
+
+__all__ = ["CheckpointError", "kind_of", "load_checkpoint", "load_model", "register_model", "save_checkpoint"]
+
+_MODELS: dict = {}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, foreign, or does not fit the model."""
+
+
+def register_model(cls):
+    """Class decorator: make ``cls`` loadable by :func:`load_model` under its class name."""
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+def kind_of(model) -> str:
+    """The registered model kind of ``model`` (its class, or the nearest registered base class)."""
+    for cls in type(model).__mro__:
+        if _MODELS.get(cls.__name__) is cls:
+            return cls.__name__
+    return type(model).__name__
+
+
+def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
+    """Write ``arrays`` (name -> host NumPy array) and ``meta`` (JSON-serialisable) atomically to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"format": FORMAT, "version": VERSION, **meta}
+    payload = {name: np.asarray(a) for name, a in arrays.items()}
+    payload[META_KEY] = np.array(json.dumps(document))
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path) -> tuple[dict, dict]:
+    """Read a checkpoint: ``(arrays, meta)`` with host NumPy arrays. Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: check the path (training writes <out>/checkpoint.npz)")
+    if path.is_dir():
+        candidate = path / "checkpoint.npz"
+        if candidate.exists():
+            path = candidate
+        else:
+            raise CheckpointError(f"{path} is a directory without checkpoint.npz: pass the checkpoint file itself")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if META_KEY not in z.files:
+                raise CheckpointError(
+                    f"{path} is an .npz file but not a refvae checkpoint (no {META_KEY!r} entry); "
+                    "pass a file written by refvae (model.save or refvae train)"
+                )
+            meta = json.loads(str(z[META_KEY]))
+            arrays = {k: z[k] for k in z.files if k != META_KEY}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is truncated, corrupt or not a refvae checkpoint ({err}). "
+            "If a run was interrupted, its previous checkpoint was kept only if it was written by refvae; "
+            "otherwise retrain."
+        ) from err
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a refvae checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    if meta.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer refvae (checkpoint version {meta['version']} > {VERSION}): upgrade refvae"
+        )
+    return arrays, meta
+
+
+def load_model(path):
+    """Rebuild the model saved at ``path``, whatever its kind (VAE, RBM, Helmholtz machine)."""
+    arrays, meta = load_checkpoint(path)
+    kind = meta.get("kind")
+    if kind not in _MODELS:
+        known = ", ".join(sorted(_MODELS)) or "none registered"
+        raise CheckpointError(f"checkpoint {path} holds a model of kind {kind!r}, which refvae cannot build ({known})")
+    return _MODELS[kind].from_checkpoint(arrays, meta, path)
+
+
+def split_prefix(arrays: dict, prefix: str) -> dict:
+    """The entries of ``arrays`` whose name starts with ``prefix + '/'``, with the prefix removed."""
+    head = prefix + "/"
+    return {k[len(head):]: v for k, v in arrays.items() if k.startswith(head)}

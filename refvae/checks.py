@@ -1,0 +1,75 @@
+"""Input checks shared by every model: errors that say what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+from .backend import get_backend
+
+__all__ = ["DataError", "as_data", "check_finite_params", "check_positive_int"]
+
+
+class DataError(ValueError):
+    """Data of the wrong shape or with values a model cannot take."""
+
+
+def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x", min_rows: int = 1):
+    """``x`` (NumPy or backend array) as a backend array of shape ``(n, width)`` and the model's dtype.
+
+    Checks, with one device-to-host transfer for the value checks: 2-D, ``width`` columns, at least
+    ``min_rows`` rows, all values finite and, with ``unit_interval``, in [0, 1].
+    """
+    B = get_backend()
+    xp = B.xp
+    shape = tuple(getattr(x, "shape", ()))
+    if not hasattr(x, "shape"):
+        x = B.asarray(x)
+        shape = tuple(x.shape)
+    if len(shape) == 1 and shape[0] == width:
+        raise DataError(f"{name} has shape {shape}: pass a batch of shape (n, {width}), e.g. {name}[None, :] for one example")
+    if len(shape) != 2:
+        raise DataError(f"{name} must be 2-D of shape (n, {width}); got shape {shape} (flatten images to rows)")
+    if shape[1] != width:
+        raise DataError(
+            f"{name} has {shape[1]} columns but the model expects {width}: "
+            f"pass data of shape (n, {width}) or build the model with x_dim={shape[1]}"
+        )
+    if shape[0] < min_rows:
+        raise DataError(f"{name} has {shape[0]} rows; at least {min_rows} needed")
+    x = B.asarray(x, dtype=dtype)
+    finite = xp.all(xp.isfinite(x))
+    if unit_interval:
+        ok_range = xp.logical_and(xp.min(x) >= 0.0, xp.max(x) <= 1.0)
+        both = B.to_numpy(xp.stack([finite, ok_range]))
+        finite_ok, range_ok = bool(both[0]), bool(both[1])
+    else:
+        finite_ok, range_ok = bool(finite), True
+    if not finite_ok:
+        raise DataError(f"{name} contains NaN or infinite values: clean or impute them before training")
+    if not range_ok:
+        lo, hi = float(xp.min(x)), float(xp.max(x))
+        raise DataError(
+            f"{name} has values in [{lo:g}, {hi:g}] but a Bernoulli likelihood needs values in [0, 1]: "
+            "rescale (e.g. pixels / 255) or use likelihood='gaussian'"
+        )
+    return x
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def check_finite_params(params: dict, what: str = "model") -> None:
+    """Raise if any parameter array holds NaN or inf (one transfer for all of them)."""
+    B = get_backend()
+    xp = B.xp
+    names = list(params)
+    flags = B.to_numpy(xp.stack([xp.all(xp.isfinite(params[k])) for k in names]))
+    bad = [k for k, ok in zip(names, flags) if not ok]
+    if bad:
+        raise ValueError(f"{what} has non-finite parameters in {', '.join(bad)}: the model diverged; "
+                         "restart from a checkpoint with a smaller learning rate")

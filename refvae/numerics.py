@@ -1,0 +1,174 @@
+"""Numerically stable building blocks, each with its derivative written beside it.
+
+Every function works on arrays of any backend (NumPy, CuPy, array_api_strict): the namespace is
+taken from the array itself through the array API's ``__array_namespace__``.
+
+Stability rules used throughout (never ``log(sigmoid(x))`` or ``log(1 + exp(x))``):
+
+    softplus(x)    = log(1 + e^x)  = max(x, 0) + log1p(e^{-|x|})
+    log_sigmoid(x) = -softplus(-x)
+    sigmoid(x)     = 1 / (1 + e^{-x})     for x >= 0,   e^x / (1 + e^x)   for x < 0
+    logsumexp(a)   = m + log(sum(e^{a - m})),   m = max(a)
+
+With logits of +-1e4 all of these stay finite in float32.
+
+Functions of a whole example reduce over the last axis and return shape ``(batch,)``.
+
+References
+----------
+Kingma & Welling (2014), "Auto-Encoding Variational Bayes", appendix B (Gaussian KL).
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "bernoulli_log_prob",
+    "bernoulli_log_prob_grad",
+    "gaussian_log_prob",
+    "gaussian_log_prob_grad",
+    "kl_standard_normal",
+    "kl_standard_normal_grad",
+    "log_sigmoid",
+    "log_sigmoid_grad",
+    "logsumexp",
+    "logsumexp_grad",
+    "namespace",
+    "sigmoid",
+    "sigmoid_grad",
+    "softplus",
+    "softplus_grad",
+]
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def namespace(x):
+    """The array namespace of ``x`` (numpy, cupy or array_api_strict)."""
+    return x.__array_namespace__()
+
+
+# --------------------------------------------------------------------------------------------
+# Element-wise functions.  f(x) and f'(x), same shape as x.
+# --------------------------------------------------------------------------------------------
+def softplus(x):
+    """log(1 + e^x), stable for any x."""
+    xp = namespace(x)
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def softplus_grad(x):
+    """d softplus / dx = sigmoid(x)."""
+    return sigmoid(x)
+
+
+def sigmoid(x):
+    """1 / (1 + e^{-x}), with no overflow: e^{-|x|} is always <= 1."""
+    xp = namespace(x)
+    e = xp.exp(-xp.abs(x))  # in (0, 1]
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_grad(x):
+    """d sigmoid / dx = sigmoid(x) (1 - sigmoid(x))."""
+    s = sigmoid(x)
+    return s * (1.0 - s)
+
+
+def log_sigmoid(x):
+    """log sigmoid(x) = -softplus(-x)."""
+    return -softplus(-x)
+
+
+def log_sigmoid_grad(x):
+    """d log sigmoid / dx = 1 - sigmoid(x) = sigmoid(-x)."""
+    return sigmoid(-x)
+
+
+# --------------------------------------------------------------------------------------------
+# Reductions.
+# --------------------------------------------------------------------------------------------
+def logsumexp(a, axis=-1, keepdims=False):
+    """log sum_i exp(a_i) along ``axis``, shifted by the maximum; rows of all -inf give -inf."""
+    xp = namespace(a)
+    m = xp.max(a, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf rows: shift by 0, result log(0) = -inf
+    out = xp.log(xp.sum(xp.exp(a - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def logsumexp_grad(a, axis=-1):
+    """d logsumexp / da = softmax(a) along ``axis``."""
+    xp = namespace(a)
+    return xp.exp(a - logsumexp(a, axis=axis, keepdims=True))
+
+
+def bernoulli_log_prob(x, logits):
+    """log p(x | logits) of independent Bernoullis, summed over the last axis.
+
+    log p = sum_j [ x_j l_j - softplus(l_j) ]   (= -binary cross-entropy; x may be in [0, 1])
+
+    Parameters
+    ----------
+    x : array (batch, d), values in [0, 1]
+    logits : array (batch, d)
+
+    Returns
+    -------
+    array (batch,)
+    """
+    xp = namespace(logits)
+    return xp.sum(x * logits - softplus(logits), axis=-1)
+
+
+def bernoulli_log_prob_grad(x, logits):
+    """d bernoulli_log_prob / d logits = x - sigmoid(logits), shape (batch, d)."""
+    return x - sigmoid(logits)
+
+
+def gaussian_log_prob(x, mean, logvar):
+    """log N(x; mean, diag(exp(logvar))), summed over the last axis.
+
+    log p = -1/2 sum_j [ log 2 pi + logvar_j + (x_j - mean_j)^2 exp(-logvar_j) ]
+
+    Parameters
+    ----------
+    x, mean, logvar : arrays (batch, d) (broadcastable)
+
+    Returns
+    -------
+    array (batch,)
+    """
+    xp = namespace(logvar)
+    return -0.5 * xp.sum(LOG_2PI + logvar + (x - mean) ** 2 * xp.exp(-logvar), axis=-1)
+
+
+def gaussian_log_prob_grad(x, mean, logvar):
+    """Derivatives of gaussian_log_prob: (d/d mean, d/d logvar), each of shape (batch, d).
+
+    d/d mean   = (x - mean) exp(-logvar)
+    d/d logvar = -1/2 (1 - (x - mean)^2 exp(-logvar))
+    """
+    xp = namespace(logvar)
+    precision_diff = (x - mean) * xp.exp(-logvar)
+    return precision_diff, -0.5 * (1.0 - (x - mean) * precision_diff)
+
+
+def kl_standard_normal(mu, logvar):
+    """KL( N(mu, diag(exp(logvar))) || N(0, I) ), summed over the last axis.
+
+    KL = 1/2 sum_j [ mu_j^2 + exp(logvar_j) - 1 - logvar_j ]      (Kingma & Welling 2014, app. B)
+
+    Returns
+    -------
+    array (batch,)
+    """
+    xp = namespace(logvar)
+    return 0.5 * xp.sum(mu * mu + xp.exp(logvar) - 1.0 - logvar, axis=-1)
+
+
+def kl_standard_normal_grad(mu, logvar):
+    """Derivatives of kl_standard_normal: (d/d mu = mu, d/d logvar = (exp(logvar) - 1) / 2)."""
+    xp = namespace(logvar)
+    return mu, 0.5 * (xp.exp(logvar) - 1.0)

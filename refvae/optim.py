@@ -1,0 +1,122 @@
+"""Optimisers acting on a model's ``params`` and ``grads`` dicts (same keys).
+
+Sign convention, everywhere in refvae: ``grads[name]`` is d(loss)/d(params[name]) of the quantity
+being *minimised*, and an optimiser *subtracts* a step along it. Parameters are updated in place.
+
+References
+----------
+D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980 (Algorithm 1).
+I. Sutskever, J. Martens, G. Dahl, G. Hinton, "On the importance of initialization and momentum in
+deep learning", ICML 2013 (classical momentum).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import get_backend
+
+__all__ = ["SGD", "Adam", "Optimizer"]
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates ``params`` in place; state round-trips through
+    ``state_dict()`` / ``load_state_dict()`` (host arrays, for checkpoints)."""
+
+    def __init__(self, lr: float):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
+        self.lr = float(lr)
+        self.t = 0                         # number of steps taken
+        self.slots: dict[str, dict] = {}   # slot name -> {param name -> array}
+
+    def _slot(self, slot, name, like):
+        table = self.slots.setdefault(slot, {})
+        if name not in table:
+            table[name] = get_backend().xp.zeros_like(like)
+        return table[name]
+
+    def step(self, params: dict, grads: dict) -> None:
+        missing = set(params) - set(grads)
+        if missing:
+            raise KeyError(f"grads lacks entries for parameters {sorted(missing)}")
+        self.t += 1
+        for name, p in params.items():
+            self._update(name, p, grads[name])
+
+    def _update(self, name, p, g):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        B = get_backend()
+        state = {"t": self.t, "lr": self.lr}
+        arrays = {f"{slot}/{name}": B.to_numpy(a, copy=True) for slot, table in self.slots.items() for name, a in table.items()}
+        return {"meta": state, "arrays": arrays}
+
+    def load_state_dict(self, state: dict) -> None:
+        B = get_backend()
+        self.t = int(state["meta"]["t"])
+        self.slots = {}
+        for key, a in state["arrays"].items():
+            slot, name = key.split("/", 1)
+            self.slots.setdefault(slot, {})[name] = B.xp.asarray(B.asarray(a), copy=True)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with classical momentum and optional L2 weight decay.
+
+    v <- momentum * v + (g + weight_decay * p);   p <- p - lr * v
+    """
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
+        super().__init__(lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+
+    def _update(self, name, p, g):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            v = self._slot("velocity", name, p)
+            v *= self.momentum
+            v += g
+            g = v
+        p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1), with the bias corrections folded into the step size.
+
+    m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+    p <- p - lr_t * m / (sqrt(v) + eps_t),   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),  eps_t = eps sqrt(1 - b2^t)
+    (the same update as with bias-corrected m_hat and v_hat and eps added to sqrt(v_hat)).
+    """
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(lr)
+        b1, b2 = betas
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+
+    def step(self, params: dict, grads: dict) -> None:
+        t = self.t + 1
+        correction = math.sqrt(1.0 - self.b2 ** t)
+        self._lr_t = self.lr * correction / (1.0 - self.b1 ** t)
+        self._eps_t = self.eps * correction
+        super().step(params, grads)
+
+    def _update(self, name, p, g):
+        xp = get_backend().xp
+        m = self._slot("m", name, p)
+        v = self._slot("v", name, p)
+        m *= self.b1
+        m += (1.0 - self.b1) * g
+        v *= self.b2
+        v += (1.0 - self.b2) * (g * g)
+        p -= self._lr_t * (m / (xp.sqrt(v) + self._eps_t))

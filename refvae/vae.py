@@ -1,0 +1,419 @@
+"""The Gaussian variational autoencoder, with its backward pass written out by hand.
+
+Model (Kingma & Welling 2014; Rezende, Mohamed & Wierstra 2014)::
+
+    prior            p(z)       = N(0, I)                                    z: (batch, z_dim)
+    encoder          q(z | x)   = N(mu(x), diag(exp(logvar(x))))             mu, logvar: (batch, z_dim)
+    decoder          p(x | z)   = Bernoulli(sigmoid(logits(z)))              logits: (batch, x_dim)
+                             or N(mean(z), diag(exp(dec_logvar(z))))         (likelihood="gaussian")
+    reparameterise   z = mu + exp(logvar / 2) * eps,   eps ~ N(0, I)
+
+    ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))
+    loss    = mean over the batch of  -ELBO  (one sample of eps), in nats per example
+
+Backward pass (for the batch mean; ``n`` the batch size; ``rec = -log p(x|z)``)::
+
+    d loss / d logits  = (sigmoid(logits) - x) / n                      (Bernoulli)
+    d loss / d z       = decoder backward of the above
+    d loss / d mu      = d loss/d z              + mu / n                 (dz/dmu = 1;  dKL/dmu = mu)
+    d loss / d logvar  = d loss/d z * eps * std/2 + (exp(logvar) - 1) / (2n)
+                                                  (dz/dlogvar = eps * std / 2; dKL/dlogvar = (e^logvar - 1)/2)
+
+Every derivative is checked against central finite differences in float64 by the test suite and
+by ``refvae gradcheck``.
+
+The importance-weighted log-likelihood estimate (Burda, Grosse & Salakhutdinov 2015, eq. 8)::
+
+    log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i | x),    z_i ~ q(z | x)
+
+References
+----------
+D. P. Kingma, M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
+D. J. Rezende, S. Mohamed, D. Wierstra, "Stochastic Backpropagation and Approximate Inference in
+Deep Generative Models", ICML 2014.
+Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016, arXiv:1509.00519.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import get_backend
+from .checkpoint import CheckpointError, kind_of, load_checkpoint, register_model, save_checkpoint
+from .checks import DataError, as_data, check_positive_int
+from .layers import ACTIVATIONS, MLP, Linear
+from .numerics import (
+    LOG_2PI,
+    bernoulli_log_prob,
+    bernoulli_log_prob_grad,
+    gaussian_log_prob,
+    gaussian_log_prob_grad,
+    kl_standard_normal,
+    kl_standard_normal_grad,
+    logsumexp,
+    sigmoid,
+)
+
+__all__ = ["GaussianVAE", "LIKELIHOODS"]
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@register_model
+class GaussianVAE:
+    """A VAE with a diagonal-Gaussian encoder, an N(0, I) prior and a Bernoulli or Gaussian decoder.
+
+    Parameters
+    ----------
+    x_dim : int
+        Width of the data, e.g. 784 for MNIST.
+    z_dim : int
+        Number of latent dimensions.
+    hidden : tuple of int
+        Hidden layer widths of the encoder; the decoder mirrors them (``(400,)``: 784-400-z-400-784).
+    likelihood : {"bernoulli", "gaussian"}
+        The decoder's distribution. "bernoulli" needs data in [0, 1]; "gaussian" gives a per-pixel
+        mean and log-variance (unbounded: on data with constant pixels the variance can shrink
+        without limit, so prefer "bernoulli" for MNIST).
+    activation : {"relu", "tanh", "softplus", "sigmoid"}
+    seed : int
+        Seeds the initial parameters (drawn on the host: identical on every backend) and the
+        generator for the reparameterisation noise (on the device).
+    dtype : {"float32", "float64"}
+        float32 for training, float64 for gradient checks.
+
+    Attributes
+    ----------
+    params : dict
+        Name -> array, e.g. ``"encoder.0.W"`` ``(784, 400)``, ``"encoder.mu.W"`` ``(400, z_dim)``,
+        ``"decoder.logits.W"`` ``(400, 784)``.
+    rng : refvae.backend.Generator
+        The noise generator used when ``eps`` is not given (``fit`` reseeds it every epoch).
+    last_terms : dict
+        ``{"rec": ..., "kl": ...}``: the batch means of the two terms of the last ``loss_and_grads``.
+    """
+
+    def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
+                 dtype="float32"):
+        self.x_dim = check_positive_int(x_dim, "x_dim")
+        self.z_dim = check_positive_int(z_dim, "z_dim")
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        self.hidden = tuple(check_positive_int(h, "hidden width") for h in hidden)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+        self.likelihood, self.activation, self.seed = likelihood, activation, int(seed)
+        self.backend = B = get_backend()
+        self.xp = B.xp
+        self.dtype_name = B.dtype_name(dtype)
+        self.dtype = B.dtype(dtype)
+
+        init = B.rng(self.seed, host=True)
+        h_enc = self.hidden[-1] if self.hidden else self.x_dim
+        h_dec = self.hidden[0] if self.hidden else self.z_dim
+        self.encoder = MLP((self.x_dim, *self.hidden), activation, rng=init, dtype=dtype)
+        self.enc_mu = Linear(h_enc, self.z_dim, init, dtype)
+        self.enc_logvar = Linear(h_enc, self.z_dim, init, dtype)
+        self.decoder = MLP((self.z_dim, *reversed(self.hidden)), activation, rng=init, dtype=dtype)
+        if likelihood == "bernoulli":
+            self.dec_heads = {"logits": Linear(h_dec, self.x_dim, init, dtype)}
+        else:
+            self.dec_heads = {"mean": Linear(h_dec, self.x_dim, init, dtype),
+                              "logvar": Linear(h_dec, self.x_dim, init, dtype)}
+        self.rng = B.rng(self.seed)
+        self.last_terms = {}
+
+    # ----------------------------------------------------------------------------------------
+    # Parameters
+    # ----------------------------------------------------------------------------------------
+    def _modules(self):
+        yield "encoder", self.encoder
+        yield "encoder.mu", self.enc_mu
+        yield "encoder.logvar", self.enc_logvar
+        yield "decoder", self.decoder
+        for name, head in self.dec_heads.items():
+            yield f"decoder.{name}", head
+
+    def _slots(self):
+        """(flat name, owning dict, key) for every parameter array."""
+        for prefix, module in self._modules():
+            owners = [(f"{prefix}.{i}", lin.params) for i, lin in enumerate(module.linears)] \
+                if isinstance(module, MLP) else [(prefix, module.params)]
+            for owner_name, owner in owners:
+                for key in owner:
+                    yield f"{owner_name}.{key}", owner, key
+
+    @property
+    def params(self) -> dict:
+        """Name -> parameter array (the arrays themselves: optimisers update them in place)."""
+        return {name: owner[key] for name, owner, key in self._slots()}
+
+    def set_params(self, new: dict) -> None:
+        """Replace every parameter by the array of the same name in ``new`` (same names and shapes)."""
+        mine = self.params
+        missing, extra = sorted(set(mine) - set(new)), sorted(set(new) - set(mine))
+        if missing or extra:
+            raise ValueError(f"parameters do not match this model: missing {missing}, unexpected {extra}")
+        wrong = [f"{k}: {tuple(new[k].shape)} != {tuple(mine[k].shape)}" for k in mine
+                 if tuple(new[k].shape) != tuple(mine[k].shape)]
+        if wrong:
+            raise ValueError("parameter shapes do not match this model's architecture: " + "; ".join(wrong))
+        for name, owner, key in self._slots():
+            owner[key] = self.backend.asarray(new[name], dtype=self.dtype_name)
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (JSON-serialisable)."""
+        return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
+                "likelihood": self.likelihood, "activation": self.activation, "seed": self.seed,
+                "dtype": self.dtype_name}
+
+    # ----------------------------------------------------------------------------------------
+    # Inputs
+    # ----------------------------------------------------------------------------------------
+    def validate_data(self, x, name="x"):
+        """``x`` as a checked backend array (batch, x_dim) of the model's dtype; clear errors otherwise."""
+        return as_data(x, self.x_dim, self.dtype_name, unit_interval=self.likelihood == "bernoulli", name=name)
+
+    _data = validate_data
+
+    def _latent(self, z, name="z"):
+        return as_data(z, self.z_dim, self.dtype_name, name=name)
+
+    def _noise(self, n, eps):
+        if eps is None:
+            return self.rng.normal((n, self.z_dim), self.dtype_name)
+        eps = as_data(eps, self.z_dim, self.dtype_name, name="eps")
+        if eps.shape[0] != n:
+            raise DataError(f"eps has {eps.shape[0]} rows but x has {n}: pass eps of shape ({n}, {self.z_dim})")
+        return eps
+
+    # ----------------------------------------------------------------------------------------
+    # Forward pieces
+    # ----------------------------------------------------------------------------------------
+    def _encode(self, x):
+        h, c_enc = self.encoder.forward(x)               # (batch, h_enc)
+        mu, c_mu = self.enc_mu.forward(h)                # (batch, z_dim)
+        logvar, c_lv = self.enc_logvar.forward(h)        # (batch, z_dim)
+        return mu, logvar, (c_enc, c_mu, c_lv)
+
+    def _decode(self, z):
+        """Decoder outputs as a dict ({"logits"} or {"mean", "logvar"}), each (batch, x_dim)."""
+        h, c_dec = self.decoder.forward(z)               # (batch, h_dec)
+        outs, c_heads = {}, {}
+        for name, head in self.dec_heads.items():
+            outs[name], c_heads[name] = head.forward(h)  # (batch, x_dim)
+        return outs, (c_dec, c_heads)
+
+    def _reconstruction_nll(self, x, outs):
+        """-log p(x | z) per example, (batch,)."""
+        if self.likelihood == "bernoulli":
+            return -bernoulli_log_prob(x, outs["logits"])
+        return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
+
+    def _negative_elbo_terms(self, x, eps):
+        """(rec, kl, everything the backward pass needs); rec and kl of shape (batch,)."""
+        xp = self.xp
+        mu, logvar, c_enc = self._encode(x)
+        std = xp.exp(0.5 * logvar)                        # (batch, z_dim)
+        z = mu + std * eps                                # reparameterisation
+        outs, c_dec = self._decode(z)
+        rec = self._reconstruction_nll(x, outs)           # -log p(x|z), (batch,)
+        kl = kl_standard_normal(mu, logvar)               # KL(q(z|x) || N(0, I)), (batch,)
+        return rec, kl, (mu, logvar, std, outs, c_enc, c_dec)
+
+    # ----------------------------------------------------------------------------------------
+    # Training objective
+    # ----------------------------------------------------------------------------------------
+    def loss_and_grads(self, x, eps=None):
+        """Batch mean of the negative ELBO and its gradient with respect to every parameter.
+
+        Parameters
+        ----------
+        x : array (batch, x_dim)
+        eps : array (batch, z_dim), optional
+            The reparameterisation noise; fixing it makes the loss a deterministic function of
+            the parameters (for gradient checks). Drawn from ``self.rng`` when omitted.
+
+        Returns
+        -------
+        loss : float
+            mean over the batch of -ELBO, nats per example.
+        grads : dict
+            d loss / d param, with exactly the keys of ``params``.
+        """
+        xp = self.xp
+        x = self._data(x)
+        n = x.shape[0]
+        eps = self._noise(n, eps)
+        rec, kl, (mu, logvar, std, outs, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = self._negative_elbo_terms(x, eps)
+        terms = self.backend.to_numpy(xp.stack([xp.mean(rec), xp.mean(kl)]))  # one transfer
+        self.last_terms = {"rec": float(terms[0]), "kl": float(terms[1])}
+
+        # ---- backward: reconstruction term through the decoder ----------------------------
+        inv_n = 1.0 / n
+        grads = {}
+        dh_dec = None
+        if self.likelihood == "bernoulli":
+            d_outs = {"logits": -bernoulli_log_prob_grad(x, outs["logits"]) * inv_n}   # (sigmoid(l) - x)/n
+        else:
+            d_mean, d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
+            d_outs = {"mean": -d_mean * inv_n, "logvar": -d_logvar * inv_n}
+        for name, head in self.dec_heads.items():
+            dh, g = head.backward(d_outs[name], c_heads[name])           # (batch, h_dec)
+            dh_dec = dh if dh_dec is None else dh_dec + dh
+            grads.update({f"decoder.{name}.{k}": v for k, v in g.items()})
+        dz, g = self.decoder.backward(dh_dec, c_dec)                     # (batch, z_dim)
+        grads.update({f"decoder.{k}": v for k, v in g.items()})
+
+        # ---- the reparameterisation path and the KL path join at mu and logvar --------------
+        dkl_dmu, dkl_dlogvar = kl_standard_normal_grad(mu, logvar)
+        d_mu = dz + dkl_dmu * inv_n                                       # dz/dmu = 1
+        d_logvar = dz * eps * (0.5 * std) + dkl_dlogvar * inv_n           # dz/dlogvar = eps * std / 2
+
+        # ---- encoder -------------------------------------------------------------------------
+        dh_mu, g = self.enc_mu.backward(d_mu, c_mu)
+        grads.update({f"encoder.mu.{k}": v for k, v in g.items()})
+        dh_lv, g = self.enc_logvar.backward(d_logvar, c_lv)
+        grads.update({f"encoder.logvar.{k}": v for k, v in g.items()})
+        _, g = self.encoder.backward(dh_mu + dh_lv, c_enc, need_dx=False)  # no gradient for the data
+        grads.update({f"encoder.{k}": v for k, v in g.items()})
+        return float(terms[0] + terms[1]), grads
+
+    def loss(self, x, eps=None) -> float:
+        """Batch mean of the negative ELBO (no gradients), nats per example."""
+        x = self._data(x)
+        rec, kl, _ = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
+        return float(self.xp.mean(rec + kl))
+
+    # ----------------------------------------------------------------------------------------
+    # Public model API
+    # ----------------------------------------------------------------------------------------
+    def encode(self, x):
+        """(mu, logvar) of q(z | x), each (batch, z_dim); logvar is the log of the variance."""
+        mu, logvar, _ = self._encode(self._data(x))
+        return mu, logvar
+
+    def decode(self, z):
+        """Decoder output for z (batch, z_dim): logits (batch, x_dim), or (mean, logvar) if Gaussian."""
+        outs, _ = self._decode(self._latent(z))
+        return outs["logits"] if self.likelihood == "bernoulli" else (outs["mean"], outs["logvar"])
+
+    def _decoder_mean(self, outs):
+        return sigmoid(outs["logits"]) if self.likelihood == "bernoulli" else outs["mean"]
+
+    def elbo(self, x, eps=None):
+        """Per-example ELBO (one sample of eps), shape (batch,), nats."""
+        x = self._data(x)
+        rec, kl, _ = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
+        return -(rec + kl)
+
+    def elbo_terms(self, x, eps=None):
+        """Per-example (reconstruction log-likelihood, KL), each (batch,): ELBO = rec - kl."""
+        x = self._data(x)
+        rec, kl, _ = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
+        return -rec, kl
+
+    def log_likelihood(self, x, k=5000, seed=None, max_rows=8192, progress=False):
+        """Importance-weighted estimate of log p(x) with k samples from q(z|x), per example (batch,).
+
+        log p(x) ~= logsumexp_i [log p(x | z_i) + log p(z_i) - log q(z_i | x)] - log k
+        (Burda et al. 2015). It is a lower bound in expectation that tightens as k grows (k = 1 is the ELBO).
+
+        Work is done in chunks of at most ``max_rows`` decoded rows, so memory stays near
+        ``max_rows * x_dim * 4 bytes`` times a few temporaries (~200 MB at the default), whatever k.
+        """
+        xp, B = self.xp, self.backend
+        k = check_positive_int(k, "k")
+        max_rows = check_positive_int(max_rows, "max_rows")
+        x = self._data(x)
+        n = x.shape[0]
+        rng = self.rng if seed is None else B.rng(seed)
+        per_example = max(1, max_rows // k)               # examples per chunk
+        per_chunk = min(k, max_rows)                      # samples per chunk
+        results = []
+        starts = range(0, n, per_example)
+        if progress:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc=f"log-likelihood (k={k})", unit="chunk", leave=False)
+        for i0 in starts:
+            xb = x[i0:min(i0 + per_example, n), :]
+            m = xb.shape[0]
+            mu, logvar, _ = self._encode(xb)
+            mu3, logvar3 = xp.expand_dims(mu, axis=1), xp.expand_dims(logvar, axis=1)   # (m, 1, z_dim)
+            std3 = xp.exp(0.5 * logvar3)
+            x3 = xp.expand_dims(xb, axis=1)                                              # (m, 1, x_dim)
+            log_w = []
+            for j0 in range(0, k, per_chunk):
+                s = min(per_chunk, k - j0)
+                eps = rng.normal((m, s, self.z_dim), self.dtype_name)                    # (m, s, z_dim)
+                z = mu3 + std3 * eps
+                log_q = -0.5 * xp.sum(LOG_2PI + logvar3 + eps * eps, axis=-1)            # log q(z|x), (m, s)
+                log_prior = -0.5 * xp.sum(LOG_2PI + z * z, axis=-1)                      # log p(z), (m, s)
+                outs, _ = self._decode(xp.reshape(z, (m * s, self.z_dim)))
+                outs = {name: xp.reshape(o, (m, s, self.x_dim)) for name, o in outs.items()}
+                log_px_z = -self._reconstruction_nll(x3, outs)                          # (m, s)
+                log_w.append(log_px_z + log_prior - log_q)
+            log_w = xp.concat(log_w, axis=1) if len(log_w) > 1 else log_w[0]            # (m, k)
+            results.append(logsumexp(log_w, axis=1) - math.log(k))
+        return xp.concat(results) if len(results) > 1 else results[0]
+
+    def sample(self, n, mean=True, seed=None):
+        """n draws from the model, (n, x_dim): z ~ N(0, I), then the decoder's mean (default) or a sample of p(x|z)."""
+        n = check_positive_int(n, "n")
+        rng = self.rng if seed is None else self.backend.rng(seed)
+        z = rng.normal((n, self.z_dim), self.dtype_name)
+        outs, _ = self._decode(z)
+        return self._draw(outs, mean, rng)
+
+    def _draw(self, outs, mean, rng):
+        xp = self.xp
+        if mean:
+            return self._decoder_mean(outs)
+        if self.likelihood == "bernoulli":
+            return rng.bernoulli(sigmoid(outs["logits"]))
+        return outs["mean"] + xp.exp(0.5 * outs["logvar"]) * rng.normal(outs["mean"].shape, self.dtype_name)
+
+    def reconstruct(self, x):
+        """The decoder's mean at z = mu(x), (batch, x_dim): Bernoulli probabilities or Gaussian means."""
+        mu, _, _ = self._encode(self._data(x))
+        outs, _ = self._decode(mu)
+        return self._decoder_mean(outs)
+
+    # ----------------------------------------------------------------------------------------
+    # Checkpoints
+    # ----------------------------------------------------------------------------------------
+    def checkpoint_arrays(self) -> dict:
+        """Host copies of the parameters, named ``"model/<param>"``."""
+        return {f"model/{k}": self.backend.to_numpy(v, copy=True) for k, v in self.params.items()}
+
+    def save(self, path, **extra_meta):
+        """Write the model to ``path`` (.npz, atomic, no pickle); returns the path."""
+        meta = {"kind": kind_of(self), "config": self.config, **extra_meta}
+        return save_checkpoint(path, self.checkpoint_arrays(), meta)
+
+    @classmethod
+    def from_checkpoint(cls, arrays, meta, path="checkpoint"):
+        """Build a model from the contents of a checkpoint (see :func:`refvae.checkpoint.load_checkpoint`)."""
+        if meta.get("kind") != kind_of(cls.__new__(cls)):
+            raise CheckpointError(
+                f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load(path)"
+            )
+        try:
+            model = cls(**meta["config"])
+            model.set_params({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
+        return model
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` or by training (parameters go to the active backend)."""
+        arrays, meta = load_checkpoint(path)
+        return cls.from_checkpoint(arrays, meta, path)
+
+    def __repr__(self):
+        return (f"GaussianVAE(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
+                f"likelihood={self.likelihood!r}, activation={self.activation!r}, dtype={self.dtype_name!r})")

@@ -1,0 +1,46 @@
+"""Shared fixtures: every backend-dependent test runs on numpy, strict and (where a GPU is present) cupy."""
+
+import os
+
+import numpy as np
+import pytest
+
+import refvae
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _cupy_reason():
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install 'refvae[gpu]')"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            return "no CUDA GPU on this machine"
+    except Exception as err:  # driver missing
+        return f"no usable CUDA GPU ({type(err).__name__})"
+    return None
+
+
+CUPY_SKIP = _cupy_reason()
+BACKENDS = ["numpy", "strict", pytest.param("cupy", marks=pytest.mark.skipif(CUPY_SKIP is not None,
+                                                                            reason=str(CUPY_SKIP)))]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The active backend for one test; the previous one is restored afterwards."""
+    with refvae.use_backend(request.param) as B:
+        yield B
+
+
+@pytest.fixture
+def numpy_backend():
+    with refvae.use_backend("numpy") as B:
+        yield B
+
+
+@pytest.fixture
+def host_rng():
+    return np.random.default_rng(12345)

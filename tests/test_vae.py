@@ -1,0 +1,181 @@
+"""The Gaussian VAE: end-to-end gradient checks with fixed noise, the loss against the textbook
+formula, the importance-weighted likelihood against quadrature, and the public API's contracts."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import refvae
+from refvae import DataError, GaussianVAE
+
+
+def _data(host_rng, n, d, likelihood):
+    return host_rng.random((n, d)) if likelihood == "bernoulli" else host_rng.normal(size=(n, d))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("hidden", [(5, 4), ()], ids=["two-hidden", "no-hidden"])
+def test_loss_gradient_matches_finite_differences(backend, likelihood, activation, hidden, host_rng):
+    model = GaussianVAE(6, 3, hidden=hidden, likelihood=likelihood, activation=activation, seed=1, dtype="float64")
+    x = _data(host_rng, 5, 6, likelihood)
+    eps = host_rng.normal(size=(5, 3))
+    loss, grads = model.loss_and_grads(x, eps)
+    assert set(grads) == set(model.params)
+    assert isinstance(loss, float)
+    result = refvae.gradcheck(lambda p: model.loss(x, eps), model.params, grads)
+    assert result.max_error <= 1e-6, str(result)
+
+
+def _textbook_negative_elbo(model, B, x, eps):
+    """-ELBO per example from encode/decode outputs, on the host, with SciPy's densities."""
+    mu, logvar = (B.to_numpy(a) for a in model.encode(x))
+    z = mu + np.exp(logvar / 2) * eps
+    kl = 0.5 * np.sum(mu**2 + np.exp(logvar) - 1 - logvar, axis=1)
+    if model.likelihood == "bernoulli":
+        p = special.expit(B.to_numpy(model.decode(z)))
+        log_px = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+    else:
+        mean, lv = (B.to_numpy(a) for a in model.decode(z))
+        log_px = stats.norm.logpdf(x, mean, np.exp(lv / 2)).sum(axis=1)
+    return kl - log_px
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_loss_equals_textbook_negative_elbo(backend, likelihood, host_rng):
+    model = GaussianVAE(8, 2, hidden=(6,), likelihood=likelihood, seed=3, dtype="float64")
+    x = _data(host_rng, 7, 8, likelihood)
+    eps = host_rng.normal(size=(7, 2))
+    expected = _textbook_negative_elbo(model, backend, x, eps)
+    loss, _ = model.loss_and_grads(x, eps)
+    assert loss == pytest.approx(expected.mean(), rel=1e-12)
+    np.testing.assert_allclose(-backend.to_numpy(model.elbo(x, eps)), expected, rtol=1e-12)
+    rec, kl = (backend.to_numpy(a) for a in model.elbo_terms(x, eps))
+    np.testing.assert_allclose(kl - rec, expected, rtol=1e-12)
+    assert model.last_terms["kl"] == pytest.approx(kl.mean(), rel=1e-12)
+
+
+def test_backends_agree_on_loss_and_gradients(host_rng):
+    x, eps = host_rng.random((4, 6)), host_rng.normal(size=(4, 3))
+    results = {}
+    for name in ["numpy", "strict"]:
+        with refvae.use_backend(name) as B:
+            model = GaussianVAE(6, 3, hidden=(5,), seed=2, dtype="float64")
+            loss, grads = model.loss_and_grads(x, eps)
+            results[name] = (loss, {k: B.to_numpy(v) for k, v in grads.items()})
+    assert results["numpy"][0] == pytest.approx(results["strict"][0], rel=1e-13)
+    for k, g in results["numpy"][1].items():
+        np.testing.assert_allclose(results["strict"][1][k], g, rtol=1e-11, atol=1e-14)
+
+
+def test_extreme_parameters_give_finite_loss_and_gradients(backend, host_rng):
+    """Decoder logits of order 1e4 (a saturated, confidently wrong decoder) stay finite."""
+    model = GaussianVAE(6, 2, hidden=(4,), seed=0, dtype="float32")
+    xp = backend.xp
+    model.dec_heads["logits"].params["b"] = backend.asarray(np.array([1e4, -1e4] * 3), dtype="float32")
+    x = np.array([[0, 1] * 3] * 3, dtype=np.float32)  # every pixel predicted wrongly
+    loss, grads = model.loss_and_grads(x)
+    assert math.isfinite(loss) and loss > 5e4
+    for g in grads.values():
+        assert bool(xp.all(xp.isfinite(g)))
+
+
+def test_log_likelihood_matches_quadrature_for_one_latent(numpy_backend, host_rng):
+    """With z_dim = 1, log p(x) = log int p(x|z) p(z) dz is a 1-D integral: the IW estimate must agree."""
+    model = GaussianVAE(5, 1, hidden=(4,), seed=4, dtype="float64")
+    x = (host_rng.random((3, 5)) < 0.5).astype(np.float64)
+
+    def log_joint(z, xi):
+        logits = model.decode(np.array([[z]]))
+        return float(refvae.numerics.bernoulli_log_prob(xi[None], logits)[0]) + stats.norm.logpdf(z)
+
+    exact = []
+    for xi in x:
+        peak = max(np.linspace(-8, 8, 161), key=lambda z: log_joint(z, xi))
+        shift = log_joint(peak, xi)
+        val, _ = integrate.quad(lambda z: math.exp(log_joint(z, xi) - shift), -12, 12, points=[peak], limit=200)
+        exact.append(math.log(val) + shift)
+    for max_rows in (8192, 7):  # one chunk, and chunks over samples
+        estimate = model.log_likelihood(x, k=20000, seed=0, max_rows=max_rows)
+        np.testing.assert_allclose(estimate, exact, atol=0.01)
+    # The ELBO by quadrature, E_q[log p(x|z)] - KL: a lower bound on log p(x), and the mean of model.elbo.
+    mu, logvar = model.encode(x)
+    kl = refvae.numerics.kl_standard_normal(mu, logvar)
+    for i, xi in enumerate(x):
+        q = stats.norm(mu[i, 0], math.exp(logvar[i, 0] / 2))
+        expected_rec, _ = integrate.quad(lambda z: q.pdf(z) * (log_joint(z, xi) - stats.norm.logpdf(z)),
+                                         q.mean() - 12 * q.std(), q.mean() + 12 * q.std(), limit=200)
+        elbo_exact = expected_rec - kl[i]
+        assert elbo_exact < exact[i]
+        draws = np.array([model.elbo(x)[i] for _ in range(400)])
+        assert abs(draws.mean() - elbo_exact) < 4 * draws.std() / math.sqrt(len(draws)) + 1e-9
+
+
+def test_log_likelihood_chunking_over_examples(backend, host_rng):
+    model = GaussianVAE(6, 2, hidden=(4,), seed=1, dtype="float64")
+    x = host_rng.random((9, 6))
+    ll = backend.to_numpy(model.log_likelihood(x, k=3, seed=5, max_rows=7))  # 2 examples per chunk
+    assert ll.shape == (9,) and np.all(np.isfinite(ll))
+    k1 = backend.to_numpy(model.log_likelihood(x, k=1, seed=5))
+    assert k1.shape == (9,)
+
+
+def test_public_methods_shapes_and_types(backend, host_rng):
+    model = GaussianVAE(6, 3, hidden=(5,), seed=0)
+    x = host_rng.random((4, 6)).astype(np.float32)
+    mu, logvar = model.encode(x)
+    assert backend.is_array(mu) and tuple(mu.shape) == (4, 3) and tuple(logvar.shape) == (4, 3)
+    assert backend.dtype_name(mu.dtype) == "float32"
+    assert tuple(model.decode(mu).shape) == (4, 6)
+    for out in (model.elbo(x), model.log_likelihood(x, k=4)):
+        assert backend.is_array(out) and tuple(out.shape) == (4,)
+    samples = backend.to_numpy(model.sample(10))
+    assert samples.shape == (10, 6) and samples.min() >= 0 and samples.max() <= 1
+    binary = backend.to_numpy(model.sample(10, mean=False))
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    rec = model.reconstruct(backend.asarray(x))  # a backend array is accepted too
+    assert tuple(rec.shape) == (4, 6)
+    gauss = GaussianVAE(6, 3, hidden=(5,), likelihood="gaussian")
+    mean, lv = gauss.decode(backend.asarray(np.zeros((2, 3), np.float32)))
+    assert tuple(mean.shape) == (2, 6) and tuple(lv.shape) == (2, 6)
+
+
+def test_params_and_config(numpy_backend):
+    model = GaussianVAE(784, 20)
+    shapes = {k: tuple(v.shape) for k, v in model.params.items()}
+    assert shapes["encoder.0.W"] == (784, 400) and shapes["encoder.mu.W"] == (400, 20)
+    assert shapes["encoder.logvar.b"] == (20,) and shapes["decoder.0.W"] == (20, 400)
+    assert shapes["decoder.logits.W"] == (400, 784)
+    assert all(v.dtype == np.float32 for v in model.params.values())
+    assert model.config["hidden"] == [400]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((3, 6), np.nan), "NaN or infinite"),
+    (np.full((3, 6), np.inf), "NaN or infinite"),
+    (np.full((3, 6), 2.0), r"values in \[2, 2\].*\[0, 1\]"),
+    (np.zeros((3, 5)), "5 columns but the model expects 6"),
+    (np.zeros((0, 6)), "0 rows"),
+    (np.zeros(6), r"shape \(6,\).*\(n, 6\)"),
+])
+def test_bad_input_is_refused_clearly(backend, bad, message):
+    model = GaussianVAE(6, 2, hidden=(4,))
+    with pytest.raises(DataError, match=message):
+        model.loss_and_grads(bad)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="likelihood 'poisson'"):
+        GaussianVAE(6, 2, likelihood="poisson")
+    with pytest.raises(ValueError, match="z_dim must be a positive integer"):
+        GaussianVAE(6, 0)
+    with pytest.raises(ValueError, match="unsupported dtype"):
+        GaussianVAE(6, 2, dtype="float16")
+
+
+def test_eps_of_the_wrong_shape(numpy_backend):
+    model = GaussianVAE(6, 2, hidden=(4,))
+    with pytest.raises(DataError, match="eps has 2 rows but x has 3"):
+        model.loss_and_grads(np.zeros((3, 6)), eps=np.zeros((2, 2)))
