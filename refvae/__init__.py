@@ -14,7 +14,7 @@ Sub-packages ``rbm`` (restricted Boltzmann machines) and ``wakesleep`` (Helmholt
 this core: backend, numerics, layers, optimisers, ``fit``, ``gradcheck``, datasets, checkpoints.
 """
 
-from . import numerics  # TEMP
+from . import datasets, evaluation, numerics
 from .backend import BACKENDS, Backend, BackendError, get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError, load_model as load
 from .checks import DataError
@@ -29,5 +29,5 @@ __version__ = "0.1.0"
 __all__ = [
     "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE",
     "GradcheckResult", "Linear", "MLP", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
-    "datasets", "fit", "get_backend", "gradcheck", "load", "numerics", "set_backend", "use_backend",
+    "datasets", "evaluation", "fit", "get_backend", "gradcheck", "load", "numerics", "set_backend", "use_backend",
 ]

@@ -1,0 +1,518 @@
+"""Tests for refvae.datasets: IDX I/O, the embedded MNIST subset, MNIST from a directory or the
+download cache (downloads faked, fully offline), and bars-and-stripes."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import urllib.error
+
+import numpy as np
+import pytest
+
+from refvae import datasets
+
+MNIST_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+# SHA-256 of the *decompressed* MNIST test files, as published widely; the embedded gzip wrappers
+# differ from the published .gz files (re-compressed), but their content must be exactly this.
+T10K_RAW_SHA256 = {
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def fake_mnist_arrays(n_train=12, n_test=5, seed=0):
+    """Small random MNIST-like arrays: {file name: array}."""
+    rng = np.random.default_rng(seed)
+    return {
+        "train-images-idx3-ubyte": rng.integers(0, 256, size=(n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, size=n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, size=n_test, dtype=np.uint8),
+    }
+
+
+@pytest.fixture
+def fake_remote(tmp_path):
+    """Fake MNIST '.gz' files (as a mirror would serve them) and their digests."""
+    arrays = fake_mnist_arrays()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    digests = {}
+    for name, arr in arrays.items():
+        datasets.write_idx(remote / (name + ".gz"), arr)
+        digests[name + ".gz"] = hashlib.sha256((remote / (name + ".gz")).read_bytes()).hexdigest()
+    return arrays, remote, digests
+
+
+@pytest.fixture
+def fake_download(monkeypatch, fake_remote):
+    """Replace the downloader by a copy from the fake remote; record the URLs asked for."""
+    arrays, remote, digests = fake_remote
+    calls = []
+
+    def fetch(url, dest):
+        calls.append(url)
+        fname = url.rsplit("/", 1)[-1]
+        with open(dest, "wb") as f:
+            f.write((remote / fname).read_bytes())
+
+    monkeypatch.setattr(datasets, "_fetch", fetch)
+    monkeypatch.setattr(datasets, "MNIST_SHA256", dict(digests))
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ("https://mirror-a.invalid/mnist/",))
+    return arrays, calls
+
+
+def check_fake_mnist(result, arrays):
+    (x, y), (xt, yt) = result
+    assert x.shape == (12, 784) and xt.shape == (5, 784)
+    assert x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_allclose(x, arrays["train-images-idx3-ubyte"].reshape(12, 784) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(xt, arrays["t10k-images-idx3-ubyte"].reshape(5, 784) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, arrays["train-labels-idx1-ubyte"])
+    np.testing.assert_array_equal(yt, arrays["t10k-labels-idx1-ubyte"])
+
+
+# --------------------------------------------------------------------------------------------------
+# mnist-10k
+# --------------------------------------------------------------------------------------------------
+
+
+def test_mnist_10k_shapes_dtype_range():
+    train, test = datasets.load("mnist-10k")
+    assert train.shape == (8000, 784) and test.shape == (2000, 784)
+    for x in (train, test):
+        assert x.dtype == np.float32
+        assert x.min() == 0.0 and x.max() == 1.0
+
+
+def test_mnist_10k_labels_and_mean():
+    (x, y), (xt, yt) = datasets.load("mnist-10k", labels=True)
+    assert y.shape == (8000,) and yt.shape == (2000,)
+    assert y.dtype == np.int64 and yt.dtype == np.int64
+    np.testing.assert_array_equal(y[:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    assert set(np.unique(np.concatenate([y, yt]))) == set(range(10))
+    mean = np.concatenate([x, xt]).astype(np.float64).mean()
+    assert abs(mean - 33.79 / 255) < 1e-4
+    # labels=False returns the same images
+    train, test = datasets.load("mnist-10k")
+    np.testing.assert_array_equal(train, x)
+    np.testing.assert_array_equal(test, xt)
+
+
+def test_mnist_10k_pixels_are_multiples_of_1_over_255():
+    train, _ = datasets.load("mnist-10k")
+    scaled = train[:100].astype(np.float64) * 255
+    np.testing.assert_allclose(scaled, np.round(scaled), atol=1e-4)
+
+
+@pytest.mark.parametrize("fname", sorted(T10K_RAW_SHA256))
+def test_embedded_files_are_the_published_mnist_test_set(fname):
+    raw = gzip.decompress((datasets._DATA_DIR / fname).read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == T10K_RAW_SHA256[fname]
+
+
+def test_mnist_10k_takes_no_options():
+    with pytest.raises(TypeError, match="data_dir"):
+        datasets.load("mnist-10k", data_dir="/somewhere")
+
+
+# --------------------------------------------------------------------------------------------------
+# IDX files
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(24, dtype=np.uint8).reshape(2, 3, 4),
+        np.array([-128, -1, 0, 1, 127], dtype=np.int8),
+        np.array([[-32768, -2, 300], [7, 0, 32767]], dtype=np.int16),
+        np.array([-(2**31), -70000, 0, 2**31 - 1], dtype=np.int32),
+        np.array([[1.5, -2.25], [np.inf, 1e-30]], dtype=np.float32),
+        np.array([np.pi, -1e300, 0.0], dtype=np.float64).reshape(3, 1, 1),
+        np.zeros((0, 5), dtype=np.uint8),
+    ],
+    ids=["uint8", "int8", "int16", "int32", "float32", "float64", "empty"],
+)
+def test_idx_round_trip(tmp_path, array, suffix):
+    path = tmp_path / ("a.idx" + suffix)
+    datasets.write_idx(path, array)
+    back = datasets.read_idx(path)
+    assert back.dtype == array.dtype and back.dtype.isnative
+    assert back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+    assert back.flags.writeable
+
+
+def test_idx_header_is_big_endian(tmp_path):
+    path = tmp_path / "a.idx"
+    datasets.write_idx(path, np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int16))
+    raw = path.read_bytes()
+    assert raw[:4] == bytes([0, 0, 0x0B, 2])
+    assert raw[4:12] == bytes([0, 0, 0, 2, 0, 0, 0, 3])
+    assert raw[12:14] == bytes([0, 1])  # first value, big-endian
+    assert len(raw) == 12 + 6 * 2
+
+
+def test_idx_gzip_detected_by_magic(tmp_path):
+    gz = tmp_path / "a.idx.gz"
+    array = np.arange(10, dtype=np.int32)
+    datasets.write_idx(gz, array)
+    assert gz.read_bytes()[:2] == b"\x1f\x8b"
+    renamed = tmp_path / "a.idx"
+    renamed.write_bytes(gz.read_bytes())
+    np.testing.assert_array_equal(datasets.read_idx(renamed), array)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_idx_truncated_file(tmp_path, suffix):
+    good = tmp_path / "good.idx"
+    datasets.write_idx(good, np.ones((3, 4), dtype=np.float32))
+    raw = good.read_bytes()[:-1]
+    bad = tmp_path / ("bad.idx" + suffix)
+    bad.write_bytes(gzip.compress(raw) if suffix else raw)
+    with pytest.raises(datasets.IDXFormatError, match=r"truncated.*\(3, 4\).*48 bytes.*47 bytes") as info:
+        datasets.read_idx(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_idx_over_long_file(tmp_path):
+    path = tmp_path / "long.idx"
+    datasets.write_idx(path, np.ones(5, dtype=np.uint8))
+    path.write_bytes(path.read_bytes() + b"\x00\x00")
+    with pytest.raises(datasets.IDXFormatError, match=r"longer than declared.*5 bytes.*7 bytes"):
+        datasets.read_idx(path)
+
+
+def test_idx_truncated_header(tmp_path):
+    path = tmp_path / "hdr.idx"
+    path.write_bytes(bytes([0, 0, 0x08, 3, 0, 0, 0, 2]))  # 3 dims declared, 1 given
+    with pytest.raises(datasets.IDXFormatError, match="3 dimensions"):
+        datasets.read_idx(path)
+    path.write_bytes(b"\x00\x00")
+    with pytest.raises(datasets.IDXFormatError, match="too short"):
+        datasets.read_idx(path)
+
+
+def test_idx_bad_magic(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(bytes([1, 0, 0x08, 1, 0, 0, 0, 1, 42]))
+    with pytest.raises(datasets.IDXFormatError, match="two zero bytes") as info:
+        datasets.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_idx_unknown_type_code(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(bytes([0, 0, 0x0A, 1, 0, 0, 0, 1, 42]))
+    with pytest.raises(datasets.IDXFormatError, match="0x0A"):
+        datasets.read_idx(path)
+
+
+def test_idx_corrupt_gzip(tmp_path):
+    path = tmp_path / "a.idx.gz"
+    datasets.write_idx(path, np.arange(1000, dtype=np.int32))
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(datasets.IDXFormatError, match="gzip"):
+        datasets.read_idx(path)
+
+
+def test_idx_errors_are_value_errors(tmp_path):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(b"\x07\x07\x07\x07")
+    with pytest.raises(ValueError):
+        datasets.read_idx(path)
+
+
+def test_idx_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        datasets.read_idx(tmp_path / "nope.idx")
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_, np.float16])
+def test_write_idx_unsupported_dtype(tmp_path, dtype):
+    with pytest.raises(ValueError, match="astype"):
+        datasets.write_idx(tmp_path / "a.idx", np.zeros(3, dtype=dtype))
+    assert not (tmp_path / "a.idx").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# mnist from data_dir
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_from_data_dir(tmp_path, gz):
+    arrays = fake_mnist_arrays()
+    for name, arr in arrays.items():
+        datasets.write_idx(tmp_path / (name + (".gz" if gz else "")), arr)
+    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=tmp_path, download=False), arrays)
+    train, test = datasets.load("mnist", data_dir=str(tmp_path))
+    assert train.shape == (12, 784) and test.shape == (5, 784)
+
+
+def test_mnist_data_dir_mixed_compression(tmp_path):
+    arrays = fake_mnist_arrays()
+    for i, (name, arr) in enumerate(arrays.items()):
+        datasets.write_idx(tmp_path / (name + (".gz" if i % 2 else "")), arr)
+    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=tmp_path), arrays)
+
+
+def test_mnist_data_dir_missing_file(tmp_path):
+    arrays = fake_mnist_arrays()
+    for name, arr in arrays.items():
+        if name != "t10k-labels-idx1-ubyte":
+            datasets.write_idx(tmp_path / name, arr)
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        datasets.load("mnist", data_dir=tmp_path)
+
+
+def test_mnist_data_dir_not_a_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        datasets.load("mnist", data_dir=tmp_path / "missing")
+
+
+def test_mnist_data_dir_label_count_mismatch(tmp_path):
+    arrays = fake_mnist_arrays()
+    arrays["train-labels-idx1-ubyte"] = arrays["train-labels-idx1-ubyte"][:11]
+    for name, arr in arrays.items():
+        datasets.write_idx(tmp_path / name, arr)
+    with pytest.raises(datasets.IDXFormatError, match="11 labels for 12 images"):
+        datasets.load("mnist", data_dir=tmp_path)
+
+
+def test_mnist_data_dir_swapped_files(tmp_path):
+    arrays = fake_mnist_arrays()
+    for name, arr in arrays.items():
+        datasets.write_idx(tmp_path / name, arr)
+    # labels where images are expected
+    datasets.write_idx(tmp_path / "train-images-idx3-ubyte", arrays["train-labels-idx1-ubyte"])
+    with pytest.raises(datasets.IDXFormatError, match=r"\(n, 28, 28\)"):
+        datasets.load("mnist", data_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# mnist download cache (downloads faked)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_mnist_download_caches_and_verifies(tmp_path, fake_download):
+    arrays, calls = fake_download
+    cache = tmp_path / "cache"
+    check_fake_mnist(datasets.load("mnist", labels=True, cache_dir=cache), arrays)
+    assert sorted(calls) == sorted(f"https://mirror-a.invalid/mnist/{n}.gz" for n in MNIST_NAMES)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(n + ".gz" for n in MNIST_NAMES)
+    for p in cache.iterdir():
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == datasets.MNIST_SHA256[p.name]
+    # second load: served from the cache, no download
+    calls.clear()
+    check_fake_mnist(datasets.load("mnist", labels=True, cache_dir=cache, download=False), arrays)
+    assert calls == []
+
+
+def test_mnist_cache_dir_from_environment(tmp_path, monkeypatch, fake_download):
+    _, calls = fake_download
+    monkeypatch.setenv("REFVAE_DATA", str(tmp_path / "envcache"))
+    train, test = datasets.load("mnist")
+    assert train.shape == (12, 784) and test.shape == (5, 784)
+    assert len(calls) == 4
+    assert (tmp_path / "envcache" / "train-images-idx3-ubyte.gz").is_file()
+
+
+def test_mnist_default_cache_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("REFVAE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert datasets._default_cache_dir() == tmp_path / ".cache" / "refvae" / "mnist"
+    monkeypatch.setenv("REFVAE_DATA", str(tmp_path / "x"))
+    assert datasets._default_cache_dir() == tmp_path / "x"
+
+
+def test_mnist_corrupted_cache_file(tmp_path, fake_download):
+    _, calls = fake_download
+    cache = tmp_path / "cache"
+    datasets.load("mnist", cache_dir=cache)
+    victim = cache / "t10k-images-idx3-ubyte.gz"
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    calls.clear()
+    with pytest.raises(datasets.ChecksumError) as info:
+        datasets.load("mnist", cache_dir=cache)
+    msg = str(info.value)
+    assert str(victim) in msg
+    assert datasets.MNIST_SHA256[victim.name] in msg
+    assert hashlib.sha256(bytes(data)).hexdigest() in msg
+    assert "Delete" in msg and "data_dir" in msg
+    assert calls == []  # no silent re-download
+
+
+def test_mnist_download_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch, fake_download):
+    bad = dict(datasets.MNIST_SHA256)
+    bad["train-labels-idx1-ubyte.gz"] = "0" * 64
+    monkeypatch.setattr(datasets, "MNIST_SHA256", bad)
+    cache = tmp_path / "cache"
+    with pytest.raises(datasets.ChecksumError, match="train-labels-idx1-ubyte.gz.*expected 0{64}"):
+        datasets.load("mnist", cache_dir=cache)
+    names = sorted(p.name for p in cache.iterdir())
+    assert names == ["train-images-idx3-ubyte.gz"]  # the file before it; no partial or temp files
+
+
+def test_mnist_mirror_fallback(tmp_path, monkeypatch, fake_download):
+    _, calls = fake_download
+    good_fetch = datasets._fetch
+
+    def flaky(url, dest):
+        calls.append(url)
+        if "mirror-a" in url:
+            raise urllib.error.URLError("connection refused")
+        good_fetch(url, dest)
+
+    monkeypatch.setattr(datasets, "_fetch", flaky)
+    mirrors = ("https://mirror-a.invalid/mnist/", "https://mirror-b.invalid/m")  # 2nd: no trailing slash
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", mirrors)
+    train, _ = datasets.load("mnist", cache_dir=tmp_path)
+    assert train.shape == (12, 784)
+    assert "https://mirror-b.invalid/m/train-images-idx3-ubyte.gz" in calls
+    assert sum("mirror-a" in u for u in calls) == 4
+
+
+def test_mnist_no_network_message(tmp_path, monkeypatch):
+    def offline(url, dest):
+        with open(dest, "wb") as f:
+            f.write(b"partial")  # a failed transfer may leave bytes behind
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(datasets, "_fetch", offline)
+    cache = tmp_path / "cache"
+    with pytest.raises(datasets.DownloadError) as info:
+        datasets.load("mnist", cache_dir=cache)
+    msg = str(info.value)
+    assert "data_dir=" in msg and "mnist-10k" in msg
+    for mirror in datasets.MNIST_MIRRORS:
+        assert mirror in msg
+    assert isinstance(info.value, OSError)
+    assert list(cache.iterdir()) == []  # nothing partial left in the cache
+
+
+def test_mnist_missing_cache_without_download(tmp_path, monkeypatch):
+    def fail(url, dest):  # pragma: no cover - must not be called
+        raise AssertionError("download attempted with download=False")
+
+    monkeypatch.setattr(datasets, "_fetch", fail)
+    with pytest.raises(FileNotFoundError, match="download=True.*data_dir="):
+        datasets.load("mnist", cache_dir=tmp_path, download=False)
+
+
+def test_real_fetch_with_file_urls(tmp_path, monkeypatch, fake_remote):
+    """The real downloader end to end, offline, through file:// URLs."""
+    arrays, remote, digests = fake_remote
+    monkeypatch.setattr(datasets, "MNIST_SHA256", digests)
+    monkeypatch.setattr(
+        datasets, "MNIST_MIRRORS", ((tmp_path / "missing").as_uri() + "/", remote.as_uri() + "/")
+    )
+    cache = tmp_path / "cache"
+    check_fake_mnist(datasets.load("mnist", labels=True, cache_dir=cache), arrays)
+    assert sorted(os.listdir(cache)) == sorted(n + ".gz" for n in MNIST_NAMES)
+
+
+def test_published_digests():
+    assert set(datasets.MNIST_SHA256) == {n + ".gz" for n in MNIST_NAMES}
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in datasets.MNIST_SHA256.values())
+    assert datasets.MNIST_SHA256["t10k-labels-idx1-ubyte.gz"].endswith("defaefb259924204aec6")
+    assert all(m.startswith("https://") for m in datasets.MNIST_MIRRORS)
+
+
+# --------------------------------------------------------------------------------------------------
+# bars and stripes
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 4])
+def test_bars_count_unique_and_structure(side):
+    p = datasets.bars_and_stripes(side)
+    assert p.shape == (2 ** (side + 1) - 2, side * side)
+    assert p.dtype == np.float32
+    assert set(np.unique(p)) <= {0.0, 1.0}
+    assert len(np.unique(p, axis=0)) == len(p)
+    grids = p.reshape(-1, side, side)
+    rows_const = np.all(grids == grids[:, :, :1], axis=(1, 2))
+    cols_const = np.all(grids == grids[:, :1, :], axis=(1, 2))
+    assert np.all(rows_const | cols_const)
+
+
+def test_bars_side2_explicit():
+    p = datasets.bars_and_stripes(2)
+    expected = {
+        (0, 0, 0, 0), (1, 1, 1, 1),
+        (1, 1, 0, 0), (0, 0, 1, 1),  # one row on
+        (1, 0, 1, 0), (0, 1, 0, 1),  # one column on
+    }
+    assert {tuple(int(v) for v in row) for row in p} == expected
+
+
+def test_bars_sorted_deterministic():
+    p = datasets.bars_and_stripes(4)
+    order = np.lexsort(p.T[::-1])
+    np.testing.assert_array_equal(order, np.arange(len(p)))
+    np.testing.assert_array_equal(p, datasets.bars_and_stripes(4))
+
+
+def test_load_bars_labels():
+    (x, y), (xt, yt) = datasets.load("bars", labels=True, side=3)
+    assert x.shape == (14, 9) and y.shape == (14,) and y.dtype == np.int64
+    np.testing.assert_array_equal(x, xt)
+    np.testing.assert_array_equal(y, yt)
+    assert np.sum(y == 2) == 2 and np.sum(y == 0) == 6 and np.sum(y == 1) == 6
+    grids = x.reshape(-1, 3, 3)
+    for g, label in zip(grids, y):
+        if label == 0:
+            assert np.all(g == g[:, :1]) and not np.all(g == g[:1, :])
+        elif label == 1:
+            assert np.all(g == g[:1, :]) and not np.all(g == g[:, :1])
+        else:
+            assert np.all(g == g[0, 0])
+
+
+def test_load_bars_default_and_copies():
+    train, test = datasets.load("bars")
+    assert train.shape == (30, 16)
+    train[0, 0] = 5.0
+    assert test[0, 0] == 0.0  # train and test do not share memory
+
+
+@pytest.mark.parametrize("side", [0, -1, 17, 2.5, True, "4"])
+def test_bars_bad_side(side):
+    with pytest.raises(ValueError, match="side"):
+        datasets.bars_and_stripes(side)
+
+
+# --------------------------------------------------------------------------------------------------
+# load() argument handling
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cifar10", "MNIST", "", None])
+def test_unknown_dataset_lists_names(name):
+    with pytest.raises(ValueError) as info:
+        datasets.load(name)
+    for known in datasets.DATASETS:
+        assert repr(known) in str(info.value)
+
+
+def test_unexpected_keyword():
+    with pytest.raises(TypeError, match="side"):
+        datasets.load("bars", sides=3)
