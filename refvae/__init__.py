@@ -15,6 +15,7 @@ this core: backend, numerics, layers, optimisers, ``fit``, ``gradcheck``, datase
 """
 
 from . import datasets, evaluation, numerics
+from .aggregate import PriorMismatch, absorb_prior, aggregate_posterior, align_to_prior, prior_mismatch
 from .backend import BACKENDS, Backend, BackendError, get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError, load_model as load
 from .checks import DataError
@@ -27,7 +28,7 @@ from .vae import GaussianVAE
 __version__ = "0.1.0"
 
 __all__ = [
-    "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE",
+    "BACKENDS", "Adam", "PriorMismatch", "absorb_prior", "aggregate_posterior", "align_to_prior", "prior_mismatch", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE",
     "GradcheckResult", "Linear", "MLP", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
     "datasets", "evaluation", "fit", "get_backend", "gradcheck", "load", "numerics", "set_backend", "use_backend",
 ]

@@ -162,6 +162,12 @@ class Backend:
             return self.xp.asarray(a, dtype=dt)
         return np.asarray(a, dtype=dt)
 
+    def zeros(self, shape, dtype=None):
+        """An array of zeros on this backend's device (float32 unless ``dtype`` says otherwise)."""
+        if self.device is not None:
+            return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+        return self.xp.zeros(shape, dtype=self.dtype(dtype))
+
     def to_numpy(self, a, copy: bool = False) -> np.ndarray:
         """Device array -> NumPy host array. Device backends always copy; with NumPy the array itself
         is returned unless ``copy=True`` (use it for snapshots such as checkpoints)."""

@@ -16,11 +16,15 @@ TEST_BINARIZATION_SEED = 1234
 
 
 def binarize_fixed(X, seed: int = TEST_BINARIZATION_SEED):
-    """One fixed Bernoulli sample of X (n, d) in [0, 1], made on the host so it is the same on every backend."""
+    """One fixed Bernoulli sample of X (n, d) in [0, 1]: ``numpy.random.default_rng(seed).random(X.shape) < X``.
+
+    The uniforms are float64 and made on the host, so the binary test set is the same on every backend
+    (and the same as any other implementation that uses this recipe).
+    """
     B = get_backend()
     X = B.asarray(X)
-    u = B.rng(seed, host=True).uniform(tuple(X.shape), B.dtype_name(X.dtype))
-    return B.xp.astype(u < X, X.dtype)
+    u = B.rng(seed, host=True).uniform(tuple(X.shape), "float64")
+    return B.xp.astype(u < B.xp.astype(X, u.dtype), X.dtype)
 
 
 def evaluate_vae(model, X, *, k: int = 1000, elbo_draws: int = 10, seed: int = 0, binarize: bool | None = None,

@@ -28,6 +28,8 @@ __all__ = [
     "bernoulli_log_prob_grad",
     "gaussian_log_prob",
     "gaussian_log_prob_grad",
+    "kl_normal",
+    "kl_normal_grad",
     "kl_standard_normal",
     "kl_standard_normal_grad",
     "log_sigmoid",
@@ -172,3 +174,38 @@ def kl_standard_normal_grad(mu, logvar):
     """Derivatives of kl_standard_normal: (d/d mu = mu, d/d logvar = (exp(logvar) - 1) / 2)."""
     xp = namespace(logvar)
     return mu, 0.5 * (xp.exp(logvar) - 1.0)
+
+
+def kl_normal(mu, logvar, prior_mean, prior_logvar):
+    """KL( N(mu, diag e^logvar) || N(prior_mean, diag e^prior_logvar) ), summed over the last axis.
+
+    KL = 1/2 sum_j [ pv_j - v_j + (e^{v_j} + (mu_j - pm_j)^2) e^{-pv_j} - 1 ]     (v = logvar, pv = prior_logvar)
+
+    ``prior_mean`` and ``prior_logvar`` broadcast against ``mu`` (e.g. shape (z_dim,)).
+
+    Returns
+    -------
+    array (batch,)
+    """
+    xp = namespace(logvar)
+    diff = mu - prior_mean
+    return 0.5 * xp.sum(prior_logvar - logvar + (xp.exp(logvar) + diff * diff) * xp.exp(-prior_logvar) - 1.0,
+                        axis=-1)
+
+
+def kl_normal_grad(mu, logvar, prior_mean, prior_logvar):
+    """Derivatives of kl_normal, each of the broadcast shape (batch, d):
+
+    d/d mu          =  (mu - pm) e^{-pv}
+    d/d logvar      =  (e^{v - pv} - 1) / 2
+    d/d prior_mean  = -(mu - pm) e^{-pv}
+    d/d prior_logvar = (1 - (e^v + (mu - pm)^2) e^{-pv}) / 2
+    """
+    xp = namespace(logvar)
+    inv_prior_var = xp.exp(-prior_logvar)
+    diff = mu - prior_mean
+    d_mu = diff * inv_prior_var
+    var_ratio = xp.exp(logvar) * inv_prior_var
+    d_logvar = 0.5 * (var_ratio - 1.0)
+    d_prior_logvar = 0.5 * (1.0 - var_ratio - diff * d_mu)
+    return d_mu, d_logvar, -d_mu, d_prior_logvar

@@ -9,7 +9,9 @@ returning ``(loss, grads)``. It uses, when the model has them:
 * ``model.last_terms`` — a dict of per-batch numbers (e.g. the ELBO's reconstruction and KL
   terms), averaged per epoch into the history as ``train_<name>``;
 * ``model.config``, ``model.checkpoint_arrays()``, ``model.set_params()`` — for checkpoints;
-* ``model.validate_data(X)`` — to check data once (else the model checks each batch itself).
+* ``model.validate_data(X)`` — to check data once (else the model checks each batch itself);
+* ``model.epoch_diagnostics(X_subset)`` — a dict of numbers recorded in the history after every epoch,
+  on a fixed subset of the training data (the VAE records its aggregate-posterior mismatch KL).
 
 The data moves to the device once; every random number (shuffling, binarisation, model noise)
 comes from the backend's generator seeded by ``(seed, epoch, stream)``.
@@ -27,9 +29,11 @@ from .checks import DataError, check_positive_int
 __all__ = ["BINARIZE", "TrainingError", "fit"]
 
 BINARIZE = (None, "static", "dynamic")
+ALIGN = (None, "init", "epoch")
+MONITOR_SIZE = 1000  # examples in the fixed subset for epoch_diagnostics
 
 # Independent random streams within an epoch: rng((seed, epoch, stream)).
-_SHUFFLE, _BINARIZE, _MODEL_NOISE, _VALIDATION = 0, 1, 2, 3
+_SHUFFLE, _BINARIZE, _MODEL_NOISE, _VALIDATION, _MONITOR = 0, 1, 2, 3, 4
 _STATIC_EPOCH = 2**31 - 1  # the "epoch" of the one static binarisation
 
 
@@ -42,7 +46,7 @@ def _history_from(meta_history):
 
 
 def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val=None, checkpoint=None,
-        progress=True, resume=False, callbacks=()):
+        progress=True, resume=False, callbacks=(), align=None, align_epochs=3):
     """Train ``model`` on ``X`` with minibatches; returns the history.
 
     Parameters
@@ -72,6 +76,13 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         Continue from ``checkpoint`` if it exists (same model architecture, data and settings).
     callbacks : iterable of callables
         Each is called as ``cb(model, history)`` after every epoch (e.g. to record diagnostics).
+    align : {None, "init", "epoch"}
+        Align the aggregate posterior to the prior on the training data (:func:`refvae.align_to_prior`,
+        a Gaussian VAE only): "init" once before training, "epoch" after each of the first
+        ``align_epochs`` epochs. The decoder's function is unchanged; the optimiser's moment estimates
+        are kept as they are.
+    align_epochs : int
+        With ``align="epoch"``: how many of the first epochs are followed by an alignment.
 
     Returns
     -------
@@ -90,6 +101,11 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     batch_size = check_positive_int(batch_size, "batch_size")
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
+    if align not in ALIGN:
+        raise ValueError(f"align must be one of {ALIGN}, got {align!r}")
+    if align is not None:
+        from .aggregate import align_to_prior
+        align_epochs = check_positive_int(align_epochs, "align_epochs")
     if not hasattr(model, "params") or not hasattr(model, "loss_and_grads"):
         raise TypeError("fit needs a model with .params and .loss_and_grads(batch)")
     X = _to_device_data(model, X, "X")
@@ -105,6 +121,8 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         X_val = B.rng((seed, _STATIC_EPOCH, _VALIDATION)).bernoulli(X_val)
 
     settings = {"seed": int(seed), "batch_size": batch_size, "binarize": binarize, "n_train": int(n)}
+    if align is not None:
+        settings.update(align=align, align_epochs=align_epochs)
     history = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
     start_epoch = 0
     if resume and checkpoint is not None:
@@ -117,6 +135,13 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
                 raise
         if meta is not None:
             start_epoch, history = _restore(model, optimizer, arrays, meta, settings, checkpoint)
+
+    X_monitor = None
+    if hasattr(model, "epoch_diagnostics"):
+        pick = B.rng((seed, 0, _MONITOR)).permutation(n)[:min(MONITOR_SIZE, n)]
+        X_monitor = xp.take(X, pick, axis=0)
+    if align == "init" and start_epoch == 0:
+        align_to_prior(model, X, inplace=True)
 
     steps_per_epoch = math.ceil(n / batch_size)
     for epoch in range(start_epoch, epochs):
@@ -157,6 +182,11 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         history["seconds"].append(time.perf_counter() - t0)
         for k, v in sums.items():
             history.setdefault(f"train_{k}", []).append(v)
+        if align == "epoch" and epoch < align_epochs:
+            align_to_prior(model, X, inplace=True)
+        if X_monitor is not None:
+            for k, v in model.epoch_diagnostics(X_monitor).items():
+                history.setdefault(k, []).append(v)
         for cb in callbacks:
             cb(model, history)
         if progress:

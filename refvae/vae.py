@@ -48,15 +48,31 @@ from .numerics import (
     bernoulli_log_prob_grad,
     gaussian_log_prob,
     gaussian_log_prob_grad,
+    kl_normal,
+    kl_normal_grad,
     kl_standard_normal,
     kl_standard_normal_grad,
     logsumexp,
     sigmoid,
 )
 
-__all__ = ["GaussianVAE", "LIKELIHOODS"]
+__all__ = ["GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+PRIORS = ("standard", "learned")
+
+
+class LearnedPrior:
+    """A learned diagonal-Gaussian prior p(z) = N(mean, diag exp(logvar)), parameters ``"mean"`` and
+    ``"logvar"`` of shape ``(z_dim,)``, initialised to the standard normal (zeros).
+
+    It is redundant: :func:`refvae.absorb_prior` folds it into the encoder's heads and the decoder's first
+    layer, giving a standard-prior model with the same ELBO for every x and every noise draw.
+    """
+
+    def __init__(self, z_dim: int, dtype="float32"):
+        B = get_backend()
+        self.params = {"mean": B.zeros((z_dim,), dtype), "logvar": B.zeros((z_dim,), dtype)}
 
 
 @register_model
@@ -76,6 +92,9 @@ class GaussianVAE:
         mean and log-variance (unbounded: on data with constant pixels the variance can shrink
         without limit, so prefer "bernoulli" for MNIST).
     activation : {"relu", "tanh", "softplus", "sigmoid"}
+    prior : {"standard", "learned"}
+        "standard": p(z) = N(0, I). "learned": p(z) = N(m, diag exp(v)) with parameters ``"prior.mean"``
+        and ``"prior.logvar"`` (redundant with the adjacent layers; see :func:`refvae.absorb_prior`).
     seed : int
         Seeds the initial parameters (drawn on the host: identical on every backend) and the
         generator for the reparameterisation noise (on the device).
@@ -94,7 +113,7 @@ class GaussianVAE:
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
-                 dtype="float32"):
+                 dtype="float32", prior="standard"):
         self.x_dim = check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
         if isinstance(hidden, int):
@@ -104,7 +123,9 @@ class GaussianVAE:
             raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
-        self.likelihood, self.activation, self.seed = likelihood, activation, int(seed)
+        if prior not in PRIORS:
+            raise ValueError(f"unknown prior {prior!r}: choose one of {', '.join(PRIORS)}")
+        self.likelihood, self.activation, self.seed, self.prior = likelihood, activation, int(seed), prior
         self.backend = B = get_backend()
         self.xp = B.xp
         self.dtype_name = B.dtype_name(dtype)
@@ -122,8 +143,10 @@ class GaussianVAE:
         else:
             self.dec_heads = {"mean": Linear(h_dec, self.x_dim, init, dtype),
                               "logvar": Linear(h_dec, self.x_dim, init, dtype)}
+        self.learned_prior = LearnedPrior(self.z_dim, dtype) if prior == "learned" else None
         self.rng = B.rng(self.seed)
         self.last_terms = {}
+        self.aggregate_moments = None  # (mean, var) host arrays, set by refvae.aggregate_posterior
 
     # ----------------------------------------------------------------------------------------
     # Parameters
@@ -135,6 +158,8 @@ class GaussianVAE:
         yield "decoder", self.decoder
         for name, head in self.dec_heads.items():
             yield f"decoder.{name}", head
+        if self.learned_prior is not None:
+            yield "prior", self.learned_prior
 
     def _slots(self):
         """(flat name, owning dict, key) for every parameter array."""
@@ -166,9 +191,12 @@ class GaussianVAE:
     @property
     def config(self) -> dict:
         """The constructor arguments (JSON-serialisable)."""
-        return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
-                "likelihood": self.likelihood, "activation": self.activation, "seed": self.seed,
-                "dtype": self.dtype_name}
+        config = {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
+                  "likelihood": self.likelihood, "activation": self.activation, "seed": self.seed,
+                  "dtype": self.dtype_name}
+        if self.prior != "standard":
+            config["prior"] = self.prior
+        return config
 
     # ----------------------------------------------------------------------------------------
     # Inputs
@@ -213,6 +241,19 @@ class GaussianVAE:
             return -bernoulli_log_prob(x, outs["logits"])
         return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
 
+    def _kl(self, mu, logvar):
+        """KL(q(z|x) || p(z)) per example, (batch,)."""
+        if self.learned_prior is None:
+            return kl_standard_normal(mu, logvar)
+        p = self.learned_prior.params
+        return kl_normal(mu, logvar, p["mean"], p["logvar"])
+
+    def _prior_moments(self):
+        """(mean, logvar) of p(z), each (z_dim,), or (None, None) for N(0, I)."""
+        if self.learned_prior is None:
+            return None, None
+        return self.learned_prior.params["mean"], self.learned_prior.params["logvar"]
+
     def _negative_elbo_terms(self, x, eps):
         """(rec, kl, everything the backward pass needs); rec and kl of shape (batch,)."""
         xp = self.xp
@@ -221,7 +262,7 @@ class GaussianVAE:
         z = mu + std * eps                                # reparameterisation
         outs, c_dec = self._decode(z)
         rec = self._reconstruction_nll(x, outs)           # -log p(x|z), (batch,)
-        kl = kl_standard_normal(mu, logvar)               # KL(q(z|x) || N(0, I)), (batch,)
+        kl = self._kl(mu, logvar)                         # KL(q(z|x) || p(z)), (batch,)
         return rec, kl, (mu, logvar, std, outs, c_enc, c_dec)
 
     # ----------------------------------------------------------------------------------------
@@ -269,7 +310,13 @@ class GaussianVAE:
         grads.update({f"decoder.{k}": v for k, v in g.items()})
 
         # ---- the reparameterisation path and the KL path join at mu and logvar --------------
-        dkl_dmu, dkl_dlogvar = kl_standard_normal_grad(mu, logvar)
+        if self.learned_prior is None:
+            dkl_dmu, dkl_dlogvar = kl_standard_normal_grad(mu, logvar)
+        else:
+            pm, plv = self._prior_moments()
+            dkl_dmu, dkl_dlogvar, dkl_dpm, dkl_dplv = kl_normal_grad(mu, logvar, pm, plv)
+            grads["prior.mean"] = xp.sum(dkl_dpm, axis=0) * inv_n                    # (z_dim,)
+            grads["prior.logvar"] = xp.sum(dkl_dplv, axis=0) * inv_n
         d_mu = dz + dkl_dmu * inv_n                                       # dz/dmu = 1
         d_logvar = dz * eps * (0.5 * std) + dkl_dlogvar * inv_n           # dz/dlogvar = eps * std / 2
 
@@ -351,7 +398,7 @@ class GaussianVAE:
                 eps = rng.normal((m, s, self.z_dim), self.dtype_name)                    # (m, s, z_dim)
                 z = mu3 + std3 * eps
                 log_q = -0.5 * xp.sum(LOG_2PI + logvar3 + eps * eps, axis=-1)            # log q(z|x), (m, s)
-                log_prior = -0.5 * xp.sum(LOG_2PI + z * z, axis=-1)                      # log p(z), (m, s)
+                log_prior = self._log_prior(z)                                            # log p(z), (m, s)
                 outs, _ = self._decode(xp.reshape(z, (m * s, self.z_dim)))
                 outs = {name: xp.reshape(o, (m, s, self.x_dim)) for name, o in outs.items()}
                 log_px_z = -self._reconstruction_nll(x3, outs)                          # (m, s)
@@ -360,11 +407,34 @@ class GaussianVAE:
             results.append(logsumexp(log_w, axis=1) - math.log(k))
         return xp.concat(results) if len(results) > 1 else results[0]
 
-    def sample(self, n, mean=True, seed=None):
-        """n draws from the model, (n, x_dim): z ~ N(0, I), then the decoder's mean (default) or a sample of p(x|z)."""
+    def _log_prior(self, z):
+        """log p(z), summed over the last axis."""
+        pm, plv = self._prior_moments()
+        if pm is None:
+            return -0.5 * self.xp.sum(LOG_2PI + z * z, axis=-1)
+        return gaussian_log_prob(z, pm, plv)
+
+    def sample(self, n, mean=True, seed=None, source="prior"):
+        """n draws from the model, (n, x_dim): z from the prior, then the decoder's mean (default) or a sample of p(x|z).
+
+        ``source="aggregate"`` draws z from the moment-matched aggregate posterior N(m, diag s^2) instead
+        (for models whose aggregate does not match the prior); its moments are those last computed by
+        :func:`refvae.aggregate_posterior` for this model (stored in ``aggregate_moments``).
+        """
         n = check_positive_int(n, "n")
         rng = self.rng if seed is None else self.backend.rng(seed)
-        z = rng.normal((n, self.z_dim), self.dtype_name)
+        eps = rng.normal((n, self.z_dim), self.dtype_name)
+        if source == "prior":
+            pm, plv = self._prior_moments()
+            z = eps if pm is None else pm + self.xp.exp(0.5 * plv) * eps
+        elif source == "aggregate":
+            if self.aggregate_moments is None:
+                raise ValueError("sample(source='aggregate') needs the aggregate posterior's moments: "
+                                 "call refvae.aggregate_posterior(model, X) first")
+            m, var = (self.backend.asarray(a, dtype=self.dtype_name) for a in self.aggregate_moments)
+            z = m + self.xp.sqrt(var) * eps
+        else:
+            raise ValueError(f"source must be 'prior' or 'aggregate', got {source!r}")
         outs, _ = self._decode(z)
         return self._draw(outs, mean, rng)
 
@@ -381,6 +451,16 @@ class GaussianVAE:
         mu, _, _ = self._encode(self._data(x))
         outs, _ = self._decode(mu)
         return self._decoder_mean(outs)
+
+    def epoch_diagnostics(self, x) -> dict:
+        """Numbers ``fit`` records after every epoch on a fixed subset of the training data:
+        the aggregate posterior's mismatch with the prior (diagonal and full-covariance KL, nats) and
+        the number of active units (see :func:`refvae.prior_mismatch`)."""
+        from .aggregate import prior_mismatch, absorb_prior
+
+        model = self if self.prior == "standard" else absorb_prior(self)
+        r = prior_mismatch(model, x)
+        return {"mismatch_kl": r.kl_diag, "mismatch_kl_full": r.kl_full, "active_units": r.n_active}
 
     # ----------------------------------------------------------------------------------------
     # Checkpoints
@@ -415,5 +495,6 @@ class GaussianVAE:
         return cls.from_checkpoint(arrays, meta, path)
 
     def __repr__(self):
+        prior = f", prior={self.prior!r}" if self.prior != "standard" else ""
         return (f"GaussianVAE(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
-                f"likelihood={self.likelihood!r}, activation={self.activation!r}, dtype={self.dtype_name!r})")
+                f"likelihood={self.likelihood!r}, activation={self.activation!r}{prior}, dtype={self.dtype_name!r})")

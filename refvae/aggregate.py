@@ -1,0 +1,347 @@
+"""The aggregate posterior of a Gaussian VAE: measure how far it is from the prior, explain it, act on it.
+
+The aggregate posterior is the encoder's posterior averaged over the data,
+
+    q(z) = <q(z|x)>_x = (1/n) sum_i N(z; mu(x_i), diag sigma^2(x_i)).
+
+A VAE is trained as if its latent marginal were the prior p(z) = N(0, I); when training succeeds q(z)
+approximates p(z). Its moments follow from the law of total variance (per dimension d)::
+
+    mean_d = <mu_d(x)>
+    var_d  = <sigma_d^2(x)> + Var_x[mu_d(x)]            (within-x noise + between-x spread)
+    cov    = <diag sigma^2(x)> + Cov_x[mu(x)]           (full=True)
+
+:func:`prior_mismatch` reports, per dimension, KL(N(mean_d, var_d) || N(0, 1)) and whether the unit is
+active (Var_x[mu_d] > 0.01, Burda et al. 2015), with plain-language findings.
+
+Because every distribution involved is a diagonal Gaussian, a per-dimension affine change of the latent
+variable z' = (z - m) / s can be absorbed into the encoder's mean and log-variance heads and the decoder's
+first layer without changing what the decoder computes (:func:`align_to_prior`); the same trick folds a
+learned Gaussian prior into a standard one (:func:`absorb_prior`). See docs/aggregate-posterior.md.
+
+References
+----------
+Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016 (active units).
+M. D. Hoffman, M. J. Johnson, "ELBO surgery: yet another way to carve up the variational evidence lower
+bound", NIPS 2016 Workshop on Advances in Approximate Bayesian Inference (the aggregate posterior).
+J. M. Tomczak, M. Welling, "VAE with a VampPrior", AISTATS 2018 (the optimal prior is the aggregate posterior).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np  # host-side report arithmetic on (z_dim,) vectors
+
+from .backend import get_backend
+from .checks import DataError
+from .vae import GaussianVAE
+
+__all__ = ["ACTIVE_THRESHOLD", "PriorMismatch", "absorb_prior", "aggregate_posterior", "align_to_prior",
+           "prior_mismatch"]
+
+ACTIVE_THRESHOLD = 0.01      # Var_x[mu_d(x)] above this: the unit is active (Burda et al. 2015)
+COLLAPSED_POSTERIOR_VAR = 0.9  # inactive and <sigma^2> above this: q(z_d|x) ~ p(z_d) for every x
+DISPERSION_RATIO = 1.5       # aggregate variance above 1.5 (or below 1/1.5): over- (under-) dispersed
+MEAN_OFFSET = 0.5            # |aggregate mean| above this many prior standard deviations: shifted
+CORRELATION = 0.5            # |correlation| above this between active dimensions: strongly correlated
+
+
+def _check_model(model):
+    if not isinstance(model, GaussianVAE) and not (hasattr(model, "encode") and hasattr(model, "z_dim")):
+        raise TypeError(f"the aggregate posterior needs a model with a Gaussian encoder (encode(x) -> (mu, logvar)), "
+                        f"got {type(model).__name__}")
+
+
+def aggregate_posterior(model, X, batch_size: int = 1000, full: bool = False):
+    """Moments of the aggregate posterior <q(z|x)> over X, in one pass.
+
+    mean = <mu(x)>,  var = <sigma^2(x)> + Var_x[mu(x)]   (law of total variance; population variances)
+
+    The batches' means and centred sums of squares are merged with Chan et al.'s pairwise update in
+    float64 on the device, so the result is sound for large X (no E[mu^2] - E[mu]^2 cancellation).
+
+    Parameters
+    ----------
+    model : GaussianVAE
+    X : array (n, x_dim), n >= 2
+    batch_size : int
+    full : bool
+        Also return the full covariance <diag sigma^2(x)> + Cov_x[mu(x)], (z_dim, z_dim).
+
+    Returns
+    -------
+    mean, var : host float64 arrays (z_dim,)
+        (and cov (z_dim, z_dim) with ``full=True``). The moments are also stored on the model as
+        ``model.aggregate_moments`` for ``model.sample(n, source="aggregate")``.
+    """
+    stats = _moments(model, X, batch_size, full)
+    model.aggregate_moments = (stats["mean"], stats["var"])
+    if full:
+        return stats["mean"], stats["var"], stats["cov"]
+    return stats["mean"], stats["var"]
+
+
+def _moments(model, X, batch_size, full):
+    """mean, var, mean posterior variance, spread of the means (and cov) on the host, float64."""
+    _check_model(model)
+    B = get_backend()
+    xp = B.xp
+    X = model.validate_data(X)
+    n = X.shape[0]
+    if n < 2:
+        raise DataError(f"the aggregate posterior needs at least two examples to measure the spread of the means; got {n}")
+    f64 = xp.float64
+    count = 0
+    mean = B.zeros((model.z_dim,), "float64")            # running <mu>
+    m2 = B.zeros((model.z_dim,), "float64")              # running sum of (mu - <mu>)^2
+    c2 = B.zeros((model.z_dim, model.z_dim), "float64") if full else None
+    post_var_sum = B.zeros((model.z_dim,), "float64")    # running sum of sigma^2
+    for i in range(0, n, batch_size):
+        mu, logvar = model.encode(X[i:min(i + batch_size, n), :])
+        mu, logvar = xp.astype(mu, f64), xp.astype(logvar, f64)
+        nb = mu.shape[0]
+        mean_b = xp.mean(mu, axis=0)
+        centred = mu - mean_b
+        delta = mean_b - mean
+        total = count + nb
+        # Chan, Golub & LeVeque (1979): merge (count, mean, m2) with the batch's (nb, mean_b, m2_b)
+        m2 = m2 + xp.sum(centred * centred, axis=0) + delta * delta * (count * nb / total)
+        if full:
+            c2 = c2 + centred.T @ centred + xp.reshape(delta, (-1, 1)) * xp.reshape(delta, (1, -1)) * (count * nb / total)
+        mean = mean + delta * (nb / total)
+        post_var_sum = post_var_sum + xp.sum(xp.exp(logvar), axis=0)
+        count = total
+    spread = m2 / count                                  # Var_x[mu(x)]
+    post_var = post_var_sum / count                      # <sigma^2(x)>
+    out = {"mean": B.to_numpy(mean), "post_var": B.to_numpy(post_var), "spread": B.to_numpy(spread), "n": count}
+    out["var"] = out["post_var"] + out["spread"]         # law of total variance
+    if full:
+        out["cov"] = B.to_numpy(c2 / count) + np.diag(out["post_var"])
+    return out
+
+
+def _kl_diag_to_standard(mean, var):
+    """KL(N(mean, var) || N(0, 1)) per dimension: (mean^2 + var - 1 - log var) / 2."""
+    return 0.5 * (mean * mean + var - 1.0 - np.log(var))
+
+
+def _kl_full_to_standard(mean, cov):
+    """KL(N(mean, cov) || N(0, I)) = (tr cov + mean.mean - d - log det cov) / 2."""
+    sign, logdet = np.linalg.slogdet(cov)
+    if sign <= 0:
+        return math.inf
+    return 0.5 * (np.trace(cov) + mean @ mean - len(mean) - logdet)
+
+
+@dataclass
+class PriorMismatch:
+    """How far the aggregate posterior is from the prior N(0, I): per dimension, in total, in words.
+
+    Per-dimension arrays have shape (z_dim,). ``kl`` is KL(N(mean_d, var_d) || N(0, 1)); ``kl_diag`` its
+    sum (the moment-matched diagonal Gaussian's KL to the prior) and ``kl_full`` that of the
+    moment-matched full-covariance Gaussian (>= kl_diag minus the dimensions' correlation information).
+    """
+
+    mean: np.ndarray
+    var: np.ndarray
+    kl: np.ndarray
+    posterior_var: np.ndarray
+    mean_spread: np.ndarray
+    active: np.ndarray
+    correlation: np.ndarray
+    kl_diag: float
+    kl_full: float
+    n: int
+    findings: list = field(default_factory=list)
+
+    @property
+    def n_active(self) -> int:
+        return int(np.sum(self.active))
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "kl": self.kl.tolist(),
+                "posterior_var": self.posterior_var.tolist(), "mean_spread": self.mean_spread.tolist(),
+                "active": self.active.tolist(), "kl_diag": self.kl_diag, "kl_full": self.kl_full,
+                "n_active": self.n_active, "n": self.n, "findings": list(self.findings)}
+
+    def __str__(self) -> str:
+        lines = [f"Aggregate posterior vs prior N(0, I) over {self.n} examples",
+                 f"{'dim':>4} {'mean':>8} {'var':>8} {'KL':>8} {'<s^2>':>8} {'Var[mu]':>9} active"]
+        for d in range(len(self.mean)):
+            lines.append(f"{d:>4} {self.mean[d]:>8.3f} {self.var[d]:>8.3f} {self.kl[d]:>8.4f} "
+                         f"{self.posterior_var[d]:>8.3f} {self.mean_spread[d]:>9.4f} {'yes' if self.active[d] else 'no'}")
+        lines.append(f"total KL: diagonal {self.kl_diag:.4f} nats, full covariance {self.kl_full:.4f} nats; "
+                     f"{self.n_active} of {len(self.mean)} units active")
+        lines += [f"- {f}" for f in self.findings]
+        return "\n".join(lines)
+
+
+def prior_mismatch(model, X, batch_size: int = 1000) -> PriorMismatch:
+    """Measure and explain the mismatch between the aggregate posterior over X and the prior N(0, I).
+
+    Returns a :class:`PriorMismatch` (printable as a table) with per-dimension moments, KLs, activity and
+    findings: collapsed dimensions, over- or under-dispersed or shifted dimensions, strongly correlated
+    dimensions, each with what it suggests.
+    """
+    if getattr(model, "prior", "standard") != "standard":
+        raise ValueError("prior_mismatch compares with N(0, I): call refvae.absorb_prior(model) first for a "
+                         "model with a learned prior")
+    s = _moments(model, X, batch_size, full=True)
+    model.aggregate_moments = (s["mean"], s["var"])
+    mean, var, cov = s["mean"], s["var"], s["cov"]
+    kl = _kl_diag_to_standard(mean, var)
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd)
+    active = s["spread"] > ACTIVE_THRESHOLD
+    report = PriorMismatch(mean=mean, var=var, kl=kl, posterior_var=s["post_var"], mean_spread=s["spread"],
+                           active=active, correlation=corr, kl_diag=float(np.sum(kl)),
+                           kl_full=float(_kl_full_to_standard(mean, cov)), n=s["n"])
+    report.findings = _findings(report)
+    return report
+
+
+def _dims(mask):
+    idx = np.flatnonzero(mask).tolist()
+    return ", ".join(map(str, idx))
+
+
+def _findings(r: PriorMismatch) -> list:
+    out = []
+    z_dim = len(r.mean)
+    collapsed = ~r.active & (r.posterior_var > COLLAPSED_POSTERIOR_VAR)
+    if r.n_active == 0:
+        out.append("no latent dimension is used (all inactive): posterior collapse, the decoder ignores z; or "
+                   "training failed (check the loss curve for NaNs, plateaus, a learning rate far off)")
+    elif collapsed.any():
+        out.append(f"collapsed dimensions {_dims(collapsed)}: q(z|x) equals the prior for every x, so these units "
+                   f"carry no information; {r.n_active} of {z_dim} are used. Harmless, but the latent space is "
+                   "larger than the data need (or the decoder is strong enough to ignore z)")
+    odd_inactive = ~r.active & ~collapsed
+    if odd_inactive.any():
+        out.append(f"inactive but not collapsed dimensions {_dims(odd_inactive)}: the means barely move with x while "
+                   "the posterior variance is far from 1, which costs KL for nothing; typical early in training")
+    over = r.active & (r.var > DISPERSION_RATIO)
+    if over.any():
+        out.append(f"over-dispersed dimensions {_dims(over)} (aggregate variance > {DISPERSION_RATIO}): the encoder "
+                   "spreads the data wider than the prior; early in training, or a learning rate too large. "
+                   "align_to_prior rescales them without changing the decoder's function")
+    under = r.active & (r.var < 1.0 / DISPERSION_RATIO)
+    if under.any():
+        out.append(f"under-dispersed dimensions {_dims(under)} (aggregate variance < {1 / DISPERSION_RATIO:.2f}): "
+                   "parts of the prior are never visited by the data, so samples from the prior decode to "
+                   "untrained regions; try sample(source='aggregate'), align_to_prior, or a larger/longer-"
+                   "trained encoder")
+    shifted = np.abs(r.mean) > MEAN_OFFSET
+    if shifted.any():
+        out.append(f"shifted dimensions {_dims(shifted)} (|aggregate mean| > {MEAN_OFFSET}): the aggregate is "
+                   "off-centre; align_to_prior recentres it")
+    both = np.outer(r.active, r.active)
+    strong = (np.abs(r.correlation) > CORRELATION) & both & ~np.eye(z_dim, dtype=bool)
+    if strong.any():
+        pairs = [(i, j) for i, j in zip(*np.nonzero(np.triu(strong)))]
+        text = ", ".join(f"{i}-{j} ({r.correlation[i, j]:+.2f})" for i, j in pairs[:8])
+        out.append(f"strongly correlated dimensions {text}: the aggregate is not axis-aligned, which a diagonal "
+                   "prior cannot express; the latent space may be too small for the data's variability, or "
+                   "training has not yet decorrelated the code")
+    if not out:
+        out.append(f"the aggregate posterior matches the prior well (total KL {r.kl_diag:.3f} nats, "
+                   f"{r.n_active} of {z_dim} units active)")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Acting on it: per-dimension affine reparameterisations of the latent space
+# ------------------------------------------------------------------------------------------------
+def _shift_scale_latent(model, m, s):
+    """In place: substitute z = m + s z' (per dimension, s > 0) so the model works in z'.
+
+    encoder:  mu' = (mu - m) / s          -> W_mu' = W_mu / s,  b_mu' = (b_mu - m) / s
+              logvar' = logvar - 2 log s  -> b_lv' = b_lv - 2 log s
+    decoder:  h = z W + b = z' (s W) + (m W + b)   for every linear layer that reads z
+    With eps fixed, z' = mu' + exp(logvar'/2) eps = (z - m) / s, so the decoder's output is unchanged.
+    """
+    B = get_backend()
+    xp = B.xp
+    dt = model.dtype_name
+    m_d, s_d = B.asarray(np.asarray(m, np.float64), dtype=dt), B.asarray(np.asarray(s, np.float64), dtype=dt)
+    log_s2 = B.asarray(2.0 * np.log(np.asarray(s, np.float64)), dtype=dt)
+    p_mu, p_lv = model.enc_mu.params, model.enc_logvar.params
+    p_mu["W"] = p_mu["W"] / s_d                                  # (h, z) / (z,)
+    p_mu["b"] = (p_mu["b"] - m_d) / s_d
+    p_lv["b"] = p_lv["b"] - log_s2
+    readers = [model.decoder.linears[0]] if model.decoder.linears else list(model.dec_heads.values())
+    for layer in readers:
+        W, b = layer.params["W"], layer.params["b"]
+        layer.params["b"] = b + _row_times(xp, m_d, W)              # b + m W: (out,)
+        layer.params["W"] = xp.reshape(s_d, (-1, 1)) * W            # diag(s) W: (z, 1) * (z, out)
+    return model
+
+
+def _row_times(xp, v, W):
+    """v @ W for a vector v (z,) and matrix W (z, out) -> (out,)."""
+    return xp.reshape(xp.reshape(v, (1, -1)) @ W, (-1,))
+
+
+def align_to_prior(model, X, batch_size: int = 1000, inplace: bool = False):
+    """A model whose aggregate posterior over X has mean 0 and variance 1 in every dimension.
+
+    The per-dimension affine change z' = (z - m) / s, with m, s^2 the aggregate posterior's mean and
+    variance, is absorbed into the encoder's mean and log-variance heads and the decoder's first layer
+    (see :func:`_shift_scale_latent`). For every x and every noise draw eps the decoder's output is
+    unchanged, so the reconstruction term is unchanged; only the KL term changes, and on X it falls by
+    exactly sum_d KL(N(m_d, s_d^2) || N(0, 1)) (the diagonal mismatch), since
+    <mu'^2 + sigma'^2> = 1 and <log sigma'^2> = <log sigma^2> - log s^2 in every dimension.
+
+    Why only a per-dimension map: q(z|x) and p(z) are diagonal Gaussians. A rotation (or any non-diagonal
+    linear map) of z would turn each diagonal q(z|x) into a Gaussian with a full covariance, which the
+    encoder's (mu, logvar) heads cannot represent; only shifts and per-axis scalings keep the family.
+    Correlations in the aggregate therefore cannot be removed this way (the report's kl_full - kl_diag).
+
+    Parameters
+    ----------
+    model : GaussianVAE with the standard prior
+    X : array (n, x_dim), n >= 2
+    inplace : bool
+        Modify ``model`` itself (``fit(..., align=...)`` does) instead of returning a new model.
+
+    Returns
+    -------
+    GaussianVAE
+    """
+    _check_model(model)
+    if getattr(model, "prior", "standard") != "standard":
+        raise ValueError("align_to_prior targets N(0, I): call refvae.absorb_prior(model) first for a learned prior")
+    mean, var = aggregate_posterior(model, X, batch_size)
+    target = model if inplace else _copy_model(model)
+    _shift_scale_latent(target, mean, np.sqrt(var))
+    target.aggregate_moments = (np.zeros_like(mean), np.ones_like(var))
+    return target
+
+
+def absorb_prior(model):
+    """A standard-prior model equivalent to ``model`` with a learned prior N(m, diag exp(v)).
+
+    z' = (z - m) / exp(v/2) maps the learned prior to N(0, I) and each q(z|x) to a diagonal Gaussian; the KL
+    is invariant under the same invertible affine map of both arguments, and the decoder's output is
+    unchanged, so the ELBO is the same for every x and every noise draw. A learned Gaussian prior is
+    therefore redundant with the adjacent layers.
+    """
+    _check_model(model)
+    if getattr(model, "prior", "standard") != "learned":
+        raise ValueError(f"absorb_prior needs a model built with prior='learned'; this one has prior={model.prior!r}")
+    B = get_backend()
+    m = B.to_numpy(model.learned_prior.params["mean"]).astype(np.float64)
+    s = np.exp(0.5 * B.to_numpy(model.learned_prior.params["logvar"]).astype(np.float64))
+    config = dict(model.config)
+    config.pop("prior")
+    new = GaussianVAE(**config)
+    new.set_params({k: v for k, v in model.params.items() if not k.startswith("prior.")})
+    return _shift_scale_latent(new, m, s)
+
+
+def _copy_model(model):
+    new = type(model)(**model.config)
+    new.set_params({k: get_backend().xp.asarray(v, copy=True) for k, v in model.params.items()})
+    return new

@@ -1,0 +1,183 @@
+"""The aggregate posterior: moments by the law of total variance, the mismatch report, alignment to the
+prior (function-preserving), absorbing a learned prior (ELBO-preserving), and the learned prior's gradients."""
+
+import numpy as np
+import pytest
+
+import refvae
+from refvae import GaussianVAE, absorb_prior, aggregate_posterior, align_to_prior, prior_mismatch
+
+
+def _model_and_data(host_rng, likelihood="bernoulli", dtype="float64", n=60, **kwargs):
+    model = GaussianVAE(6, 3, hidden=(5,), likelihood=likelihood, dtype=dtype, seed=2, **kwargs)
+    # spread the encoder so the aggregate is far from N(0, I): over-dispersed, shifted dimensions
+    B = refvae.get_backend()
+    model.enc_mu.params["W"] = model.enc_mu.params["W"] * 6.0
+    model.enc_mu.params["b"] = model.enc_mu.params["b"] + B.asarray(np.array([1.0, -0.5, 0.2]), dtype=dtype)
+    X = host_rng.random((n, 6)) if likelihood == "bernoulli" else host_rng.normal(size=(n, 6))
+    return model, X
+
+
+def test_moments_equal_direct_computation(backend, host_rng):
+    model, X = _model_and_data(host_rng)
+    mu, logvar = (backend.to_numpy(a) for a in model.encode(X))
+    for batch_size in (7, 1000):  # several merged batches, and one
+        mean, var, cov = aggregate_posterior(model, X, batch_size=batch_size, full=True)
+        assert isinstance(mean, np.ndarray) and mean.shape == (3,) and cov.shape == (3, 3)
+        np.testing.assert_allclose(mean, mu.mean(axis=0), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(var, np.exp(logvar).mean(axis=0) + mu.var(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(cov, np.diag(np.exp(logvar).mean(axis=0)) + np.cov(mu.T, bias=True),
+                                   rtol=1e-11, atol=1e-13)
+
+
+def test_moments_are_sound_for_large_offsets(numpy_backend):
+    """A mean of 1e4 with a spread of 1e-2: the one-pass merge keeps the variance, E[mu^2]-E[mu]^2 would not."""
+    class Fixed:
+        z_dim = 1
+        dtype_name = "float32"
+
+        def validate_data(self, x, name="x"):
+            return x
+
+        def encode(self, x):
+            return x[:, :1], np.full((x.shape[0], 1), np.log(1e-8), np.float32)
+
+    rng = np.random.default_rng(0)
+    X = (1e4 + 1e-2 * rng.standard_normal((5000, 1))).astype(np.float32)
+    _, var = aggregate_posterior(Fixed(), X, batch_size=512)
+    expected = np.var(X.astype(np.float64)) + 1e-8
+    assert var[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_mismatch_report(backend, host_rng):
+    model, X = _model_and_data(host_rng)
+    r = prior_mismatch(model, X)
+    mean, var = aggregate_posterior(model, X)
+    np.testing.assert_allclose(r.kl, 0.5 * (mean**2 + var - 1 - np.log(var)), rtol=1e-12)
+    assert r.kl_diag == pytest.approx(r.kl.sum())
+    np.testing.assert_array_equal(r.active, r.mean_spread > 0.01)
+    cov = np.diag(r.posterior_var) + (r.correlation * np.sqrt(np.outer(r.var, r.var)) - np.diag(r.posterior_var))
+    sign, logdet = np.linalg.slogdet(cov)
+    assert r.kl_full == pytest.approx(0.5 * (np.trace(cov) + mean @ mean - 3 - logdet), rel=1e-9)
+    text = str(r)
+    assert "Var[mu]" in text and "total KL" in text and r.findings
+    assert r.to_dict()["n_active"] == r.n_active
+
+
+def test_findings_name_collapsed_and_dispersed_dimensions(numpy_backend, host_rng):
+    model, X = _model_and_data(host_rng)
+    B = refvae.get_backend()
+    # dimension 2: mean independent of x and unit variance -> collapsed
+    for key in ("W",):
+        W = model.enc_mu.params[key].copy(); W[:, 2] = 0.0; model.enc_mu.params[key] = W
+        W = model.enc_logvar.params[key].copy(); W[:, 2] = 0.0; model.enc_logvar.params[key] = W
+    b = model.enc_mu.params["b"].copy(); b[2] = 0.0; model.enc_mu.params["b"] = b
+    b = model.enc_logvar.params["b"].copy(); b[2] = 0.0; model.enc_logvar.params["b"] = b
+    r = prior_mismatch(model, X)
+    text = " ".join(r.findings)
+    assert "collapsed dimensions 2" in text
+    assert not r.active[2] and r.kl[2] < 1e-12
+    assert "over-dispersed" in text or "shifted" in text
+    aligned = align_to_prior(model, X)
+    assert "over-dispersed" not in " ".join(prior_mismatch(aligned, X).findings)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("hidden", [(5,), ()], ids=["hidden", "no-hidden"])
+def test_alignment_preserves_the_decoder_and_matches_the_prior(backend, likelihood, hidden, host_rng):
+    model = GaussianVAE(6, 3, hidden=hidden, likelihood=likelihood, dtype="float64", seed=2)
+    model.enc_mu.params["W"] = model.enc_mu.params["W"] * 6.0
+    X = host_rng.random((40, 6)) if likelihood == "bernoulli" else host_rng.normal(size=(40, 6))
+    eps = host_rng.normal(size=(40, 3))
+    before = prior_mismatch(model, X)
+    aligned = align_to_prior(model, X)
+    assert aligned is not model
+    # the decoder's output for the same x and eps is unchanged
+    def decoded(m):
+        mu, logvar = m.encode(X)
+        z = mu + backend.xp.exp(0.5 * logvar) * backend.asarray(eps)
+        out = m.decode(z)
+        return [backend.to_numpy(o) for o in (out if isinstance(out, tuple) else (out,))]
+    for a, b in zip(decoded(model), decoded(aligned)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    rec0, kl0 = (backend.to_numpy(t) for t in model.elbo_terms(X, eps))
+    rec1, kl1 = (backend.to_numpy(t) for t in aligned.elbo_terms(X, eps))
+    np.testing.assert_allclose(rec1, rec0, rtol=1e-12, atol=1e-12)
+    mean, var = aggregate_posterior(aligned, X)
+    np.testing.assert_allclose(mean, 0.0, atol=1e-12)
+    np.testing.assert_allclose(var, 1.0, rtol=1e-12)
+    # the KL term falls, by exactly the diagonal mismatch KL
+    assert kl1.mean() <= kl0.mean()
+    assert kl0.mean() - kl1.mean() == pytest.approx(before.kl_diag, rel=1e-10)
+
+
+def test_align_inplace_and_bad_input(numpy_backend, host_rng):
+    model, X = _model_and_data(host_rng)
+    assert align_to_prior(model, X, inplace=True) is model
+    with pytest.raises(refvae.DataError, match="at least two examples"):
+        aggregate_posterior(model, X[:1])
+    with pytest.raises(refvae.DataError, match="5 columns but the model expects 6"):
+        prior_mismatch(model, X[:, :5])
+    with pytest.raises(TypeError, match="Gaussian encoder"):
+        align_to_prior(object(), X)
+
+
+def test_learned_prior_gradients(backend, host_rng):
+    model = GaussianVAE(6, 3, hidden=(5,), dtype="float64", seed=2, prior="learned")
+    model.learned_prior.params["mean"] = backend.asarray(np.array([0.3, -0.2, 0.5]))
+    model.learned_prior.params["logvar"] = backend.asarray(np.array([0.4, -0.3, 0.1]))
+    X, eps = host_rng.random((5, 6)), host_rng.normal(size=(5, 3))
+    loss, grads = model.loss_and_grads(X, eps)
+    assert {"prior.mean", "prior.logvar"} <= set(grads)
+    result = refvae.gradcheck(lambda p: model.loss(X, eps), model.params, grads)
+    assert result.max_error <= 1e-6, str(result)
+
+
+def test_absorb_prior_keeps_the_elbo(backend, host_rng):
+    model = GaussianVAE(6, 3, hidden=(5,), dtype="float64", seed=2, prior="learned")
+    model.learned_prior.params["mean"] = backend.asarray(np.array([0.8, -1.2, 0.5]))
+    model.learned_prior.params["logvar"] = backend.asarray(np.array([1.4, -0.9, 0.3]))
+    X, eps = host_rng.random((20, 6)), host_rng.normal(size=(20, 3))
+    standard = absorb_prior(model)
+    assert standard.prior == "standard" and not any(k.startswith("prior.") for k in standard.params)
+    np.testing.assert_allclose(backend.to_numpy(standard.elbo(X, eps)), backend.to_numpy(model.elbo(X, eps)),
+                               rtol=1e-12, atol=1e-12)
+    # the importance-weighted estimate uses the prior density too: same seed, same numbers
+    np.testing.assert_allclose(backend.to_numpy(standard.log_likelihood(X, k=50, seed=1)),
+                               backend.to_numpy(model.log_likelihood(X, k=50, seed=1)), rtol=1e-10)
+    with pytest.raises(ValueError, match="prior='learned'"):
+        absorb_prior(standard)
+
+
+def test_learned_prior_round_trips_through_a_checkpoint(numpy_backend, tmp_path, host_rng):
+    model = GaussianVAE(6, 3, hidden=(5,), prior="learned", seed=1)
+    model.learned_prior.params["mean"] = np.array([0.1, 0.2, 0.3], np.float32)
+    again = GaussianVAE.load(model.save(tmp_path / "m.npz"))
+    assert again.prior == "learned"
+    np.testing.assert_array_equal(again.params["prior.mean"], model.params["prior.mean"])
+
+
+def test_sample_from_the_aggregate(backend, host_rng):
+    model, X = _model_and_data(host_rng, dtype="float32")
+    with pytest.raises(ValueError, match="aggregate_posterior"):
+        model.sample(4, source="aggregate")
+    aggregate_posterior(model, X)
+    x = backend.to_numpy(model.sample(4, source="aggregate"))
+    assert x.shape == (4, 6) and np.all((0 <= x) & (x <= 1))
+    with pytest.raises(ValueError, match="source must be"):
+        model.sample(4, source="posterior")
+
+
+def test_fit_aligns_and_records_the_mismatch(backend, host_rng):
+    X = host_rng.random((64, 6)).astype(np.float32)
+    model = GaussianVAE(6, 3, hidden=(8,), seed=0)
+    history = refvae.fit(model, X, epochs=3, batch_size=16, optimizer=refvae.Adam(1e-2), align="epoch",
+                         align_epochs=2, progress=False)
+    assert len(history["mismatch_kl"]) == 3 and len(history["active_units"]) == 3
+    assert all(k >= 0 for k in history["mismatch_kl"])
+    # after epochs 1 and 2 the model was aligned on all of X: the monitored subset (all 64 rows) matches exactly
+    assert history["mismatch_kl"][0] == pytest.approx(0.0, abs=1e-9)
+    m0 = GaussianVAE(6, 3, hidden=(8,), seed=0)
+    refvae.fit(m0, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), align="init", progress=False)
+    with pytest.raises(ValueError, match="align must be one of"):
+        refvae.fit(m0, X, epochs=1, batch_size=16, optimizer=refvae.Adam(), align="always", progress=False)
