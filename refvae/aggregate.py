@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-
-import numpy as np  # host-side report arithmetic on (z_dim,) vectors
+from typing import Any
 
 from .backend import get_backend
 from .checks import DataError
@@ -76,11 +75,13 @@ def aggregate_posterior(model, X, batch_size: int = 1000, full: bool = False):
         (and cov (z_dim, z_dim) with ``full=True``). The moments are also stored on the model as
         ``model.aggregate_moments`` for ``model.sample(n, source="aggregate")``.
     """
+    B = get_backend()
     stats = _moments(model, X, batch_size, full)
-    model.aggregate_moments = (stats["mean"], stats["var"])
+    mean, var = B.to_numpy(stats["mean"]), B.to_numpy(stats["var"])
+    model.aggregate_moments = (mean, var)
     if full:
-        return stats["mean"], stats["var"], stats["cov"]
-    return stats["mean"], stats["var"]
+        return mean, var, B.to_numpy(stats["cov"])
+    return mean, var
 
 
 def _moments(model, X, batch_size, full):
@@ -115,24 +116,29 @@ def _moments(model, X, batch_size, full):
         count = total
     spread = m2 / count                                  # Var_x[mu(x)]
     post_var = post_var_sum / count                      # <sigma^2(x)>
-    out = {"mean": B.to_numpy(mean), "post_var": B.to_numpy(post_var), "spread": B.to_numpy(spread), "n": count}
-    out["var"] = out["post_var"] + out["spread"]         # law of total variance
+    out = {"mean": mean, "post_var": post_var, "spread": spread, "n": count,
+           "var": post_var + spread}                     # law of total variance
     if full:
-        out["cov"] = B.to_numpy(c2 / count) + np.diag(out["post_var"])
+        out["cov"] = c2 / count + _diag(xp, post_var)
     return out
 
 
-def _kl_diag_to_standard(mean, var):
+def _diag(xp, v):
+    """The diagonal matrix of a vector v (d,) -> (d, d)."""
+    return xp.reshape(v, (-1, 1)) * get_backend().eye(v.shape[0], "float64")
+
+
+def _kl_diag_to_standard(xp, mean, var):
     """KL(N(mean, var) || N(0, 1)) per dimension: (mean^2 + var - 1 - log var) / 2."""
-    return 0.5 * (mean * mean + var - 1.0 - np.log(var))
+    return 0.5 * (mean * mean + var - 1.0 - xp.log(var))
 
 
-def _kl_full_to_standard(mean, cov):
+def _kl_full_to_standard(xp, mean, cov):
     """KL(N(mean, cov) || N(0, I)) = (tr cov + mean.mean - d - log det cov) / 2."""
-    sign, logdet = np.linalg.slogdet(cov)
-    if sign <= 0:
+    sign, logdet = xp.linalg.slogdet(cov)
+    if float(sign) <= 0:
         return math.inf
-    return 0.5 * (np.trace(cov) + mean @ mean - len(mean) - logdet)
+    return 0.5 * float(xp.sum(xp.linalg.diagonal(cov)) + xp.sum(mean * mean) - mean.shape[0] - logdet)
 
 
 @dataclass
@@ -144,13 +150,13 @@ class PriorMismatch:
     moment-matched full-covariance Gaussian (>= kl_diag minus the dimensions' correlation information).
     """
 
-    mean: np.ndarray
-    var: np.ndarray
-    kl: np.ndarray
-    posterior_var: np.ndarray
-    mean_spread: np.ndarray
-    active: np.ndarray
-    correlation: np.ndarray
+    mean: Any
+    var: Any
+    kl: Any
+    posterior_var: Any
+    mean_spread: Any
+    active: Any
+    correlation: Any
     kl_diag: float
     kl_full: float
     n: int
@@ -158,7 +164,7 @@ class PriorMismatch:
 
     @property
     def n_active(self) -> int:
-        return int(np.sum(self.active))
+        return int(self.active.sum())
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "var": self.var.tolist(), "kl": self.kl.tolist(),
@@ -188,23 +194,26 @@ def prior_mismatch(model, X, batch_size: int = 1000) -> PriorMismatch:
     if getattr(model, "prior", "standard") != "standard":
         raise ValueError("prior_mismatch compares with N(0, I): call refvae.absorb_prior(model) first for a "
                          "model with a learned prior")
+    B = get_backend()
+    xp = B.xp
     s = _moments(model, X, batch_size, full=True)
-    model.aggregate_moments = (s["mean"], s["var"])
     mean, var, cov = s["mean"], s["var"], s["cov"]
-    kl = _kl_diag_to_standard(mean, var)
-    sd = np.sqrt(np.diag(cov))
-    corr = cov / np.outer(sd, sd)
-    active = s["spread"] > ACTIVE_THRESHOLD
-    report = PriorMismatch(mean=mean, var=var, kl=kl, posterior_var=s["post_var"], mean_spread=s["spread"],
-                           active=active, correlation=corr, kl_diag=float(np.sum(kl)),
-                           kl_full=float(_kl_full_to_standard(mean, cov)), n=s["n"])
+    kl = _kl_diag_to_standard(xp, mean, var)                     # (z_dim,)
+    sd = xp.sqrt(var)
+    corr = cov / (xp.reshape(sd, (-1, 1)) * xp.reshape(sd, (1, -1)))
+    host = {k: B.to_numpy(v) for k, v in [("mean", mean), ("var", var), ("kl", kl), ("post_var", s["post_var"]),
+                                          ("spread", s["spread"]), ("corr", corr)]}
+    model.aggregate_moments = (host["mean"], host["var"])
+    report = PriorMismatch(mean=host["mean"], var=host["var"], kl=host["kl"], posterior_var=host["post_var"],
+                           mean_spread=host["spread"], active=host["spread"] > ACTIVE_THRESHOLD,
+                           correlation=host["corr"], kl_diag=float(xp.sum(kl)),
+                           kl_full=_kl_full_to_standard(xp, mean, cov), n=s["n"])
     report.findings = _findings(report)
     return report
 
 
 def _dims(mask):
-    idx = np.flatnonzero(mask).tolist()
-    return ", ".join(map(str, idx))
+    return ", ".join(str(i) for i, flag in enumerate(mask.tolist()) if flag)
 
 
 def _findings(r: PriorMismatch) -> list:
@@ -233,15 +242,15 @@ def _findings(r: PriorMismatch) -> list:
                    "parts of the prior are never visited by the data, so samples from the prior decode to "
                    "untrained regions; try sample(source='aggregate'), align_to_prior, or a larger/longer-"
                    "trained encoder")
-    shifted = np.abs(r.mean) > MEAN_OFFSET
+    shifted = abs(r.mean) > MEAN_OFFSET
     if shifted.any():
         out.append(f"shifted dimensions {_dims(shifted)} (|aggregate mean| > {MEAN_OFFSET}): the aggregate is "
                    "off-centre; align_to_prior recentres it")
-    both = np.outer(r.active, r.active)
-    strong = (np.abs(r.correlation) > CORRELATION) & both & ~np.eye(z_dim, dtype=bool)
-    if strong.any():
-        pairs = [(i, j) for i, j in zip(*np.nonzero(np.triu(strong)))]
-        text = ", ".join(f"{i}-{j} ({r.correlation[i, j]:+.2f})" for i, j in pairs[:8])
+    active = r.active.tolist()
+    pairs = [(i, j) for i in range(z_dim) for j in range(i + 1, z_dim)
+             if active[i] and active[j] and abs(float(r.correlation[i, j])) > CORRELATION]
+    if pairs:
+        text = ", ".join(f"{i}-{j} ({float(r.correlation[i, j]):+.2f})" for i, j in pairs[:8])
         out.append(f"strongly correlated dimensions {text}: the aggregate is not axis-aligned, which a diagonal "
                    "prior cannot express; the latent space may be too small for the data's variability, or "
                    "training has not yet decorrelated the code")
@@ -265,8 +274,9 @@ def _shift_scale_latent(model, m, s):
     B = get_backend()
     xp = B.xp
     dt = model.dtype_name
-    m_d, s_d = B.asarray(np.asarray(m, np.float64), dtype=dt), B.asarray(np.asarray(s, np.float64), dtype=dt)
-    log_s2 = B.asarray(2.0 * np.log(np.asarray(s, np.float64)), dtype=dt)
+    m64, s64 = B.asarray(m, dtype="float64"), B.asarray(s, dtype="float64")
+    m_d, s_d = xp.astype(m64, B.dtype(dt)), xp.astype(s64, B.dtype(dt))
+    log_s2 = xp.astype(2.0 * xp.log(s64), B.dtype(dt))
     p_mu, p_lv = model.enc_mu.params, model.enc_logvar.params
     p_mu["W"] = p_mu["W"] / s_d                                  # (h, z) / (z,)
     p_mu["b"] = (p_mu["b"] - m_d) / s_d
@@ -315,8 +325,8 @@ def align_to_prior(model, X, batch_size: int = 1000, inplace: bool = False):
         raise ValueError("align_to_prior targets N(0, I): call refvae.absorb_prior(model) first for a learned prior")
     mean, var = aggregate_posterior(model, X, batch_size)
     target = model if inplace else _copy_model(model)
-    _shift_scale_latent(target, mean, np.sqrt(var))
-    target.aggregate_moments = (np.zeros_like(mean), np.ones_like(var))
+    _shift_scale_latent(target, mean, var ** 0.5)
+    target.aggregate_moments = (mean * 0.0, var * 0.0 + 1.0)
     return target
 
 
@@ -332,8 +342,9 @@ def absorb_prior(model):
     if getattr(model, "prior", "standard") != "learned":
         raise ValueError(f"absorb_prior needs a model built with prior='learned'; this one has prior={model.prior!r}")
     B = get_backend()
-    m = B.to_numpy(model.learned_prior.params["mean"]).astype(np.float64)
-    s = np.exp(0.5 * B.to_numpy(model.learned_prior.params["logvar"]).astype(np.float64))
+    xp = B.xp
+    m = xp.astype(model.learned_prior.params["mean"], xp.float64)
+    s = xp.exp(0.5 * xp.astype(model.learned_prior.params["logvar"], xp.float64))
     config = dict(model.config)
     config.pop("prior")
     new = GaussianVAE(**config)

@@ -168,6 +168,12 @@ class Backend:
             return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.device)
         return self.xp.zeros(shape, dtype=self.dtype(dtype))
 
+    def eye(self, n: int, dtype=None):
+        """The n x n identity on this backend's device."""
+        if self.device is not None:
+            return self.xp.eye(n, dtype=self.dtype(dtype), device=self.device)
+        return self.xp.eye(n, dtype=self.dtype(dtype))
+
     def to_numpy(self, a, copy: bool = False) -> np.ndarray:
         """Device array -> NumPy host array. Device backends always copy; with NumPy the array itself
         is returned unless ``copy=True`` (use it for snapshots such as checkpoints)."""

@@ -3,6 +3,7 @@
     refvae train vae --dataset mnist-10k --epochs 10 --backend numpy --out runs/vae
     refvae evaluate runs/vae/checkpoint.npz --dataset mnist-10k
     refvae sample runs/vae/checkpoint.npz --n 100 --out samples.png
+    refvae diagnose runs/vae/checkpoint.npz --dataset mnist-10k
     refvae gradcheck --backend strict
 
 Every command takes ``--backend {numpy,cupy,strict}``. Errors are printed as one line that says
@@ -223,6 +224,46 @@ def _sample(args) -> int:
     return 0
 
 
+def _diagnose(args) -> int:
+    from . import aggregate_plots
+    from .aggregate import absorb_prior, prior_mismatch
+
+    B = get_backend()
+    model = load_model(args.checkpoint)
+    _, meta = load_checkpoint(args.checkpoint)
+    if not isinstance(model, GaussianVAE):
+        raise ValueError(f"refvae diagnose needs a Gaussian VAE checkpoint; {args.checkpoint} holds a "
+                         f"{type(model).__name__}")
+    if model.prior == "learned":
+        print("the model has a learned prior: diagnosing its equivalent standard-prior model (refvae.absorb_prior)")
+        model = absorb_prior(model)
+    train, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    X = train if args.split == "train" else test
+    if args.size:
+        X = X[:args.size]
+    report = prior_mismatch(model, X)
+    print(report)
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "diagnose"
+    out.mkdir(parents=True, exist_ok=True)
+    written = [aggregate_plots.plot_aggregate_vs_prior(report, out / "aggregate_vs_prior.png")]
+    mu, logvar = model.encode(X)
+    z = mu + B.xp.exp(0.5 * logvar) * B.rng(args.seed).normal(tuple(mu.shape), model.dtype_name)  # z ~ q(z|x)
+    worst = np.argsort(-report.kl)[:min(8, model.z_dim)]
+    written.append(aggregate_plots.plot_aggregate_histograms(B.to_numpy(z), worst, out / "aggregate_histograms.png",
+                                                             kls=report.kl))
+    written.append(aggregate_plots.plot_correlation(report.correlation, out / "correlation.png"))
+    history = meta.get("training", {}).get("history", {})
+    if history.get("mismatch_kl"):
+        written.append(aggregate_plots.plot_series(
+            {"diagonal Gaussian": history["mismatch_kl"], "full covariance": history["mismatch_kl_full"]},
+            out / "mismatch_history.png", ylabel="KL(aggregate || prior), nats",
+            title="Mismatch between aggregate posterior and prior during training"))
+    write_json(out / "diagnose.json", {"checkpoint": str(args.checkpoint), "dataset": args.dataset,
+                                       "split": args.split, **report.to_dict()})
+    print(f"wrote {out / 'diagnose.json'} and {len(written)} plots ({', '.join(Path(p).name for p in written)})")
+    return 0
+
+
 def _gradcheck(args) -> int:
     from .gradcheck_models import run_all
 
@@ -293,6 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--binary", action="store_true", help="draw x ~ p(x|z) instead of the decoder's mean")
     sa.add_argument("--seed", type=int, default=0)
     sa.set_defaults(run=_sample)
+
+    dg = sub.add_parser("diagnose", help="how far the aggregate posterior is from the prior: report and plots")
+    dg.add_argument("checkpoint")
+    add_backend_argument(dg)
+    dg.add_argument("--dataset", default="mnist-10k")
+    dg.add_argument("--data-dir", default=None)
+    dg.add_argument("--split", choices=["train", "test"], default="train")
+    dg.add_argument("--size", type=int, default=None, help="use only the first N examples")
+    dg.add_argument("--out", default=None, help="output directory (default: diagnose/ beside the checkpoint)")
+    dg.add_argument("--seed", type=int, default=0)
+    dg.set_defaults(run=_diagnose)
 
     gc = sub.add_parser("gradcheck", help="float64 finite-difference checks of every model's gradients")
     add_backend_argument(gc)

@@ -87,6 +87,8 @@ class GaussianVAE:
         Number of latent dimensions.
     hidden : tuple of int
         Hidden layer widths of the encoder; the decoder mirrors them (``(400,)``: 784-400-z-400-784).
+    decoder_hidden : tuple of int, optional
+        The decoder's hidden widths from z outwards, when they should differ from the mirror of ``hidden``.
     likelihood : {"bernoulli", "gaussian"}
         The decoder's distribution. "bernoulli" needs data in [0, 1]; "gaussian" gives a per-pixel
         mean and log-variance (unbounded: on data with constant pixels the variance can shrink
@@ -113,12 +115,16 @@ class GaussianVAE:
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
-                 dtype="float32", prior="standard"):
+                 dtype="float32", prior="standard", decoder_hidden=None):
         self.x_dim = check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
         if isinstance(hidden, int):
             hidden = (hidden,)
         self.hidden = tuple(check_positive_int(h, "hidden width") for h in hidden)
+        if isinstance(decoder_hidden, int):
+            decoder_hidden = (decoder_hidden,)
+        self.decoder_hidden = tuple(reversed(self.hidden)) if decoder_hidden is None else \
+            tuple(check_positive_int(h, "decoder hidden width") for h in decoder_hidden)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}: choose one of {', '.join(LIKELIHOODS)}")
         if activation not in ACTIVATIONS:
@@ -133,11 +139,11 @@ class GaussianVAE:
 
         init = B.rng(self.seed, host=True)
         h_enc = self.hidden[-1] if self.hidden else self.x_dim
-        h_dec = self.hidden[0] if self.hidden else self.z_dim
+        h_dec = self.decoder_hidden[-1] if self.decoder_hidden else self.z_dim
         self.encoder = MLP((self.x_dim, *self.hidden), activation, rng=init, dtype=dtype)
         self.enc_mu = Linear(h_enc, self.z_dim, init, dtype)
         self.enc_logvar = Linear(h_enc, self.z_dim, init, dtype)
-        self.decoder = MLP((self.z_dim, *reversed(self.hidden)), activation, rng=init, dtype=dtype)
+        self.decoder = MLP((self.z_dim, *self.decoder_hidden), activation, rng=init, dtype=dtype)
         if likelihood == "bernoulli":
             self.dec_heads = {"logits": Linear(h_dec, self.x_dim, init, dtype)}
         else:
@@ -196,6 +202,8 @@ class GaussianVAE:
                   "dtype": self.dtype_name}
         if self.prior != "standard":
             config["prior"] = self.prior
+        if self.decoder_hidden != tuple(reversed(self.hidden)):
+            config["decoder_hidden"] = list(self.decoder_hidden)
         return config
 
     # ----------------------------------------------------------------------------------------

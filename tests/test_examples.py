@@ -1,0 +1,38 @@
+"""Every example runs in --quick mode (seconds) on the strict backend and writes what it promises."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script, *args, timeout=600):
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick", "--backend", "strict", *args],
+                         cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out.stdout
+
+
+def test_train_vae_quick():
+    stdout = _run("train_vae.py")
+    assert "importance-weighted log-likelihood" in stdout and "epoch  1" in stdout
+
+
+def test_prior_alignment_quick(tmp_path):
+    stdout = _run("prior_alignment.py", "--out", str(tmp_path))
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Paired differences" in summary and "align='init'" in summary and "align='epoch'" in summary
+    assert (tmp_path / "prior_alignment.png").stat().st_size > 1000
+    assert "seed 1" in stdout
+
+
+def test_aggregate_vs_prior_quick(tmp_path):
+    _run("aggregate_vs_prior.py", "--out", str(tmp_path))
+    summary = (tmp_path / "summary.md").read_text()
+    for run in ["baseline", "small decoder", "small latent", "large lr"]:
+        assert f"| {run} |" in summary
+    for name in ["mismatch_per_epoch.png", "active_units.png", "aggregate_baseline.png"]:
+        assert (tmp_path / name).stat().st_size > 1000
