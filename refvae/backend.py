@@ -197,10 +197,59 @@ class Backend:
         """
         return Generator(self, seed, host)
 
+    # -- fused element-wise kernels (hot loops; library-specific code stays in this module) ----
+    def adam_step(self, p, g, m, v, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
+        """In place: one Adam step on parameter ``p`` with gradient ``g`` and moments ``m``, ``v``.
+
+        m <- m + (1 - b1)(g - m);   v <- v + (1 - b2)(g^2 - v);   p <- p - lr_t m / (sqrt(v) + eps_t)
+
+        NumPy: in-place ufuncs with one scratch array (no other temporaries). CuPy: one fused kernel.
+        Other namespaces: the same expression in plain array-API operations.
+        """
+        if self.name == "numpy":
+            tmp = np.subtract(g, m)
+            tmp *= 1.0 - b1
+            m += tmp                                  # m <- b1 m + (1 - b1) g
+            np.multiply(g, g, out=tmp)
+            tmp -= v
+            tmp *= 1.0 - b2
+            v += tmp                                  # v <- b2 v + (1 - b2) g^2
+            np.sqrt(v, out=tmp)
+            tmp += eps_t
+            np.divide(m, tmp, out=tmp)
+            tmp *= lr_t
+            p -= tmp
+        elif self.name == "cupy":
+            _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m, v)
+        else:
+            m += (1.0 - b1) * (g - m)
+            v += (1.0 - b2) * (g * g - v)
+            p -= lr_t * (m / (self.xp.sqrt(v) + eps_t))
+
     def synchronize(self) -> None:
         """Wait for the device to finish queued work (for timing)."""
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()
+
+
+_ADAM_KERNEL = None
+
+
+def _cupy_adam_kernel():
+    """The fused CuPy kernel for Backend.adam_step (compiled once, on first use)."""
+    global _ADAM_KERNEL
+    if _ADAM_KERNEL is None:
+        import cupy
+
+        _ADAM_KERNEL = cupy.ElementwiseKernel(
+            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m, T v",
+            """
+            m += (T)(1.0 - b1) * (g - m);
+            v += (T)(1.0 - b2) * (g * g - v);
+            p -= (T)lr_t * m / (sqrt(v) + (T)eps_t);
+            """,
+            "refvae_adam_step")
+    return _ADAM_KERNEL
 
 
 def _make_backend(name: str) -> Backend:

@@ -71,8 +71,7 @@ class ReLU(_Activation):
 
     def backward(self, dy, cache, need_dx: bool = True):
         y = cache
-        xp = namespace(dy)
-        return xp.where(y > 0, dy, xp.zeros_like(dy)), {}
+        return namespace(dy).where(y > 0, dy, 0.0), {}
 
 
 class Tanh(_Activation):

@@ -112,11 +112,6 @@ class Adam(Optimizer):
         super().step(params, grads)
 
     def _update(self, name, p, g):
-        xp = get_backend().xp
-        m = self._slot("m", name, p)
-        v = self._slot("v", name, p)
-        m *= self.b1
-        m += (1.0 - self.b1) * g
-        v *= self.b2
-        v += (1.0 - self.b2) * (g * g)
-        p -= self._lr_t * (m / (xp.sqrt(v) + self._eps_t))
+        # m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  p <- p - lr_t m / (sqrt(v) + eps_t), fused in place
+        get_backend().adam_step(p, g, self._slot("m", name, p), self._slot("v", name, p),
+                                self._lr_t, self.b1, self.b2, self._eps_t)

@@ -45,7 +45,7 @@ from .layers import ACTIVATIONS, MLP, Linear
 from .numerics import (
     LOG_2PI,
     bernoulli_log_prob,
-    bernoulli_log_prob_grad,
+    bernoulli_log_prob_with_grad,
     gaussian_log_prob,
     gaussian_log_prob_grad,
     kl_normal,
@@ -249,6 +249,14 @@ class GaussianVAE:
             return -bernoulli_log_prob(x, outs["logits"])
         return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
 
+    def _reconstruction_nll_with_grad(self, x, outs):
+        """(-log p(x|z) per example (batch,), {name: d(-log p(x|z)) / d outs[name]} each (batch, x_dim))."""
+        if self.likelihood == "bernoulli":
+            log_p, d_logits = bernoulli_log_prob_with_grad(x, outs["logits"])   # d_logits = x - sigmoid(l)
+            return -log_p, {"logits": -d_logits}
+        d_mean, d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
+        return -gaussian_log_prob(x, outs["mean"], outs["logvar"]), {"mean": -d_mean, "logvar": -d_logvar}
+
     def _kl(self, mu, logvar):
         """KL(q(z|x) || p(z)) per example, (batch,)."""
         if self.learned_prior is None:
@@ -262,16 +270,23 @@ class GaussianVAE:
             return None, None
         return self.learned_prior.params["mean"], self.learned_prior.params["logvar"]
 
-    def _negative_elbo_terms(self, x, eps):
-        """(rec, kl, everything the backward pass needs); rec and kl of shape (batch,)."""
+    def _negative_elbo_terms(self, x, eps, with_grad=False):
+        """(rec, kl, everything the backward pass needs); rec and kl of shape (batch,).
+
+        With ``with_grad`` the reconstruction term's gradient with respect to the decoder's outputs
+        comes along (``d_outs``), computed with the term itself.
+        """
         xp = self.xp
         mu, logvar, c_enc = self._encode(x)
         std = xp.exp(0.5 * logvar)                        # (batch, z_dim)
         z = mu + std * eps                                # reparameterisation
         outs, c_dec = self._decode(z)
-        rec = self._reconstruction_nll(x, outs)           # -log p(x|z), (batch,)
+        if with_grad:
+            rec, d_outs = self._reconstruction_nll_with_grad(x, outs)  # -log p(x|z), (batch,)
+        else:
+            rec, d_outs = self._reconstruction_nll(x, outs), None
         kl = self._kl(mu, logvar)                         # KL(q(z|x) || p(z)), (batch,)
-        return rec, kl, (mu, logvar, std, outs, c_enc, c_dec)
+        return rec, kl, (mu, logvar, std, d_outs, c_enc, c_dec)
 
     # ----------------------------------------------------------------------------------------
     # Training objective
@@ -297,7 +312,8 @@ class GaussianVAE:
         x = self._data(x)
         n = x.shape[0]
         eps = self._noise(n, eps)
-        rec, kl, (mu, logvar, std, outs, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = self._negative_elbo_terms(x, eps)
+        rec, kl, (mu, logvar, std, d_rec, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = \
+            self._negative_elbo_terms(x, eps, with_grad=True)
         terms = self.backend.to_numpy(xp.stack([xp.mean(rec), xp.mean(kl)]))  # one transfer
         self.last_terms = {"rec": float(terms[0]), "kl": float(terms[1])}
 
@@ -305,13 +321,9 @@ class GaussianVAE:
         inv_n = 1.0 / n
         grads = {}
         dh_dec = None
-        if self.likelihood == "bernoulli":
-            d_outs = {"logits": -bernoulli_log_prob_grad(x, outs["logits"]) * inv_n}   # (sigmoid(l) - x)/n
-        else:
-            d_mean, d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
-            d_outs = {"mean": -d_mean * inv_n, "logvar": -d_logvar * inv_n}
+        # d loss / d logits = (sigmoid(l) - x) / n   (Gaussian: d/d mean, d/d logvar of -log N, over n)
         for name, head in self.dec_heads.items():
-            dh, g = head.backward(d_outs[name], c_heads[name])           # (batch, h_dec)
+            dh, g = head.backward(d_rec[name] * inv_n, c_heads[name])   # (batch, h_dec)
             dh_dec = dh if dh_dec is None else dh_dec + dh
             grads.update({f"decoder.{name}.{k}": v for k, v in g.items()})
         dz, g = self.decoder.backward(dh_dec, c_dec)                     # (batch, z_dim)
