@@ -354,5 +354,5 @@ def absorb_prior(model):
 
 def _copy_model(model):
     new = type(model)(**model.config)
-    new.set_params({k: get_backend().xp.asarray(v, copy=True) for k, v in model.params.items()})
+    new.set_params(model.params)  # set_params copies
     return new

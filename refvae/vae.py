@@ -182,7 +182,10 @@ class GaussianVAE:
         return {name: owner[key] for name, owner, key in self._slots()}
 
     def set_params(self, new: dict) -> None:
-        """Replace every parameter by the array of the same name in ``new`` (same names and shapes)."""
+        """Replace every parameter by a copy of the array of the same name in ``new`` (same names and shapes).
+
+        Copies, so that the model never shares memory with the caller's arrays (optimisers update in place).
+        """
         mine = self.params
         missing, extra = sorted(set(mine) - set(new)), sorted(set(new) - set(mine))
         if missing or extra:
@@ -192,7 +195,7 @@ class GaussianVAE:
         if wrong:
             raise ValueError("parameter shapes do not match this model's architecture: " + "; ".join(wrong))
         for name, owner, key in self._slots():
-            owner[key] = self.backend.asarray(new[name], dtype=self.dtype_name)
+            owner[key] = self.xp.asarray(self.backend.asarray(new[name], dtype=self.dtype_name), copy=True)
 
     @property
     def config(self) -> dict:

@@ -147,6 +147,11 @@ def test_absorb_prior_keeps_the_elbo(backend, host_rng):
                                backend.to_numpy(model.log_likelihood(X, k=50, seed=1)), rtol=1e-10)
     with pytest.raises(ValueError, match="prior='learned'"):
         absorb_prior(standard)
+    # the new model shares no memory with the old one: training it leaves the original alone
+    before = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}
+    refvae.SGD(0.1).step(standard.params, {k: backend.xp.ones_like(v) for k, v in standard.params.items()})
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(backend.to_numpy(v), before[k])
 
 
 def test_learned_prior_round_trips_through_a_checkpoint(numpy_backend, tmp_path, host_rng):
