@@ -1,0 +1,66 @@
+"""Plots: every function writes a real PNG, handles the edge cases it promises, and refuses bad shapes."""
+
+import numpy as np
+import pytest
+
+from refvae import aggregate_plots, plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    data = path.read_bytes()
+    return data[:8] == PNG and len(data) > 1000
+
+
+@pytest.mark.parametrize("history", [
+    {"epoch": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5]},
+    {"epoch": [1, 2], "train_loss": [3.0, 2.0], "val_loss": [None, None], "seconds": [0.1, 0.1]},
+    {"epoch": [1, 2], "train_loss": [3.0, 2.0], "val_loss": [2.5, None], "train_rec": [2.5, 1.8],
+     "train_kl": [0.5, 0.2], "mismatch_kl": [1.0, 0.5], "mismatch_kl_full": [1.2, 0.6], "active_units": [3, 4],
+     "custom": [0.1, 0.2]},
+], ids=["minimal", "no-validation", "every-panel"])
+def test_training_curves(history, tmp_path):
+    assert _is_png(plots.plot_training_curves(history, tmp_path / "sub" / "c.png"))
+
+
+def test_image_plots(tmp_path, host_rng):
+    images = host_rng.random((23, 784))
+    assert _is_png(plots.plot_image_grid(images, tmp_path / "g.png", title="t"))
+    assert _is_png(plots.plot_image_grid(host_rng.random((5, 16)), tmp_path / "bars.png", image_shape=(4, 4)))
+    assert _is_png(plots.plot_reconstructions(images[:13], images[:13], tmp_path / "r.png"))
+    assert _is_png(plots.plot_weights(host_rng.normal(size=(784, 30)), tmp_path / "w.png"))
+    with pytest.raises(ValueError, match=r"shape \(n, 784\).*got \(3, 700\)"):
+        plots.plot_image_grid(np.zeros((3, 700)), tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="differ in shape"):
+        plots.plot_reconstructions(images[:3], images[:4], tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_latent_scatter(d, with_labels, tmp_path, host_rng):
+    z = host_rng.normal(size=(200, d))
+    labels = host_rng.integers(0, 10, 200) if with_labels else None
+    assert _is_png(plots.plot_latent_scatter(z, labels, tmp_path / "z.png"))
+
+
+def test_posterior_stats_and_histograms(tmp_path, host_rng):
+    mu, logvar = host_rng.normal(size=(100, 6)), host_rng.normal(size=(100, 6))
+    assert _is_png(plots.plot_posterior_stats(mu, logvar, tmp_path / "p.png"))
+    with pytest.raises(ValueError, match="same|shape"):
+        plots.plot_posterior_stats(mu, logvar[:, :5], tmp_path / "bad.png")
+    assert _is_png(plots.plot_histogram_pairs(host_rng.random(50), host_rng.random(60), tmp_path / "h.png",
+                                              labels=("aggregate", "model")))
+
+
+def test_aggregate_plots(tmp_path, host_rng, numpy_backend):
+    import refvae
+
+    model = refvae.GaussianVAE(6, 3, hidden=(5,), seed=0)
+    report = refvae.prior_mismatch(model, host_rng.random((40, 6)))
+    assert _is_png(aggregate_plots.plot_aggregate_vs_prior(report, tmp_path / "a.png"))
+    assert _is_png(aggregate_plots.plot_correlation(report.correlation, tmp_path / "c.png"))
+    assert _is_png(aggregate_plots.plot_aggregate_histograms(host_rng.normal(size=(300, 3)), [2, 0], tmp_path / "h.png",
+                                                             kls=report.kl))
+    assert _is_png(aggregate_plots.plot_series({"a": [3, 2, 1], "b": [1, 2, 3]}, tmp_path / "s.png",
+                                               spread={"a": [0.1, 0.1, 0.2]}, logy=True))
