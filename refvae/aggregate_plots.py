@@ -10,21 +10,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .plots import save_figure
+
 __all__ = ["plot_aggregate_histograms", "plot_aggregate_vs_prior", "plot_correlation", "plot_series"]
-
-DPI = 120
-
-
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
-    return path
-
 
 def plot_aggregate_vs_prior(report, path, title=None) -> Path:
     """Per-dimension aggregate mean and variance (with the two parts of the variance) against the prior's 0 and 1."""
@@ -45,7 +35,7 @@ def plot_aggregate_vs_prior(report, path, title=None) -> Path:
     ax_v.legend(loc="best", fontsize=8)
     fig.suptitle(title or f"Aggregate posterior vs N(0, I): KL {report.kl_diag:.3f} nats (diagonal), "
                           f"{report.kl_full:.3f} (full); {report.n_active}/{z} active")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_aggregate_histograms(samples, dims, path, kls=None, title=None) -> Path:
@@ -70,7 +60,7 @@ def plot_aggregate_histograms(samples, dims, path, kls=None, title=None) -> Path
         ax.set_visible(False)
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "Most mismatched dimensions: aggregate posterior against the prior")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_correlation(corr, path, title=None) -> Path:
@@ -87,7 +77,7 @@ def plot_correlation(corr, path, title=None) -> Path:
         ax.set_yticks(range(z))
         ax.tick_params(labelsize=7)
     ax.set_title(title or "Correlations of the aggregate posterior (a diagonal prior has none)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_series(series: dict, path, xlabel="epoch", ylabel="", title=None, spread: dict | None = None,
@@ -110,4 +100,4 @@ def plot_series(series: dict, path, xlabel="epoch", ylabel="", title=None, sprea
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -14,13 +14,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = ["plot_histogram_pairs", "plot_image_grid", "plot_latent_scatter", "plot_posterior_stats",
-           "plot_reconstructions", "plot_training_curves", "plot_weights"]
+           "plot_reconstructions", "plot_training_curves", "plot_weights", "save_figure"]
 
 DPI = 120
 _CORE_SERIES = {"epoch", "seconds", "train_loss", "val_loss"}
 
 
-def _save(fig: Figure, path) -> Path:
+def save_figure(fig: Figure, path) -> Path:
+    """Render ``fig`` with the Agg canvas into the PNG ``path`` (parent directories created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -108,7 +109,7 @@ def plot_training_curves(history: dict, path, title=None) -> Path:
             handles, labels = handles + [h], labels + [h.get_label()]
         ax.legend(handles, labels, fontsize=8, loc="best")
     axes[-1].set_xlabel("epoch")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None) -> Path:
@@ -124,7 +125,7 @@ def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None) ->
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reconstructions(originals, reconstructions, path, image_shape=(28, 28), title=None) -> Path:
@@ -157,7 +158,7 @@ def plot_reconstructions(originals, reconstructions, path, image_shape=(28, 28),
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_title(title or "Originals and reconstructions", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latent_scatter(z, labels, path, title=None) -> Path:
@@ -198,7 +199,7 @@ def plot_latent_scatter(z, labels, path, title=None) -> Path:
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.set_title(title or "Latent codes")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_posterior_stats(mu, logvar, path, title=None) -> Path:
@@ -233,7 +234,7 @@ def plot_posterior_stats(mu, logvar, path, title=None) -> Path:
     for a in (a3, a4):
         a.set_xlabel("latent dimension")
     fig.suptitle(title or "Posterior statistics per latent dimension")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_weights(W, path, image_shape=(28, 28), n=100, title=None) -> Path:
@@ -254,7 +255,7 @@ def plot_weights(W, path, image_shape=(28, 28), n=100, title=None) -> Path:
     cb = fig.colorbar(im, ax=ax, shrink=0.6, ticks=[0, 0.5, 1])
     cb.ax.set_yticklabels(["−max", "0", "+max"])
     ax.set_title(title or f"First {tiles.shape[0]} filters (each scaled to its largest |weight|)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None, xlabel=None) -> Path:
@@ -275,4 +276,4 @@ def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
