@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from .backend import get_backend
 
-__all__ = ["DataError", "as_data", "check_finite_params", "check_positive_int"]
+__all__ = ["DataError", "as_data", "check_finite_params", "check_positive_int", "values_already_checked"]
+
+_VALUES_CHECKED = False
+
+
+@contextlib.contextmanager
+def values_already_checked():
+    """Within this block ``as_data`` checks shapes only, not values.
+
+    ``fit`` validates the whole data set once, then trains inside this block, so that no training step
+    pays for the value checks (on a GPU each check would wait for the device).
+    """
+    global _VALUES_CHECKED
+    previous, _VALUES_CHECKED = _VALUES_CHECKED, True
+    try:
+        yield
+    finally:
+        _VALUES_CHECKED = previous
 
 
 class DataError(ValueError):
@@ -35,6 +54,8 @@ def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x
     if shape[0] < min_rows:
         raise DataError(f"{name} has {shape[0]} rows; at least {min_rows} needed")
     x = B.asarray(x, dtype=dtype)
+    if _VALUES_CHECKED:
+        return x
     finite = xp.all(xp.isfinite(x))
     if unit_interval:
         ok_range = xp.logical_and(xp.min(x) >= 0.0, xp.max(x) <= 1.0)

@@ -24,7 +24,7 @@ import time
 
 from .backend import get_backend
 from .checkpoint import CheckpointError, kind_of, load_checkpoint, save_checkpoint, split_prefix
-from .checks import DataError, check_positive_int
+from .checks import DataError, check_positive_int, values_already_checked
 
 __all__ = ["BINARIZE", "TrainingError", "fit"]
 
@@ -158,7 +158,8 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
             batch = xp.take(X, idx, axis=0)                      # (batch, d), on the device
             if binarizer is not None:
                 batch = binarizer.bernoulli(batch)
-            loss, grads = model.loss_and_grads(batch)
+            with values_already_checked():                       # X was validated once, above
+                loss, grads = model.loss_and_grads(batch)
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} of {steps_per_epoch}: "
@@ -185,7 +186,9 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         if align == "epoch" and epoch < align_epochs:
             align_to_prior(model, X, inplace=True)
         if X_monitor is not None:
-            for k, v in model.epoch_diagnostics(X_monitor).items():
+            with values_already_checked():
+                diagnostics = model.epoch_diagnostics(X_monitor)
+            for k, v in diagnostics.items():
                 history.setdefault(k, []).append(v)
         for cb in callbacks:
             cb(model, history)
@@ -220,7 +223,8 @@ def _mean_loss(model, X, batch_size, rng):
         total = 0.0
         for i in range(0, n, batch_size):
             batch = X[i:min(i + batch_size, n), :]
-            loss = model.loss(batch) if hasattr(model, "loss") else model.loss_and_grads(batch)[0]
+            with values_already_checked():
+                loss = model.loss(batch) if hasattr(model, "loss") else model.loss_and_grads(batch)[0]
             total += loss * batch.shape[0] / n
         return total
     finally:
