@@ -1,5 +1,19 @@
 """rbm: the Bernoulli restricted Boltzmann machine whose hidden "prior" adapts during training.
 
-Built on refvae's core (backend, optimisers, ``fit``, ``gradcheck``, datasets, checkpoints).
-The model itself arrives with its own issue; this package is the place for it.
+    from rbm import BernoulliRBM
+    model = BernoulliRBM(784, 500, k=1, persistent=True)
+    model.init_visible_bias(train)
+    refvae.fit(model, train, epochs=10, batch_size=100, optimizer=refvae.SGD(0.01, momentum=0.9))
+    log_z, lower, upper = model.log_partition("ais", data=train, return_bounds=True)
+    print(model.log_likelihood(test, log_z=log_z).mean())
+
+Built on refvae's core (backend, optimisers, ``fit``, ``gradcheck``, checkpoints). See rbm/model.py for the
+equations and rbm/partition.py for the exact and AIS partition functions.
 """
+
+from . import checks  # noqa: F401  (registers the RBM's gradient checks with `refvae gradcheck`)
+from .model import BernoulliRBM
+from .partition import MAX_ENUMERATION, ais_betas, ais_log_partition, exact_log_partition, model_expectations
+
+__all__ = ["BernoulliRBM", "MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition",
+           "model_expectations"]

@@ -271,5 +271,7 @@ def _restore(model, optimizer, arrays, meta, settings, path):
         raise CheckpointError(f"cannot resume from {path}: it used {training['optimizer']['kind']}, "
                               f"this run uses {type(optimizer).__name__}")
     model.set_params(split_prefix(arrays, "model"))
+    if hasattr(model, "set_state"):          # e.g. an RBM's persistent chains
+        model.set_state(split_prefix(arrays, "state"))
     optimizer.load_state_dict({"meta": training["optimizer"], "arrays": split_prefix(arrays, "optimizer")})
     return int(training["epochs_done"]), _history_from(training["history"])

@@ -1,0 +1,316 @@
+"""The Bernoulli restricted Boltzmann machine, trained by contrastive divergence (CD-k) or persistent CD.
+
+Model, for binary v (n_visible,) and h (n_hidden,)::
+
+    E(v, h) = -b.v - c.h - v^T W h                     W: (n_visible, n_hidden), b: (n_visible,), c: (n_hidden,)
+    P(v, h) = exp(-E(v, h)) / Z
+    P(h_j = 1 | v) = sigmoid(c_j + (v W)_j)          P(v_i = 1 | h) = sigmoid(b_i + (W h)_i)
+    F(v) = -b.v - sum_j softplus(c_j + (v W)_j)      (free energy: P(v) = exp(-F(v)) / Z)
+
+The gradient of the negative log-likelihood of one example is
+
+    d(-log P(v))/d theta = dF(v)/d theta - E_model[dF/d theta]
+    dF/dW = -v^T sigmoid(c + vW),   dF/db = -v,   dF/dc = -sigmoid(c + vW)
+
+CD-k estimates E_model with k Gibbs steps started at the data; PCD with k steps of chains that persist
+across updates (Tieleman 2008). Following Hinton's guide (2010, section 3), the hidden states that drive
+the chain are sampled; the statistics are collected from probabilities.
+
+The hidden biases c are the log-odds of the hidden units' "prior": they adapt during training
+(``adaptive_prior=True``); at a maximum of the likelihood their gradient vanishes, that is, the aggregate
+posterior <P(h|v)>_data equals the model's marginal E_model[h]. ``adaptive_prior=False`` keeps them fixed.
+
+Sign convention: ``grads`` are d(loss)/d(param) of the negative log-likelihood (estimated); optimisers subtract.
+
+References
+----------
+G. E. Hinton, "A Practical Guide to Training Restricted Boltzmann Machines", UTML TR 2010-003.
+T. Tieleman, "Training Restricted Boltzmann Machines using Approximations to the Likelihood Gradient", ICML 2008.
+R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networks", ICML 2008.
+"""
+
+from __future__ import annotations
+
+from refvae.backend import get_backend
+from refvae.checkpoint import CheckpointError, kind_of, load_checkpoint, register_model, save_checkpoint
+from refvae.checks import as_data, check_positive_int
+from refvae.numerics import sigmoid, softplus
+
+__all__ = ["BernoulliRBM"]
+
+
+@register_model
+class BernoulliRBM:
+    """A Bernoulli-Bernoulli RBM with hand-written CD-k / PCD updates.
+
+    Parameters
+    ----------
+    n_visible, n_hidden : int
+    seed : int
+        Seeds the initial weights (drawn on the host: the same on every backend) and the sampler.
+    dtype : {"float32", "float64"}
+    k : int
+        Gibbs steps per update.
+    persistent : bool
+        PCD (chains kept on the device across updates) or CD-k (chains start at the data).
+    adaptive_prior : bool
+        Train the hidden biases c (the hidden "prior"); False keeps them at their initial value 0.
+    sparsity_target : float, optional
+        Pull each hidden unit's mean activation q_j (an exponential average over batches, decay 0.95)
+        towards this target: the hidden biases (and weights) get the extra gradient
+        ``sparsity_cost * (q_j - target)`` (Hinton 2010, section 11).
+    sparsity_cost : float
+    weight_decay : float
+        L2 penalty ``weight_decay/2 * |W|^2`` added to the loss (its gradient to ``grads["W"]``).
+    """
+
+    def __init__(self, n_visible, n_hidden, seed=0, dtype="float32", k=1, persistent=True, adaptive_prior=True,
+                 sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1):
+        self.n_visible = check_positive_int(n_visible, "n_visible")
+        self.n_hidden = check_positive_int(n_hidden, "n_hidden")
+        self.k = check_positive_int(k, "k")
+        self.persistent, self.adaptive_prior = bool(persistent), bool(adaptive_prior)
+        if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
+            raise ValueError(f"sparsity_target must be in (0, 1), got {sparsity_target}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.sparsity_target, self.sparsity_cost = sparsity_target, float(sparsity_cost)
+        self.weight_decay, self.seed = float(weight_decay), int(seed)
+        self.backend = B = get_backend()
+        self.xp = B.xp
+        self.dtype_name = B.dtype_name(dtype)
+        init = B.rng(self.seed, host=True)
+        self.params = {
+            "W": 0.01 * init.normal((self.n_visible, self.n_hidden), self.dtype_name),   # N(0, 0.01^2)
+            "b": B.zeros((self.n_visible,), self.dtype_name),
+            "c": B.zeros((self.n_hidden,), self.dtype_name),
+        }
+        self.rng = B.rng(self.seed)
+        self.chains = None            # persistent fantasy particles, (n_chains, n_visible) on the device
+        self.sparsity_q = None        # running mean activation of the hidden units, (n_hidden,)
+        self.last_terms = {}
+
+    # ----------------------------------------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "seed": self.seed, "dtype": self.dtype_name,
+                "k": self.k, "persistent": self.persistent, "adaptive_prior": self.adaptive_prior,
+                "sparsity_target": self.sparsity_target, "weight_decay": self.weight_decay,
+                "sparsity_cost": self.sparsity_cost}
+
+    def validate_data(self, v, name="v"):
+        """``v`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
+        return as_data(v, self.n_visible, self.dtype_name, unit_interval=True, name=name)
+
+    def set_params(self, new: dict) -> None:
+        """Replace W, b, c by copies of the arrays in ``new`` (same shapes)."""
+        for key in ("W", "b", "c"):
+            if key not in new:
+                raise ValueError(f"parameters do not match a BernoulliRBM: {key!r} is missing")
+            if tuple(new[key].shape) != tuple(self.params[key].shape):
+                raise ValueError(f"parameter {key!r} has shape {tuple(new[key].shape)}, this model needs "
+                                 f"{tuple(self.params[key].shape)}")
+            self.params[key] = self.xp.asarray(self.backend.asarray(new[key], dtype=self.dtype_name), copy=True)
+
+    def init_visible_bias(self, X, eps=1e-3) -> None:
+        """b_i = log(p_i / (1 - p_i)) from the data's pixel means p_i, clipped to [eps, 1 - eps] (Hinton 2010, sec. 8)."""
+        xp = self.xp
+        p = xp.clip(xp.mean(self.validate_data(X, "X"), axis=0), eps, 1.0 - eps)
+        self.params["b"] = xp.log(p) - xp.log1p(-p)
+
+    # ----------------------------------------------------------------------------------------------
+    # Conditionals and Gibbs sampling
+    # ----------------------------------------------------------------------------------------------
+    def hidden_probs(self, v):
+        """P(h = 1 | v) = sigmoid(c + v W), (batch, n_hidden)."""
+        return sigmoid(v @ self.params["W"] + self.params["c"])
+
+    def visible_probs(self, h):
+        """P(v = 1 | h) = sigmoid(b + h W^T), (batch, n_visible)."""
+        return sigmoid(h @ self.params["W"].T + self.params["b"])
+
+    def gibbs(self, v, steps=1, rng=None):
+        """``steps`` alternating Gibbs sweeps v -> h -> v from binary v; returns (v, P(h=1|v)) at the end."""
+        rng = rng or self.rng
+        for _ in range(steps):
+            h = rng.bernoulli(self.hidden_probs(v))
+            v = rng.bernoulli(self.visible_probs(h))
+        return v, self.hidden_probs(v)
+
+    def free_energy(self, v):
+        """F(v) = -b.v - sum_j softplus(c_j + (v W)_j), per example (batch,)."""
+        xp = self.xp
+        return -(v @ self.params["b"]) - xp.sum(softplus(v @ self.params["W"] + self.params["c"]), axis=-1)
+
+    def free_energy_grads(self, v):
+        """Gradients of the batch mean of F(v): dF/dW = -v^T sigmoid(c + vW) / n, dF/db = -mean v, dF/dc = -mean sigmoid."""
+        xp = self.xp
+        n = v.shape[0]
+        p = self.hidden_probs(v)                                      # (batch, n_hidden)
+        return {"W": -(v.T @ p) / n, "b": -xp.mean(v, axis=0), "c": -xp.mean(p, axis=0)}
+
+    # ----------------------------------------------------------------------------------------------
+    # Training
+    # ----------------------------------------------------------------------------------------------
+    def _negative_samples(self, v_data):
+        n = v_data.shape[0]
+        if not self.persistent:                                       # CD-k: start at the data
+            return self.gibbs(self.rng.bernoulli(v_data), self.k)   # a binary start (the data may be grey levels)
+        if self.chains is None or self.chains.shape[0] != n:          # PCD: chains persist between updates
+            self.chains = self.rng.bernoulli(self.xp.zeros_like(v_data) + 0.5)
+        self.chains, p_neg = self.gibbs(self.chains, self.k)
+        return self.chains, p_neg
+
+    def loss_and_grads(self, v):
+        """The CD-k / PCD estimate of d(-mean log P(v))/d(params), and a monitored loss.
+
+        Returns
+        -------
+        loss : float
+            The free-energy gap mean F(v_data) - mean F(v_model), whose gradient with the negative
+            samples held fixed is exactly ``grads`` (without penalties). It tracks the training signal,
+            not the likelihood; use ``log_likelihood`` (exact or with AIS) for that.
+        grads : dict
+            ``W``, ``b``, ``c``: positive phase from the data (probabilities), negative phase from the
+            chains; ``c`` is zero when ``adaptive_prior=False``.
+        """
+        xp = self.xp
+        v = self.validate_data(v)
+        n = v.shape[0]
+        p_pos = self.hidden_probs(v)                                   # (batch, n_hidden), positive statistics
+        v_neg, p_neg = self._negative_samples(v)                       # (batch, n_visible), (batch, n_hidden)
+        grads = {
+            "W": -(v.T @ p_pos - v_neg.T @ p_neg) / n,                 # -( <v h>_data - <v h>_model )
+            "b": -(xp.mean(v, axis=0) - xp.mean(v_neg, axis=0)),
+            "c": -(xp.mean(p_pos, axis=0) - xp.mean(p_neg, axis=0)),
+        }
+        if self.weight_decay:
+            grads["W"] = grads["W"] + self.weight_decay * self.params["W"]
+        if self.sparsity_target is not None:
+            q_batch = xp.mean(p_pos, axis=0)
+            self.sparsity_q = q_batch if self.sparsity_q is None else 0.95 * self.sparsity_q + 0.05 * q_batch
+            pull = self.sparsity_cost * (self.sparsity_q - self.sparsity_target)          # (n_hidden,)
+            grads["c"] = grads["c"] + pull
+            grads["W"] = grads["W"] + xp.reshape(xp.mean(v, axis=0), (-1, 1)) * xp.reshape(pull, (1, -1))
+        if not self.adaptive_prior:
+            grads["c"] = xp.zeros_like(grads["c"])
+        gap = xp.mean(self.free_energy(v)) - xp.mean(self.free_energy(v_neg))
+        recon = xp.mean(xp.sum((v - self.visible_probs(p_pos)) ** 2, axis=1))
+        terms = self.backend.to_numpy(xp.stack([gap, recon]))
+        self.last_terms = {"reconstruction_error": float(terms[1])}
+        return float(terms[0]), grads
+
+    def loss(self, v) -> float:
+        """Mean squared reconstruction error through P(h|v) (a monitor only: a poor proxy for the likelihood)."""
+        xp = self.xp
+        v = self.validate_data(v)
+        return float(xp.mean(xp.sum((v - self.visible_probs(self.hidden_probs(v))) ** 2, axis=1)))
+
+    # ----------------------------------------------------------------------------------------------
+    # The two sides of the adaptive prior
+    # ----------------------------------------------------------------------------------------------
+    def aggregate_posterior(self, V):
+        """<P(h = 1 | v)> over the data V: (n_hidden,) on the device."""
+        return self.xp.mean(self.hidden_probs(self.validate_data(V, "V")), axis=0)
+
+    def hidden_marginal(self, method="exact", n_chains=500, steps=200, seed=0):
+        """E_model[h]: exact by enumeration of the smaller layer, or from fresh Gibbs chains."""
+        if method == "exact":
+            from .partition import model_expectations
+
+            return model_expectations(self)["h"]
+        if method == "gibbs":
+            rng = self.backend.rng(seed)
+            v = rng.bernoulli(self.backend.zeros((n_chains, self.n_visible), self.dtype_name) + 0.5)
+            _, p = self.gibbs(v, steps, rng)
+            return self.xp.mean(p, axis=0)
+        raise ValueError(f"method must be 'exact' or 'gibbs', got {method!r}")
+
+    def epoch_diagnostics(self, V) -> dict:
+        """Recorded by ``fit`` after every epoch: the mean over hidden units of the aggregate posterior's
+        firing rate, and (for small models) of the exact model marginal and the largest gap between them."""
+        xp = self.xp
+        agg = self.aggregate_posterior(V)
+        out = {"aggregate_posterior_mean": float(xp.mean(agg))}
+        if min(self.n_visible, self.n_hidden) <= 16:
+            marginal = self.hidden_marginal("exact")
+            out["model_marginal_mean"] = float(xp.mean(marginal))
+            out["prior_gap_max"] = float(xp.max(xp.abs(agg - marginal)))
+        return out
+
+    # ----------------------------------------------------------------------------------------------
+    # Likelihoods and samples
+    # ----------------------------------------------------------------------------------------------
+    def log_partition(self, method="exact", **kwargs):
+        """log Z: ``method="exact"`` (enumeration, small models) or ``"ais"`` (see rbm.partition.ais_log_partition)."""
+        from .partition import ais_log_partition, exact_log_partition
+
+        if method == "exact":
+            return exact_log_partition(self, **kwargs)
+        if method == "ais":
+            return ais_log_partition(self, **kwargs)
+        raise ValueError(f"method must be 'exact' or 'ais', got {method!r}")
+
+    def log_likelihood(self, V, log_z=None):
+        """log P(v) = -F(v) - log Z per example (batch,); log Z exact unless given (e.g. from AIS)."""
+        V = self.validate_data(V, "V")
+        if log_z is None:
+            log_z = self.log_partition("exact")
+        return -self.free_energy(V) - log_z
+
+    def sample(self, n, steps=1000, seed=None):
+        """n samples after ``steps`` Gibbs sweeps of persistent chains (fresh random chains if none); returns
+        P(v = 1 | h) of the last sweep, (n, n_visible)."""
+        n, steps = check_positive_int(n, "n"), check_positive_int(steps, "steps")
+        rng = self.rng if seed is None else self.backend.rng(seed)
+        if self.chains is not None and self.chains.shape[0] >= n:
+            v = self.chains[:n, :]
+        else:
+            v = rng.bernoulli(self.backend.zeros((n, self.n_visible), self.dtype_name) + 0.5)
+        v, _ = self.gibbs(v, steps - 1, rng) if steps > 1 else (v, None)
+        h = rng.bernoulli(self.hidden_probs(v))
+        return self.visible_probs(h)
+
+    # ----------------------------------------------------------------------------------------------
+    # Checkpoints
+    # ----------------------------------------------------------------------------------------------
+    def checkpoint_arrays(self) -> dict:
+        B = self.backend
+        arrays = {f"model/{k}": B.to_numpy(v, copy=True) for k, v in self.params.items()}
+        if self.chains is not None:
+            arrays["state/chains"] = B.to_numpy(self.chains, copy=True)
+        if self.sparsity_q is not None:
+            arrays["state/sparsity_q"] = B.to_numpy(self.sparsity_q, copy=True)
+        return arrays
+
+    def set_state(self, state: dict) -> None:
+        """Restore the persistent chains and the sparsity average (from a checkpoint's ``state/`` arrays)."""
+        B = self.backend
+        self.chains = B.asarray(state["chains"], dtype=self.dtype_name) if "chains" in state else None
+        self.sparsity_q = B.asarray(state["sparsity_q"], dtype=self.dtype_name) if "sparsity_q" in state else None
+
+    def save(self, path, **extra_meta):
+        return save_checkpoint(path, self.checkpoint_arrays(), {"kind": kind_of(self), "config": self.config,
+                                                                 **extra_meta})
+
+    @classmethod
+    def from_checkpoint(cls, arrays, meta, path="checkpoint"):
+        if meta.get("kind") != cls.__name__:
+            raise CheckpointError(f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load")
+        try:
+            model = cls(**meta["config"])
+            model.set_params({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+            model.set_state({k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")})
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
+        return model
+
+    @classmethod
+    def load(cls, path):
+        arrays, meta = load_checkpoint(path)
+        return cls.from_checkpoint(arrays, meta, path)
+
+    def __repr__(self):
+        kind = f"PCD-{self.k}" if self.persistent else f"CD-{self.k}"
+        return f"BernoulliRBM({self.n_visible}, {self.n_hidden}, {kind}, adaptive_prior={self.adaptive_prior})"
+
