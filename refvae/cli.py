@@ -323,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--test-size", type=int, default=None)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    ev.add_argument("--ais-chains", type=int, default=100, help="AIS chains for a large RBM's log Z")
+    ev.add_argument("--ais-betas", type=int, default=14500, help="AIS temperatures for a large RBM's log Z")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(run=_evaluate)
 

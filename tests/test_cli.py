@@ -101,3 +101,20 @@ def test_diagnose_reports_and_plots(trained_run, tmp_path, capsys):
     report = json.loads((tmp_path / "diagnose.json").read_text())
     assert report["n"] == 300 and len(report["kl"]) == 4 and report["findings"]
     assert report["kl_diag"] == pytest.approx(sum(report["kl"]))
+
+
+@pytest.mark.parametrize("hidden, method", [("12", "exact"), ("40", "AIS")])
+def test_train_and_evaluate_rbm(hidden, method, tmp_path, capsys):
+    with refvae.use_backend("numpy"):
+        assert main(["train", "rbm", "--hidden", hidden, "--epochs", "1", "--train-size", "300", "--test-size", "50",
+                     "--ais-betas", "200", "--ais-chains", "20", "--pcd", "--out", str(tmp_path), "--no-progress"]) == 0
+        metrics = json.loads((tmp_path / "metrics.json").read_text())["test"]
+        assert metrics["method"].startswith(method) and metrics["log_likelihood"] < 0
+        if method == "AIS":
+            lo, hi = metrics["log_likelihood_bounds"]
+            assert lo <= metrics["log_likelihood"] <= hi
+        for name in ["curves.png", "filters.png", "samples.png", "hidden_frequencies.png"]:
+            assert (tmp_path / name).read_bytes()[:8] == PNG
+        capsys.readouterr()
+        assert main(["evaluate", str(tmp_path / "checkpoint.npz"), "--test-size", "50", "--ais-betas", "200"]) == 0
+        assert "test log-likelihood" in capsys.readouterr().out

@@ -36,3 +36,9 @@ def test_aggregate_vs_prior_quick(tmp_path):
         assert f"| {run} |" in summary
     for name in ["mismatch_per_epoch.png", "active_units.png", "aggregate_baseline.png"]:
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_train_rbm_quick():
+    stdout = _run("train_rbm.py")
+    assert "test log-likelihood" in stdout and ", exact)" in stdout   # 12 hidden units: exact log Z
+    assert "aggregate posterior mean" in stdout and "model marginal mean" in stdout
