@@ -42,3 +42,11 @@ def test_train_rbm_quick():
     stdout = _run("train_rbm.py")
     assert "test log-likelihood" in stdout and ", exact)" in stdout   # 12 hidden units: exact log Z
     assert "aggregate posterior mean" in stdout and "model marginal mean" in stdout
+
+
+def test_rbm_adaptive_prior_quick(tmp_path):
+    _run("rbm_adaptive_prior.py", "--out", str(tmp_path))
+    summary = (tmp_path / "summary.md").read_text()
+    assert "fixed − adaptive" in summary and "sparse 0.1 − adaptive" in summary
+    for name in ("CD-1", "CD-10", "PCD-1"):
+        assert f"| {name} |" in summary
