@@ -153,11 +153,10 @@ class BernoulliRBM:
     # Training
     # ----------------------------------------------------------------------------------------------
     def _negative_samples(self, v_data):
-        n = v_data.shape[0]
         if not self.persistent:                                       # CD-k: start at the data
             return self.gibbs(self.rng.bernoulli(v_data), self.k)   # a binary start (the data may be grey levels)
-        if self.chains is None or self.chains.shape[0] != n:          # PCD: chains persist between updates
-            self.chains = self.rng.bernoulli(self.xp.zeros_like(v_data) + 0.5)
+        if self.chains is None:                                       # PCD: as many chains as the first batch,
+            self.chains = self.rng.bernoulli(self.xp.zeros_like(v_data) + 0.5)   # kept for the whole of training
         self.chains, p_neg = self.gibbs(self.chains, self.k)
         return self.chains, p_neg
 
@@ -178,9 +177,9 @@ class BernoulliRBM:
         v = self.validate_data(v)
         n = v.shape[0]
         p_pos = self.hidden_probs(v)                                   # (batch, n_hidden), positive statistics
-        v_neg, p_neg = self._negative_samples(v)                       # (batch, n_visible), (batch, n_hidden)
+        v_neg, p_neg = self._negative_samples(v)                       # (chains, n_visible), (chains, n_hidden)
         grads = {
-            "W": -(v.T @ p_pos - v_neg.T @ p_neg) / n,                 # -( <v h>_data - <v h>_model )
+            "W": -(v.T @ p_pos / n - v_neg.T @ p_neg / v_neg.shape[0]),  # -( <v h>_data - <v h>_model )
             "b": -(xp.mean(v, axis=0) - xp.mean(v_neg, axis=0)),
             "c": -(xp.mean(p_pos, axis=0) - xp.mean(p_neg, axis=0)),
         }

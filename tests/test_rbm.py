@@ -144,6 +144,19 @@ def test_ais_schedule():
     assert all(b2 > b1 for b1, b2 in zip(betas, betas[1:]))
 
 
+def test_pcd_chains_survive_a_partial_batch(numpy_backend):
+    """14 examples at batch 4: the last batch has 2, and the 4 persistent chains carry on through it."""
+    X = refvae.datasets.load("bars", side=3)[0]
+    model = BernoulliRBM(9, 4, seed=0)
+    model.loss_and_grads(X[:4])
+    before = model.chains
+    _, grads = model.loss_and_grads(X[:2])
+    assert model.chains.shape == (4, 9) and model.chains is not before
+    assert grads["W"].shape == (9, 4)
+    refvae.fit(model, X, epochs=2, batch_size=4, optimizer=refvae.SGD(0.1), progress=False)
+    assert model.chains.shape == (4, 9)
+
+
 def test_checkpoint_keeps_parameters_and_chains(numpy_backend, tmp_path):
     X = refvae.datasets.load("bars", side=3)[0]
     model = BernoulliRBM(9, 4, seed=0)
