@@ -32,7 +32,7 @@ R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networ
 from __future__ import annotations
 
 from refvae.backend import get_backend
-from refvae.checkpoint import CheckpointError, kind_of, load_checkpoint, register_model, save_checkpoint
+from refvae.checkpoint import kind_of, load_checkpoint, rebuild, register_model, save_checkpoint
 from refvae.checks import as_data, check_positive_int
 from refvae.numerics import sigmoid, softplus
 
@@ -294,15 +294,8 @@ class BernoulliRBM:
 
     @classmethod
     def from_checkpoint(cls, arrays, meta, path="checkpoint"):
-        if meta.get("kind") != cls.__name__:
-            raise CheckpointError(f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load")
-        try:
-            model = cls(**meta["config"])
-            model.set_params({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
-            model.set_state({k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")})
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
-        return model
+        """Build a model (parameters and persistent chains) from the contents of a checkpoint."""
+        return rebuild(cls, arrays, meta, path)
 
     @classmethod
     def load(cls, path):

@@ -28,7 +28,7 @@ FORMAT = "refvae-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
 
-__all__ = ["CheckpointError", "kind_of", "load_checkpoint", "load_model", "register_model", "save_checkpoint"]
+__all__ = ["CheckpointError", "kind_of", "rebuild", "load_checkpoint", "load_model", "register_model", "save_checkpoint"]
 
 _MODELS: dict = {}
 
@@ -125,6 +125,22 @@ def load_model(path):
         known = ", ".join(sorted(_MODELS)) or "none registered"
         raise CheckpointError(f"checkpoint {path} holds a model of kind {kind!r}, which refvae cannot build ({known})")
     return _MODELS[kind].from_checkpoint(arrays, meta, path)
+
+
+def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
+    """A model of class ``cls`` from a checkpoint's contents: constructed from ``meta["config"]``, parameters
+    from the ``model/`` arrays, and (if the model has ``set_state``) state such as persistent chains from the
+    ``state/`` arrays. Raises :class:`CheckpointError` for another kind or an inconsistent checkpoint."""
+    if meta.get("kind") != cls.__name__:
+        raise CheckpointError(f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load(path)")
+    try:
+        model = cls(**meta["config"])
+        model.set_params(split_prefix(arrays, "model"))
+        if hasattr(model, "set_state"):
+            model.set_state(split_prefix(arrays, "state"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
+    return model
 
 
 def split_prefix(arrays: dict, prefix: str) -> dict:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 
 from .backend import get_backend
-from .checkpoint import CheckpointError, kind_of, load_checkpoint, register_model, save_checkpoint
+from .checkpoint import kind_of, load_checkpoint, rebuild, register_model, save_checkpoint
 from .checks import DataError, as_data, check_positive_int
 from .layers import ACTIVATIONS, MLP, Linear
 from .numerics import (
@@ -500,16 +500,7 @@ class GaussianVAE:
     @classmethod
     def from_checkpoint(cls, arrays, meta, path="checkpoint"):
         """Build a model from the contents of a checkpoint (see :func:`refvae.checkpoint.load_checkpoint`)."""
-        if meta.get("kind") != kind_of(cls.__new__(cls)):
-            raise CheckpointError(
-                f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load(path)"
-            )
-        try:
-            model = cls(**meta["config"])
-            model.set_params({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
-        return model
+        return rebuild(cls, arrays, meta, path)
 
     @classmethod
     def load(cls, path):
