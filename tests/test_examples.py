@@ -48,5 +48,5 @@ def test_rbm_adaptive_prior_quick(tmp_path):
     _run("rbm_adaptive_prior.py", "--out", str(tmp_path))
     summary = (tmp_path / "summary.md").read_text()
     assert "fixed − adaptive" in summary and "sparse 0.1 − adaptive" in summary
-    for name in ("CD-1", "CD-10", "PCD-1"):
+    for name in ("CD-1", "CD-10", "PCD-1", "CD-10, fixed prior"):
         assert f"| {name} |" in summary
