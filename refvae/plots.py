@@ -1,278 +1,735 @@
-"""Plots of training runs and models (host-side: NumPy arrays in, PNG files out).
+"""Plots of training runs and of models, drawn on the host: NumPy arrays or plain Python data in, PNG files out.
 
-Every function draws on a non-interactive Agg canvas (``matplotlib.figure.Figure``; no pyplot global
-state, works without a display), creates the parent directory, writes the PNG and returns its path.
+Every function draws on its own :class:`matplotlib.figure.Figure` rendered by the non-interactive Agg
+canvas: no pyplot, no global state, no display needed, nothing to close (the figure is never
+registered with pyplot and is freed when the function returns). Each function validates its input
+(a clear :class:`ValueError` for wrong shapes or non-finite values), creates the parent directories,
+writes one PNG at ``DPI`` dots per inch and returns its path as a :class:`pathlib.Path`.
 """
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_histogram_pairs", "plot_image_grid", "plot_latent_scatter", "plot_posterior_stats",
-           "plot_reconstructions", "plot_training_curves", "plot_weights", "save_figure"]
+__all__ = ["ACTIVE_THRESHOLD", "DPI", "plot_histogram_pairs", "plot_image_grid", "plot_latent_scatter",
+           "plot_posterior_stats", "plot_reconstructions", "plot_training_curves", "plot_weights", "save_figure"]
 
 DPI = 120
-_CORE_SERIES = {"epoch", "seconds", "train_loss", "val_loss"}
+#: Var over the data of a unit's posterior mean above which the unit counts as active (Burda et al. 2015).
+ACTIVE_THRESHOLD = 0.01
+_MAX_INCHES = 16.0          # no figure side grows beyond this; image grids shrink their tiles instead
+_TILE_INCHES = 0.8          # width of one image tile in a grid
 
 
+# ------------------------------------------------------------------------------------------------------
+# Shared helpers
+# ------------------------------------------------------------------------------------------------------
 def save_figure(fig: Figure, path) -> Path:
-    """Render ``fig`` with the Agg canvas into the PNG ``path`` (parent directories created)."""
+    """Render ``fig`` with the Agg canvas into the PNG file ``path``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure made with ``Figure(...)`` (not pyplot).
+    path : str or os.PathLike
+        Destination; must end in ``.png``. Missing parent directories are created.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"plots are written as PNG files: the path must end in .png, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, format="png")
     return path
 
 
+def _check_image_shape(image_shape):
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 2 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                                  for s in shape):
+        raise ValueError(f"image_shape must be (height, width) with two positive integers, got {image_shape!r}")
+    return int(shape[0]), int(shape[1])
+
+
+def _finite_array(values, name, ndim=None):
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array: {err}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}): nothing to plot")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN or inf)")
+    return arr
+
+
 def _as_images(images, image_shape, name="images"):
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim == 1:
-        images = images[None, :]
-    size = int(np.prod(image_shape))
-    if images.ndim != 2 or images.shape[1] != size:
-        raise ValueError(f"{name} must have shape (n, {size}) for image_shape={tuple(image_shape)}; "
-                         f"got {images.shape}: pass image_shape matching the data")
-    return images
+    """(n, h*w) float array of images, checked against ``image_shape``; a single 1-D image is promoted."""
+    h, w = image_shape
+    try:
+        arr = np.asarray(images, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array: {err}") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    size = h * w
+    if arr.ndim != 2 or arr.shape[1] != size:
+        per = f"{arr.shape[1]} values per image" if arr.ndim == 2 else f"{arr.ndim}-D input"
+        raise ValueError(f"{name} must have shape (n, {size}) for image_shape=({h}, {w}), i.e. {h}*{w} = {size} "
+                         f"values per image; got {arr.shape} ({per}): pass the image_shape of the data")
+    return _finite_array(arr, name)
 
 
 def _tile(images, image_shape, ncols, pad=1, fill=1.0):
-    """One array holding the images on a grid with ``pad`` pixels of ``fill`` between them."""
+    """Images (n, h*w) laid out row by row on a grid of ``ncols`` columns, ``pad`` pixels of ``fill`` apart.
+
+    Returns the grid, shape (nrows*(h+pad)-pad, ncols*(w+pad)-pad); unused cells hold ``fill``.
+    """
     n = images.shape[0]
     h, w = image_shape
     nrows = max(1, -(-n // ncols))
-    grid = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad), fill)
+    grid = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad), fill, dtype=np.float64)
     for i in range(n):
         r, c = divmod(i, ncols)
         grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = images[i].reshape(h, w)
     return grid
 
 
-def _panels(history, n):
-    """Group the extra per-epoch series of a history into panels of like quantities."""
-    extra = {k: v for k, v in history.items()
-             if k not in _CORE_SERIES and isinstance(v, (list, tuple)) and len(v) == n
-             and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)}
-    groups = {"terms": {}, "mismatch": {}, "other": {}}
-    for k, v in extra.items():
-        if k.startswith("train_"):
-            groups["terms"][k] = v
-        elif k.startswith("mismatch_") or k == "active_units":
-            groups["mismatch"][k] = v
-        else:
-            groups["other"][k] = v
-    return [(name, series) for name, series in groups.items() if series]
+def _grid_size(grid_shape, ncols, extra_w=0.0, extra_h=0.0, min_w=3.0, min_h=1.5):
+    """Figure size (inches) for a tiled image of ``grid_shape`` pixels with ``ncols`` tiles per row.
 
-
-_LABELS = {"train_rec": "reconstruction −log p(x|z)", "train_kl": "KL(q(z|x) ‖ p(z))",
-           "mismatch_kl": "KL(aggregate ‖ prior), diagonal", "mismatch_kl_full": "KL(aggregate ‖ prior), full"}
-
-
-def plot_training_curves(history: dict, path, title=None) -> Path:
-    """Training and validation loss per epoch (nats per example), with further panels for the other
-    per-epoch series of ``history``: the ELBO's terms (``train_*``), the aggregate posterior's mismatch
-    with the prior (``mismatch_*``, with ``active_units`` on a second axis), and anything else.
-
-    ``history`` as returned by :func:`refvae.fit`: ``epoch``, ``train_loss``, optional ``val_loss``
-    (None entries are skipped).
+    Tiles are about ``_TILE_INCHES`` wide, the aspect ratio of the pixels is kept, and the whole is scaled
+    down so that no side exceeds ``_MAX_INCHES``.
     """
-    epochs = np.asarray(history["epoch"])
-    panels = _panels(history, len(epochs))
-    fig = Figure(figsize=(7.5, 3.2 + 2.6 * len(panels)), layout="constrained")
+    gh, gw = grid_shape
+    width = ncols * _TILE_INCHES
+    height = width * gh / gw
+    # extreme aspect ratios (e.g. 1-pixel-tall images): keep the image readable in the other direction
+    height = min(height, _MAX_INCHES)
+    shrink = min(1.0, _MAX_INCHES / max(width, height))
+    return max(min_w, width * shrink + extra_w), max(min_h, height * shrink + extra_h)
+
+
+def _integer_axis(ax, axis="x"):
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Training curves
+# ------------------------------------------------------------------------------------------------------
+_CORE_SERIES = ("epoch", "seconds", "train_loss", "val_loss")
+
+#: Known per-epoch series: the panel they go in and their legend label. Unknown ones go in "other".
+_KNOWN_SERIES = {
+    "train_rec": ("elbo", "reconstruction  −log p(x|z)"),
+    "train_kl": ("elbo", "KL(q(z|x) ‖ p(z))"),
+    "mismatch_kl": ("mismatch", "KL(aggregate q(z) ‖ p(z)), diagonal Gaussian fit"),
+    "mismatch_kl_full": ("mismatch", "KL(aggregate q(z) ‖ p(z)), full-covariance fit"),
+    "active_units": ("mismatch", "active units (right axis)"),
+    "aggregate_posterior_mean": ("firing", "aggregate posterior ⟨P(h=1|v)⟩, mean over units"),
+    "model_marginal_mean": ("firing", "model marginal P(h=1), mean over units"),
+    "prior_gap_max": ("firing", "largest |aggregate − marginal| over units"),
+}
+#: Panel name -> (panel title, y-axis label), in drawing order.
+_PANELS = {
+    "elbo": ("Terms of the training loss", "nats per example"),
+    "mismatch": ("Aggregate posterior against the prior", "nats"),
+    "firing": ("Hidden units", "firing probability"),
+    "other": ("Other recorded series", "value (as recorded)"),
+}
+
+
+def _is_number(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def _series(values, name, n):
+    """A per-epoch series as a float array of length ``n``, None entries as NaN (ValueError otherwise)."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"history[{name!r}] must be a list with one entry per epoch, got {type(values).__name__}")
+    if len(values) != n:
+        raise ValueError(f"history[{name!r}] has {len(values)} entries but history['epoch'] has {n}")
+    if not all(v is None or _is_number(v) for v in values):
+        raise ValueError(f"history[{name!r}] must hold numbers (or None for a missing value), got {values!r}")
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _extra_series(history, n):
+    """The per-epoch numeric series of ``history`` besides epoch/seconds/train_loss/val_loss.
+
+    A series qualifies if it is a list, tuple or 1-D array of length ``n`` whose entries are numbers or None,
+    with at least one finite number. Returns ``{key: float array (n,)}`` in the history's order.
+    """
+    out = {}
+    for key, values in history.items():
+        if key in _CORE_SERIES:
+            continue
+        if isinstance(values, np.ndarray):
+            if values.ndim != 1:
+                continue
+            values = values.tolist()
+        if not isinstance(values, (list, tuple)) or len(values) != n:
+            continue
+        if not all(v is None or _is_number(v) for v in values):
+            continue
+        arr = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        if np.any(np.isfinite(arr)):
+            out[str(key)] = arr
+    return out
+
+
+def _plot_present(ax, x, y, *args, **kwargs):
+    """Plot only the finite points of y against x, joined (so missing epochs do not break the line)."""
+    keep = np.isfinite(y)
+    return ax.plot(x[keep], y[keep], *args, **kwargs)
+
+
+def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
+    """Loss per epoch, training and validation, with further panels for the other recorded series.
+
+    Parameters
+    ----------
+    history : dict
+        As returned by :func:`refvae.fit` (or read back from ``metrics.json``):
+
+        - ``"epoch"``: list of n ints;
+        - ``"train_loss"``: list of n floats, the mean loss over the epoch (negative ELBO, nats per example);
+        - ``"val_loss"`` (optional): list of n floats or None (None: not measured that epoch; skipped);
+        - ``"seconds"`` (optional): list of n floats, wall time per epoch (shown in the legend title);
+        - any other key holding n numbers (or None) is drawn in a second panel grouped by quantity:
+          the loss terms ``train_rec``/``train_kl`` (nats per example); the prior mismatch ``mismatch_kl``,
+          ``mismatch_kl_full`` (nats) with ``active_units`` on a right-hand axis; an RBM's hidden firing
+          rates; anything else in an "other" panel. Keys whose values are not n numbers are ignored.
+
+        ``history`` is not modified.
+    path : str or os.PathLike
+        PNG file to write.
+    title : str, optional
+        Title of the top panel (default "Training curves").
+    ylabel : str, optional
+        Label of the loss axis (default "loss (nats per example)").
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If ``history`` is not a mapping, lacks ``epoch`` or ``train_loss``, has no epochs, or one of the
+        core series has the wrong length or non-numeric entries.
+    """
+    if not hasattr(history, "keys") or not hasattr(history, "get"):
+        raise ValueError(f"history must be a dict of per-epoch lists, got {type(history).__name__}")
+    missing = [k for k in ("epoch", "train_loss") if k not in history]
+    if missing:
+        raise ValueError(f"history lacks {missing}; it has {sorted(map(str, history))}")
+    epoch_values = history["epoch"]
+    if isinstance(epoch_values, np.ndarray):
+        epoch_values = epoch_values.tolist()
+    if not isinstance(epoch_values, (list, tuple)) or len(epoch_values) == 0:
+        raise ValueError("history['epoch'] must be a non-empty list of epoch numbers")
+    n = len(epoch_values)
+    epochs = _series(epoch_values, "epoch", n)
+    if not np.all(np.isfinite(epochs)):
+        raise ValueError("history['epoch'] must not hold None or non-finite values")
+    train = _series(history["train_loss"], "train_loss", n)
+    val = _series(history["val_loss"], "val_loss", n) if history.get("val_loss") is not None else None
+    seconds = None
+    if history.get("seconds") is not None:
+        try:
+            seconds = _series(history["seconds"], "seconds", n)
+        except ValueError:
+            seconds = None                                    # a cosmetic extra: never fatal
+
+    groups = {name: {} for name in _PANELS}
+    for key, values in _extra_series(history, n).items():
+        panel = _KNOWN_SERIES.get(key, ("other", None))[0]
+        groups[panel][key] = values
+    panels = [(name, series) for name, series in groups.items() if series]
+
+    fig = Figure(figsize=(8.0, 3.8 + 2.8 * len(panels)), layout="constrained")
     axes = fig.subplots(1 + len(panels), 1, sharex=True, squeeze=False)[:, 0]
+
     ax = axes[0]
-    ax.plot(epochs, history["train_loss"], "o-", ms=3, label="training (mean over the epoch)")
-    val = history.get("val_loss")
-    if val is not None and any(v is not None for v in val):
-        e_val = [e for e, v in zip(epochs, val) if v is not None]
-        ax.plot(e_val, [v for v in val if v is not None], "s-", ms=3, label="validation (after the epoch)")
-    ax.set_ylabel("loss (nats per example)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    last = train[np.isfinite(train)]
+    train_label = "training (mean over the epoch)" + (f", last {last[-1]:.4g}" if last.size else "")
+    _plot_present(ax, epochs, train, "o-", ms=3.5, color="tab:blue", label=train_label)
+    if val is not None and np.any(np.isfinite(val)):
+        best = int(np.nanargmin(val))
+        _plot_present(ax, epochs, val, "s-", ms=3.5, color="tab:orange",
+                      label=f"validation, best {val[best]:.4g} at epoch {epochs[best]:g}")
+        ax.plot([epochs[best]], [val[best]], "o", ms=9, mfc="none", mec="tab:orange", mew=1.5)
+    legend_title = None
+    if seconds is not None and np.any(np.isfinite(seconds)):
+        legend_title = f"{np.nanmean(seconds):.3g} s per epoch, {np.nansum(seconds):.3g} s in all"
+    ax.legend(title=legend_title, fontsize=9, title_fontsize=8, loc="best")
+    ax.set_ylabel(ylabel or "loss (nats per example)")
     ax.set_title(title or "Training curves")
+    ax.grid(alpha=0.3)
+
     for ax, (name, series) in zip(axes[1:], panels):
-        units = series.pop("active_units", None)
-        for k, v in series.items():
-            ax.plot(epochs, v, "o-", ms=3, label=_LABELS.get(k, k))
-        ax.set_ylabel({"terms": "nats per example", "mismatch": "nats"}.get(name, "value"))
-        ax.grid(alpha=0.3)
+        panel_title, panel_ylabel = _PANELS[name]
+        units = series.pop("active_units", None) if name == "mismatch" else None
+        for i, (key, values) in enumerate(series.items()):
+            label = _KNOWN_SERIES.get(key, (None, key.replace("_", " ")))[1]
+            _plot_present(ax, epochs, values, "o-", ms=3, color=colormaps["tab10"](i % 10), label=label)
         handles, labels = ax.get_legend_handles_labels()
         if units is not None:
             twin = ax.twinx()
-            (h,) = twin.plot(epochs, units, "k:", marker=".", label="active units (right axis)")
-            twin.set_ylabel("active units")
-            twin.set_ylim(0, 1.35 * max(units) + 1)  # headroom for the legend
+            (h,) = _plot_present(twin, epochs, units, ":", marker="D", ms=3, color="k",
+                                 label=_KNOWN_SERIES["active_units"][1])
+            twin.set_ylabel("active units (count)")
+            top = np.nanmax(units)
+            twin.set_ylim(0, 1.35 * top + 1)                     # headroom for the legend
+            _integer_axis(twin, "y")
             handles, labels = handles + [h], labels + [h.get_label()]
+        if series:
+            ax.set_ylabel(panel_ylabel)
+        else:                                                    # only active units: the left axis is empty
+            ax.set_yticks([])
         ax.legend(handles, labels, fontsize=8, loc="best")
+        ax.set_title(panel_title, fontsize=10)
+        ax.grid(alpha=0.3)
+
     axes[-1].set_xlabel("epoch")
+    _integer_axis(axes[-1], "x")
     return save_figure(fig, path)
 
 
+# ------------------------------------------------------------------------------------------------------
+# Images
+# ------------------------------------------------------------------------------------------------------
 def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None) -> Path:
-    """Grey-scale images (n, prod(image_shape)) in [0, 1] on a grid of ``ncols`` columns."""
+    """Grey-scale images on a grid, without axes.
+
+    Parameters
+    ----------
+    images : array_like, shape (n, prod(image_shape)) or (prod(image_shape),)
+        Pixel intensities in [0, 1] (0 black, 1 white); values outside are clipped in the display.
+    path : str or os.PathLike
+        PNG file to write.
+    image_shape : tuple of int, (height, width)
+        Shape of one image.
+    ncols : int
+        Images per row (fewer if there are fewer images).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the rows of ``images`` do not hold prod(image_shape) values (the message gives both sizes), if
+        there are no images or non-finite values, or if ``ncols`` is not a positive integer.
+    """
+    image_shape = _check_image_shape(image_shape)
     images = _as_images(images, image_shape)
-    ncols = max(1, min(ncols, images.shape[0]))
+    if not isinstance(ncols, numbers.Integral) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = int(min(ncols, images.shape[0]))
     grid = _tile(images, image_shape, ncols)
-    h, w = grid.shape
-    fig = Figure(figsize=(max(3.0, w / 28 * 0.75), max(2.0, h / 28 * 0.75 + (0.4 if title else 0))),
-                 layout="constrained")
+    fig = Figure(figsize=_grid_size(grid.shape, ncols, extra_h=0.45 if title else 0.1), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=11)
     return save_figure(fig, path)
 
 
 def plot_reconstructions(originals, reconstructions, path, image_shape=(28, 28), title=None) -> Path:
-    """Originals above their reconstructions, ten per row pair."""
+    """Originals above their reconstructions: ten per row, a labelled pair of rows per ten images.
+
+    Parameters
+    ----------
+    originals, reconstructions : array_like, shape (n, prod(image_shape))
+        Images in [0, 1]; row i of ``reconstructions`` is drawn under row i of ``originals``.
+    path : str or os.PathLike
+        PNG file to write.
+    image_shape : tuple of int, (height, width)
+        Shape of one image.
+    title : str, optional
+        Figure title (default "Originals and their reconstructions").
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If either array has the wrong width for ``image_shape`` or the two differ in shape.
+    """
+    image_shape = _check_image_shape(image_shape)
     originals = _as_images(originals, image_shape, "originals")
     reconstructions = _as_images(reconstructions, image_shape, "reconstructions")
     if originals.shape != reconstructions.shape:
-        raise ValueError(f"originals {originals.shape} and reconstructions {reconstructions.shape} differ in shape")
+        raise ValueError(f"originals {originals.shape} and reconstructions {reconstructions.shape} differ in "
+                         "shape: pass one reconstruction per original")
+    h, w = image_shape
     n = originals.shape[0]
     ncols = min(10, n)
-    rows = []
+    pair_gap = max(2, h // 4)                       # a wider white band between pairs than within one
+    strips, centres, labels, y = [], [], [], 0
     for start in range(0, n, ncols):
-        block = slice(start, min(start + ncols, n))
-        for part in (originals[block], reconstructions[block]):
+        stop = min(start + ncols, n)
+        for which, part in (("original", originals[start:stop]), ("reconstruction", reconstructions[start:stop])):
             padded = np.ones((ncols, part.shape[1]))
             padded[:part.shape[0]] = part
-            rows.append(_tile(padded, image_shape, ncols))
-    h, w = image_shape
-    gaps = [np.ones((3 if i % 2 else 1, rows[0].shape[1])) for i in range(len(rows))]
-    grid = np.vstack([part for r, g in zip(rows, gaps) for part in (r, g)][:-1])   # no gap after the last row
-    fig = Figure(figsize=(max(4.0, ncols * 0.8 + 1.2), len(rows) * 0.85 + 0.6), layout="constrained")
+            strip = _tile(padded, image_shape, ncols)
+            if strips:
+                gap = pair_gap if which == "original" else 1
+                strips.append(np.ones((gap, strip.shape[1])))
+                y += gap
+            strips.append(strip)
+            centres.append(y + (h - 1) / 2)
+            labels.append(which if n <= ncols else f"{which}s {start + 1}–{stop}")
+            y += h
+    grid = np.vstack(strips)
+    width, height = _grid_size(grid.shape, ncols, extra_w=1.4, extra_h=0.5)
+    fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])
-    ticks, labels, y = [], [], 0
-    for i, r in enumerate(rows):
-        ticks.append(y + h / 2)
-        labels.append("original" if i % 2 == 0 else "reconstruction")
-        y += r.shape[0] + (3 if i % 2 else 1)
-    ax.set_yticks(ticks)
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.set_title(title or "Originals and reconstructions", fontsize=10)
-    return save_figure(fig, path)
-
-
-def plot_latent_scatter(z, labels, path, title=None) -> Path:
-    """Latent codes z (n, d) coloured by integer labels (or one colour if None).
-
-    d = 2: the two dimensions; d > 2: the first two principal components (via SVD of the centred codes);
-    d = 1: the code against a small vertical jitter.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(f"z must have shape (n, d) with n >= 1; got {z.shape}")
-    d = z.shape[1]
-    if d == 1:
-        xy = np.column_stack([z[:, 0], np.random.default_rng(0).uniform(-0.5, 0.5, z.shape[0])])
-        xlabel, ylabel = "z[0]", "jitter (no meaning)"
-    elif d == 2:
-        xy, (xlabel, ylabel) = z, ("z[0]", "z[1]")
-    else:
-        centred = z - z.mean(axis=0)
-        _, s, vt = np.linalg.svd(centred, full_matrices=False)
-        xy = centred @ vt[:2].T
-        share = s[:2] ** 2 / np.sum(s**2)
-        xlabel, ylabel = (f"principal component 1 ({share[0]:.0%} of variance)",
-                          f"principal component 2 ({share[1]:.0%} of variance)")
-    fig = Figure(figsize=(6.8, 5.6), layout="constrained")
-    ax = fig.subplots()
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=5, alpha=0.6)
-    else:
-        labels = np.asarray(labels)
-        classes = np.unique(labels)
-        cmap = matplotlib.colormaps["tab10"]
-        for i, c in enumerate(classes):
-            sel = labels == c
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=5, alpha=0.7, color=cmap(i % 10), label=str(c))
-        ax.legend(title="label", markerscale=3, fontsize=8, loc="best")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.set_title(title or "Latent codes")
-    return save_figure(fig, path)
-
-
-def plot_posterior_stats(mu, logvar, path, title=None) -> Path:
-    """Per latent dimension, from an encoder's (mu, logvar), each (n, z_dim), over a data set:
-    the mean of mu, the activity Var[mu] (log scale, 0.01 = the active-unit threshold of Burda et al.
-    2015), the mean posterior variance <exp(logvar)>, and the aggregate variance <exp(logvar)> + Var[mu]
-    against the prior's 1."""
-    mu, logvar = np.asarray(mu, dtype=np.float64), np.asarray(logvar, dtype=np.float64)
-    if mu.shape != logvar.shape or mu.ndim != 2:
-        raise ValueError(f"mu and logvar must both have shape (n, z_dim); got {mu.shape} and {logvar.shape}")
-    dims = np.arange(mu.shape[1])
-    activity = mu.var(axis=0)
-    post_var = np.exp(logvar).mean(axis=0)
-    fig = Figure(figsize=(max(7.0, 0.3 * len(dims) + 4), 6.5), layout="constrained")
-    (a1, a2), (a3, a4) = fig.subplots(2, 2, sharex=True)
-    a1.bar(dims, mu.mean(axis=0))
-    a1.axhline(0, color="k", ls="--", lw=1)
-    a1.set_title("mean of μ(x)", fontsize=10)
-    a2.bar(dims, np.maximum(activity, 1e-12), color=np.where(activity > 0.01, "tab:blue", "tab:gray"))
-    a2.set_yscale("log")
-    a2.axhline(0.01, color="r", ls="--", lw=1, label="active above 0.01")
-    a2.legend(fontsize=8)
-    a2.set_title("activity Var[μ(x)]", fontsize=10)
-    a3.bar(dims, post_var, color="tab:orange")
-    a3.axhline(1, color="k", ls="--", lw=1, label="prior variance 1")
-    a3.legend(fontsize=8)
-    a3.set_title("mean posterior variance ⟨σ²(x)⟩", fontsize=10)
-    a4.bar(dims, post_var + activity, color="tab:green")
-    a4.axhline(1, color="k", ls="--", lw=1, label="prior variance 1")
-    a4.legend(fontsize=8)
-    a4.set_title("aggregate variance ⟨σ²⟩ + Var[μ]", fontsize=10)
-    for a in (a3, a4):
-        a.set_xlabel("latent dimension")
-    fig.suptitle(title or "Posterior statistics per latent dimension")
+    ax.set_yticks(centres, labels, fontsize=9)
+    ax.tick_params(axis="y", length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title or "Originals and their reconstructions", fontsize=11)
     return save_figure(fig, path)
 
 
 def plot_weights(W, path, image_shape=(28, 28), n=100, title=None) -> Path:
-    """The first ``n`` columns of W (n_visible, n_hidden) as images, each scaled symmetrically around 0."""
-    W = np.asarray(W, dtype=np.float64)
-    if W.ndim != 2 or W.shape[0] != int(np.prod(image_shape)):
-        raise ValueError(f"W must have shape ({int(np.prod(image_shape))}, n_hidden) for image_shape="
-                         f"{tuple(image_shape)}; got {W.shape}")
-    cols = W[:, :n].T                                          # (k, n_visible)
-    scale = np.maximum(np.abs(cols).max(axis=1, keepdims=True), 1e-12)
-    tiles = 0.5 + 0.5 * cols / scale                           # each filter in [0, 1], 0.5 = zero weight
-    ncols = min(10, tiles.shape[0])
+    """The first ``n`` columns of a weight matrix as images (e.g. RBM filters), each scaled symmetrically about 0.
+
+    Each filter is divided by its own largest absolute weight and drawn with a diverging colour map
+    (red positive, blue negative, white zero), so the patterns of weak and strong filters are equally visible.
+
+    Parameters
+    ----------
+    W : array_like, shape (n_visible, n_hidden)
+        Weights; column j, reshaped to ``image_shape``, is the filter of hidden unit j.
+    path : str or os.PathLike
+        PNG file to write.
+    image_shape : tuple of int, (height, width)
+        Shape of one filter image; prod(image_shape) must equal n_visible.
+    n : int
+        How many filters (columns) to show, at most n_hidden.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If W is not 2-D with prod(image_shape) rows, holds non-finite values, or ``n`` is not positive.
+    """
+    image_shape = _check_image_shape(image_shape)
+    size = image_shape[0] * image_shape[1]
+    W = _finite_array(W, "W")
+    if W.ndim != 2 or W.shape[0] != size:
+        raise ValueError(f"W must have shape ({size}, n_hidden) for image_shape={image_shape} (one column per "
+                         f"hidden unit, {size} rows); got {W.shape}")
+    if not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    cols = W[:, :n].T                                                   # (k, n_visible)
+    k = cols.shape[0]
+    scale = np.abs(cols).max(axis=1, keepdims=True)
+    tiles = 0.5 + 0.5 * cols / np.where(scale > 0, scale, 1.0)          # each filter in [0, 1], 0.5 = zero
+    ncols = min(10, k)
     grid = _tile(tiles, image_shape, ncols, fill=0.5)
-    fig = Figure(figsize=(ncols * 0.8 + 1.5, grid.shape[0] / image_shape[0] * 0.8 + 0.6), layout="constrained")
+    width, height = _grid_size(grid.shape, ncols, extra_w=1.2, extra_h=0.5)
+    fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
-    im = ax.imshow(grid, cmap="RdBu_r", vmin=0, vmax=1, interpolation="nearest")
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
-    cb = fig.colorbar(im, ax=ax, shrink=0.6, ticks=[0, 0.5, 1])
-    cb.ax.set_yticklabels(["−max", "0", "+max"])
-    ax.set_title(title or f"First {tiles.shape[0]} filters (each scaled to its largest |weight|)", fontsize=10)
+    cb = fig.colorbar(im, ax=ax, shrink=min(0.8, 3.0 / height), ticks=[0, 0.5, 1])
+    cb.ax.set_yticklabels(["−max|w|", "0", "+max|w|"], fontsize=8)
+    cb.set_label("weight / that filter's max |w|", fontsize=8)
+    ax.set_title(title or f"First {k} of {W.shape[1]} filters, each scaled to its own largest |weight|",
+                 fontsize=11)
     return save_figure(fig, path)
 
 
-def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None, xlabel=None) -> Path:
-    """Overlaid step histograms of two 1-D arrays on common bins."""
-    a = np.asarray(values_a, dtype=np.float64).ravel()
-    b = np.asarray(values_b, dtype=np.float64).ravel()
-    if a.size == 0 or b.size == 0:
-        raise ValueError("plot_histogram_pairs needs two non-empty arrays")
-    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
-    bins = np.linspace(lo, hi if hi > lo else lo + 1, 41)
-    fig = Figure(figsize=(6.5, 4.0), layout="constrained")
+# ------------------------------------------------------------------------------------------------------
+# Latent space
+# ------------------------------------------------------------------------------------------------------
+def _project_2d(z):
+    """Two coordinates to plot for codes z (n, d), and their axis labels.
+
+    d = 1: the code against a uniform jitter in [-1, 1) (fixed seed; the vertical position means nothing);
+    d = 2: the two dimensions; d > 2: the projections on the first two principal components of the centred
+    codes (right singular vectors of the SVD), labelled with the share of the variance each explains.
+    """
+    n, d = z.shape
+    if d == 1:
+        jitter = np.random.default_rng(0).uniform(-1.0, 1.0, n)
+        return np.column_stack([z[:, 0], jitter]), "z[0]", "random jitter (no meaning)"
+    if d == 2:
+        return z, "z[0]", "z[1]"
+    centred = z - z.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    total = np.sum(s**2)
+    share = s[:2] ** 2 / total if total > 0 else np.zeros(2)
+    xy = centred @ vt[:2].T
+    return (xy, f"principal component 1 of {d} dims ({share[0]:.0%} of variance)",
+            f"principal component 2 ({share[1]:.0%} of variance)")
+
+
+def plot_latent_scatter(z, labels, path, title=None) -> Path:
+    """Latent codes as points in the plane, coloured by class.
+
+    Parameters
+    ----------
+    z : array_like, shape (n, d)
+        Codes, e.g. posterior means. d = 2: plotted as they are. d > 2: projected on their first two
+        principal components (SVD of the centred codes; the axis labels say so and give the share of the
+        variance). d = 1: z[0] on the x axis against a random vertical jitter (labelled as meaningless), so
+        that overlapping classes stay visible.
+    labels : array_like of int, shape (n,), or None
+        Class of each point. Up to 10 classes: the qualitative ``tab10`` colour map and a legend; more: a
+        sequential colour map with a colour bar. None: one colour, no legend.
+    path : str or os.PathLike
+        PNG file to write.
+    title : str, optional
+        Axes title (default "Latent codes").
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If z is not a non-empty, finite (n, d) array with d >= 1, or labels are not n integers.
+    """
+    z = _finite_array(z, "z")
+    if z.ndim != 2 or z.shape[1] == 0:
+        raise ValueError(f"z must have shape (n, d) with d >= 1, got {z.shape}")
+    n = z.shape[0]
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), one per row of z; got {labels.shape}")
+        if labels.dtype.kind not in "iu":
+            as_float = np.asarray(labels, dtype=np.float64) if labels.dtype.kind in "fb" else None
+            if as_float is None or not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
+                raise ValueError(f"labels must be integers (class indices), got dtype {labels.dtype}")
+            labels = as_float.astype(np.int64)
+    xy, xlabel, ylabel = _project_2d(z)
+    order = np.random.default_rng(0).permutation(n)                 # no class systematically drawn on top
+    size = 14.0 if n <= 1000 else 6.0 if n <= 10000 else 2.0
+    fig = Figure(figsize=(7.4, 6.0), layout="constrained")
     ax = fig.subplots()
-    ax.hist(a, bins=bins, histtype="step", lw=1.8, label=labels[0])
-    ax.hist(b, bins=bins, histtype="step", lw=1.8, label=labels[1])
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6, color="tab:blue", linewidths=0)
+    else:
+        classes, index = np.unique(labels, return_inverse=True)
+        if len(classes) <= 10:
+            cmap = colormaps["tab10"]
+            colours = cmap(index % 10)
+            ax.scatter(xy[order, 0], xy[order, 1], s=size, alpha=0.75, c=colours[order], linewidths=0)
+            handles = [Line2D([], [], ls="", marker="o", ms=7, color=cmap(i), label=str(c))
+                       for i, c in enumerate(classes)]
+            ax.legend(handles=handles, title="label", fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      borderaxespad=0.0)
+        else:
+            sc = ax.scatter(xy[order, 0], xy[order, 1], s=size, alpha=0.75, c=labels[order], cmap="viridis",
+                            linewidths=0)
+            fig.colorbar(sc, ax=ax, label="label")
+    if z.shape[1] == 1:
+        ax.set_yticks([])
+        ax.set_ylim(-1.6, 1.6)
+    else:
+        ax.set_aspect("equal", adjustable="datalim")               # distances in the plot are distances in z
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"Latent codes (n = {n})")
+    return save_figure(fig, path)
+
+
+def plot_posterior_stats(mu, logvar, path, title=None) -> Path:
+    """Per-dimension statistics of a Gaussian encoder's posteriors over a data set.
+
+    Four panels, latent dimension on the x axis:
+
+    1. the mean over the data of mu;
+    2. the activity Var over the data of mu (log scale) with the active-unit threshold
+       ``ACTIVE_THRESHOLD`` = 0.01 of Burda et al. (2015) as a dashed line;
+    3. the mean posterior variance <exp(logvar)>, against the prior's variance 1;
+    4. the aggregate posterior's variance <exp(logvar)> + Var[mu] (law of total variance), against the
+       prior's 1 (dashed line): a dimension that matches the prior sits on the line.
+
+    Inactive dimensions (activity <= 0.01) are drawn grey in every panel.
+
+    Parameters
+    ----------
+    mu, logvar : array_like, shape (n, z_dim)
+        Posterior means and log-variances, one row per data point.
+    path : str or os.PathLike
+        PNG file to write.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If mu and logvar are not finite (n, z_dim) arrays of the same shape.
+    """
+    mu, logvar = _finite_array(mu, "mu"), _finite_array(logvar, "logvar")
+    if mu.ndim != 2 or mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must both have shape (n, z_dim); got {mu.shape} and {logvar.shape}")
+    z_dim = mu.shape[1]
+    dims = np.arange(z_dim)
+    activity = mu.var(axis=0)
+    active = activity > ACTIVE_THRESHOLD
+    post_var = np.exp(logvar).mean(axis=0)
+    aggregate = post_var + activity
+    colour = lambda c: np.where(active, c, "tab:gray")          # noqa: E731
+
+    fig = Figure(figsize=(min(_MAX_INCHES, max(9.0, 0.25 * z_dim + 5.0)), 7.0), layout="constrained")
+    (a1, a2), (a3, a4) = fig.subplots(2, 2, sharex=True)
+
+    a1.bar(dims, mu.mean(axis=0), color=colour("tab:blue"))
+    a1.axhline(0.0, color="k", ls="--", lw=1, label="prior mean 0")
+    a1.set_title("Mean of μ(x) over the data", fontsize=10)
+    a1.set_ylabel("⟨μ⟩")
+
+    floor = max(1e-12, 0.3 * min(np.min(activity[activity > 0], initial=np.inf), ACTIVE_THRESHOLD))
+    a2.bar(dims, np.maximum(activity, floor), color=colour("tab:blue"))
+    a2.set_yscale("log")
+    a2.set_ylim(bottom=floor)
+    a2.axhline(ACTIVE_THRESHOLD, color="tab:red", ls="--", lw=1.2,
+               label=f"active-unit threshold {ACTIVE_THRESHOLD:g} (Burda et al. 2015)")
+    a2.set_title(f"Activity Var[μ(x)]: {int(active.sum())} of {z_dim} units active", fontsize=10)
+    a2.set_ylabel("Var[μ] (log scale)")
+
+    a3.bar(dims, post_var, color=colour("tab:orange"))
+    a3.axhline(1.0, color="k", ls="--", lw=1, label="prior variance 1")
+    a3.set_title("Mean posterior variance ⟨σ²(x)⟩", fontsize=10)
+    a3.set_ylabel("⟨exp(logvar)⟩")
+
+    a4.bar(dims, aggregate, color=colour("tab:green"))
+    a4.axhline(1.0, color="k", ls="--", lw=1, label="prior variance 1")
+    a4.set_title("Aggregate posterior variance ⟨σ²⟩ + Var[μ]", fontsize=10)
+    a4.set_ylabel("variance")
+
+    # headroom above the bars for the legends
+    lo, hi = a1.get_ylim()
+    a1.set_ylim(lo, hi + 0.3 * (hi - lo))
+    a2.set_ylim(top=max(activity.max(), ACTIVE_THRESHOLD) * 30)
+    for a, values in ((a3, post_var), (a4, aggregate)):
+        a.set_ylim(0, 1.3 * max(values.max(), 1.0))
+    for a in (a1, a2, a3, a4):
+        a.legend(fontsize=8, loc="upper right")
+        a.grid(axis="y", alpha=0.3)
+        a.set_xlim(-0.6, z_dim - 0.4)
+    for a in (a3, a4):
+        a.set_xlabel("latent dimension")
+        if z_dim <= 32:
+            a.set_xticks(dims)
+            a.tick_params(axis="x", labelsize=8 if z_dim <= 20 else 6)
+        else:
+            _integer_axis(a, "x")
+    note = " (grey bars: inactive units)" if not active.all() else ""
+    fig.suptitle((title or f"Posterior statistics per latent dimension, n = {mu.shape[0]}") + note)
+    return save_figure(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Distributions
+# ------------------------------------------------------------------------------------------------------
+def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None, xlabel=None) -> Path:
+    """Overlaid step histograms of two 1-D samples on common bins.
+
+    E.g. the hidden units' firing rates under the aggregate posterior against the model's marginal.
+    With equal sample sizes the y axis counts values per bin; with unequal sizes it shows the fraction of
+    each sample per bin, so the two are comparable. Dotted vertical lines mark the two means.
+
+    Parameters
+    ----------
+    values_a, values_b : array_like, shape (n_a,) and (n_b,)
+        The two samples (flattened if not 1-D); finite.
+    path : str or os.PathLike
+        PNG file to write.
+    labels : (str, str)
+        Legend names of the two samples.
+    title : str, optional
+        Axes title.
+    xlabel : str, optional
+        Label of the x axis (default "value").
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If either sample is empty or non-finite, or ``labels`` is not two names.
+    """
+    a = _finite_array(values_a, "values_a").ravel()
+    b = _finite_array(values_b, "values_b").ravel()
+    if isinstance(labels, str) or len(labels) != 2:
+        raise ValueError(f"labels must be two names, one per sample; got {labels!r}")
+    lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    bins = np.linspace(lo, hi, 41)
+    same = a.size == b.size
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.subplots()
+    for values, label, colour, style in ((a, labels[0], "tab:blue", "-"), (b, labels[1], "tab:orange", "--")):
+        weights = None if same else np.full(values.size, 1.0 / values.size)
+        ax.hist(values, bins=bins, weights=weights, histtype="step", lw=1.8, ls=style, color=colour,
+                label=f"{label} (n = {values.size}, mean {values.mean():.3g})")
+        ax.axvline(values.mean(), color=colour, ls=":", lw=1.2)
     ax.set_xlabel(xlabel or "value")
-    ax.set_ylabel("count")
-    ax.legend()
+    ax.set_ylabel("count per bin" if same else "fraction of the sample per bin")
+    if same:
+        _integer_axis(ax, "y")
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.25)                        # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper center", ncols=1)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
