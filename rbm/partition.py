@@ -30,7 +30,7 @@ from refvae.backend import get_backend
 from refvae.checks import check_finite_params, check_positive_int
 from refvae.numerics import logsumexp, sigmoid, softplus
 
-__all__ = ["MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition", "model_expectations"]
+__all__ = ["MAX_ENUMERATION", "ais_betas", "binary_states", "ais_log_partition", "exact_log_partition", "model_expectations"]
 
 MAX_ENUMERATION = 25   # units in the smaller layer (2^25 = 33.5 million states)
 
@@ -45,7 +45,7 @@ def _enumeration_layer(model):
     return "hidden" if model.n_hidden <= model.n_visible else "visible"
 
 
-def _states(start, stop, n_bits, dtype):
+def binary_states(start, stop, n_bits, dtype):
     """All binary vectors with integer codes start..stop-1, (stop - start, n_bits), on the device."""
     B = get_backend()
     xp = B.xp
@@ -75,7 +75,7 @@ def exact_log_partition(model, batch: int = 2**14) -> float:
     xp = model.xp
     layer = _enumeration_layer(model)
     m = model.n_hidden if layer == "hidden" else model.n_visible
-    partial = [logsumexp(_log_unnormalised(model, _states(a, z, m, model.dtype_name), layer), axis=0)
+    partial = [logsumexp(_log_unnormalised(model, binary_states(a, z, m, model.dtype_name), layer), axis=0)
                for a, z in _chunks(m, batch)]
     return float(logsumexp(xp.stack(partial), axis=0))
 
@@ -95,7 +95,7 @@ def model_expectations(model, batch: int = 2**14) -> dict:
     e_h = B.zeros((model.n_hidden,), model.dtype_name)
     e_vh = B.zeros((model.n_visible, model.n_hidden), model.dtype_name)
     for a, z in _chunks(m, batch):
-        S = _states(a, z, m, model.dtype_name)
+        S = binary_states(a, z, m, model.dtype_name)
         p = xp.exp(_log_unnormalised(model, S, layer) - log_z)                # P(state), (n_states,)
         if layer == "hidden":
             pv = sigmoid(S @ W.T + b)                                          # E[v | h], (n_states, n_visible)

@@ -30,11 +30,13 @@ class DataError(ValueError):
     """Data of the wrong shape or with values a model cannot take."""
 
 
-def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x", min_rows: int = 1):
+def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x", min_rows: int = 1,
+            range_fix: str = "rescale (e.g. pixels / 255) or use likelihood='gaussian'"):
     """``x`` (NumPy or backend array) as a backend array of shape ``(n, width)`` and the model's dtype.
 
     Checks, with one device-to-host transfer for the value checks: 2-D, ``width`` columns, at least
-    ``min_rows`` rows, all values finite and, with ``unit_interval``, in [0, 1].
+    ``min_rows`` rows, all values finite and, with ``unit_interval``, in [0, 1] (``range_fix`` says how to
+    fix values outside it).
     """
     B = get_backend()
     xp = B.xp
@@ -68,8 +70,7 @@ def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x
     if not range_ok:
         lo, hi = float(xp.min(x)), float(xp.max(x))
         raise DataError(
-            f"{name} has values in [{lo:g}, {hi:g}] but a Bernoulli likelihood needs values in [0, 1]: "
-            "rescale (e.g. pixels / 255) or use likelihood='gaussian'"
+            f"{name} has values in [{lo:g}, {hi:g}] but a Bernoulli likelihood needs values in [0, 1]: {range_fix}"
         )
     return x
 

@@ -10,6 +10,8 @@ Quick tour::
     (x, y), (xt, yt) = datasets.load("mnist", labels=True)  # downloads into the cache on first use
     train, test = datasets.load("mnist", data_dir="~/data/mnist")   # your own copy of the IDX files
     patterns, _ = datasets.load("bars", side=4)             # (30, 16): all bars-and-stripes patterns
+    train, test = datasets.load("hinton-bars")              # (20000, 16), (2000, 16) draws of Hinton's bars
+    patterns, probs = datasets.data_distribution("hinton-bars")   # the exact data distribution (30 patterns)
 
 Images are returned as float32 rows in [0, 1] (pixel / 255), labels as int64. Binarisation is left to
 the training loop.
@@ -49,13 +51,16 @@ __all__ = [
     "DownloadError",
     "IDXFormatError",
     "bars_and_stripes",
+    "data_distribution",
+    "hinton_bars",
+    "sample_distribution",
     "load",
     "read_idx",
     "write_idx",
 ]
 
 #: Names accepted by :func:`load`.
-DATASETS = ("mnist-10k", "mnist", "bars")
+DATASETS = ("mnist-10k", "mnist", "bars", "hinton-bars")
 
 #: Base URLs tried in order when downloading MNIST; each must serve the four ``*.gz`` files.
 MNIST_MIRRORS = (
@@ -100,6 +105,7 @@ _LOAD_KWARGS = {
     "mnist-10k": (),
     "mnist": ("data_dir", "download", "cache_dir"),
     "bars": ("side",),
+    "hinton-bars": ("side", "p", "p_vertical", "n_train", "n_test", "seed"),
 }
 
 # IDX type codes <-> big-endian NumPy dtypes.
@@ -526,6 +532,101 @@ def _load_bars(labels: bool, side: int = 4):
 
 
 # --------------------------------------------------------------------------------------------------
+# Hinton's bars, and the exact distributions of the toy datasets
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_probability(value, name, open_interval=False) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a probability, got {value!r}") from None
+    ok = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
+    if not ok:
+        raise ValueError(f"{name} must be in {'(0, 1)' if open_interval else '[0, 1]'}, got {value}")
+    return value
+
+
+def hinton_bars(side: int = 4, p: float = 0.2, p_vertical: float = 2.0 / 3.0):
+    """The exact distribution of Hinton's bars (Hinton, Dayan, Frey & Neal, Science 1995).
+
+    An image on a ``side`` x ``side`` grid is made by choosing the orientation, vertical with probability
+    ``p_vertical`` and horizontal otherwise, then switching each of the ``side`` bars of that orientation on
+    independently with probability ``p``. With k of the side bars on::
+
+        P(image) = P(orientation) p^k (1 - p)^(side - k)
+
+    The blank and the full grid can be made in both orientations; their probabilities add (the blank has
+    (1 - p)^side, 0.4096 at the defaults). The 1995 paper's setting is the default: 4 x 4, p = 0.2,
+    vertical with probability 2/3.
+
+    Returns
+    -------
+    patterns : numpy.ndarray, (2**(side+1) - 2, side*side) float32 in {0, 1}
+        Every image with non-zero probability, sorted as in :func:`bars_and_stripes`.
+    probs : numpy.ndarray, (2**(side+1) - 2,) float64
+        Their probabilities (they sum to 1 to rounding).
+    """
+    side = _check_side(side)
+    p = _check_probability(p, "p", open_interval=True)
+    p_vertical = _check_probability(p_vertical, "p_vertical")
+    patterns = bars_and_stripes(side)
+    grids = patterns.reshape(-1, side, side).astype(bool)
+    rows_constant = np.all(grids == grids[:, :, :1], axis=(1, 2))      # horizontal bars: each row constant
+    cols_constant = np.all(grids == grids[:, :1, :], axis=(1, 2))      # vertical bars: each column constant
+    k_rows = grids[:, :, 0].sum(axis=1)                                # horizontal bars that are on
+    k_cols = grids[:, 0, :].sum(axis=1)                                # vertical bars that are on
+    probs = np.zeros(patterns.shape[0])
+    probs += np.where(rows_constant, (1.0 - p_vertical) * p ** k_rows * (1.0 - p) ** (side - k_rows), 0.0)
+    probs += np.where(cols_constant, p_vertical * p ** k_cols * (1.0 - p) ** (side - k_cols), 0.0)
+    return patterns, probs
+
+
+def data_distribution(name: str, **kwargs):
+    """The exact data distribution of a toy dataset: ``(patterns, probs)``, every pattern with non-zero probability.
+
+    ``"bars"``: the bars-and-stripes patterns, uniform (keyword ``side``). ``"hinton-bars"``: see
+    :func:`hinton_bars` (keywords ``side``, ``p``, ``p_vertical``). With it, KL(data || model) of a model whose
+    log-likelihood can be computed exactly is ``sum(probs * (log(probs) - model_log_prob(patterns)))``
+    (:func:`refvae.evaluation.kl_data_model`).
+    """
+    if name == "bars":
+        unexpected = sorted(set(kwargs) - {"side"})
+        if unexpected:
+            raise TypeError(f"data_distribution('bars') got unexpected keyword arguments {unexpected}; it accepts side")
+        patterns = bars_and_stripes(kwargs.get("side", 4))
+        return patterns, np.full(patterns.shape[0], 1.0 / patterns.shape[0])
+    if name == "hinton-bars":
+        unexpected = sorted(set(kwargs) - {"side", "p", "p_vertical"})
+        if unexpected:
+            raise TypeError(f"data_distribution('hinton-bars') got unexpected keyword arguments {unexpected}; "
+                            "it accepts side, p, p_vertical")
+        return hinton_bars(**kwargs)
+    raise ValueError(f"no exact distribution is known for dataset {name!r}: only for 'bars' and 'hinton-bars'")
+
+
+def sample_distribution(patterns, probs, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` independent draws (rows of ``patterns``, float32) from the discrete distribution ``probs``."""
+    if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 1 or probs.shape[0] != len(patterns) or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+        raise ValueError("probs must be one non-negative probability per pattern, summing to 1")
+    index = np.random.default_rng(seed).choice(len(patterns), size=int(n), p=probs / probs.sum())
+    return np.asarray(patterns, dtype=np.float32)[index]
+
+
+def _load_hinton_bars(labels: bool, side: int = 4, p: float = 0.2, p_vertical: float = 2.0 / 3.0,
+                      n_train: int = 20000, n_test: int = 2000, seed: int = 0):
+    patterns, probs = hinton_bars(side, p, p_vertical)
+    train = sample_distribution(patterns, probs, n_train, seed=seed)
+    test = sample_distribution(patterns, probs, n_test, seed=seed + 1_000_003)
+    if labels:
+        return (train, _bars_labels(train, side)), (test, _bars_labels(test, side))
+    return train, test
+
+
+# --------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------
 
@@ -557,6 +658,10 @@ def load(name: str, labels: bool = False, **kwargs):
             Train and test are the *same* full set (as separate copies): the dataset is for
             checking that a model can learn a known distribution exactly, not for generalisation.
             Keyword argument ``side`` : int, default 4.
+        ``"hinton-bars"``
+            Hinton's bars (:func:`hinton_bars`): ``n_train`` (default 20000) and ``n_test`` (default 2000)
+            independent draws from the exact distribution, seeded by ``seed`` (default 0). Keywords
+            ``side`` (4), ``p`` (0.2), ``p_vertical`` (2/3), ``n_train``, ``n_test``, ``seed``.
     labels : bool, default False
         Also return labels.
     **kwargs
@@ -600,4 +705,6 @@ def load(name: str, labels: bool = False, **kwargs):
         return _load_mnist_10k(labels)
     if name == "mnist":
         return _load_mnist(labels, **kwargs)
+    if name == "hinton-bars":
+        return _load_hinton_bars(labels, **kwargs)
     return _load_bars(labels, **kwargs)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["ACTIVE_THRESHOLD", "DPI", "plot_histogram_pairs", "plot_image_grid", "plot_latent_scatter",
+__all__ = ["ACTIVE_THRESHOLD", "DPI", "plot_firing_rates", "plot_histogram_pairs", "plot_image_grid", "plot_latent_scatter",
            "plot_posterior_stats", "plot_reconstructions", "plot_training_curves", "plot_weights", "save_figure"]
 
 DPI = 120
@@ -148,12 +148,14 @@ _KNOWN_SERIES = {
     "aggregate_posterior_mean": ("firing", "aggregate posterior ⟨P(h=1|v)⟩, mean over units"),
     "model_marginal_mean": ("firing", "model marginal P(h=1), mean over units"),
     "prior_gap_max": ("firing", "largest |aggregate − marginal| over units"),
+    "kl_data_model": ("data", "KL(data ‖ model), exact"),
 }
 #: Panel name -> (panel title, y-axis label), in drawing order.
 _PANELS = {
     "elbo": ("Terms of the training loss", "nats per example"),
     "mismatch": ("Aggregate posterior against the prior", "nats"),
     "firing": ("Hidden units", "firing probability"),
+    "data": ("Fit to the known data distribution", "nats"),
     "other": ("Other recorded series", "value (as recorded)"),
 }
 
@@ -733,4 +735,56 @@ def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def plot_firing_rates(layers, path, labels=("aggregate recognition ⟨Q(h=1|·)⟩ over the data",
+                                             "generative model P(h=1)"), title=None) -> Path:
+    """Per hidden layer, each unit's firing probability under the recognition model averaged over the data
+    (x axis) against the generative model's (y axis): on the diagonal the prior matches the aggregate posterior.
+
+    Parameters
+    ----------
+    layers : sequence of (array_like (n_l,), array_like (n_l,))
+        One pair per hidden layer, bottom to top: (aggregate recognition rates, generative rates), in [0, 1].
+    path : str or os.PathLike
+        PNG file to write.
+    labels : (str, str)
+        Axis labels.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    pairs = []
+    for i, pair in enumerate(layers):
+        if len(pair) != 2:
+            raise ValueError(f"layers[{i}] must be a pair (aggregate rates, generative rates)")
+        a = _finite_array(pair[0], f"layers[{i}][0]", ndim=1)
+        g = _finite_array(pair[1], f"layers[{i}][1]", ndim=1)
+        if a.shape != g.shape:
+            raise ValueError(f"layers[{i}]: the two rate vectors differ in length ({a.size} and {g.size})")
+        pairs.append((a, g))
+    if not pairs:
+        raise ValueError("layers is empty: pass one (aggregate, generative) pair per hidden layer")
+    fig = Figure(figsize=(3.6 * len(pairs) + 0.6, 4.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(pairs), squeeze=False)[0])
+    for l, (ax, (a, g)) in enumerate(zip(axes, pairs), start=1):
+        ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1, label="prior = aggregate posterior")
+        ax.scatter(a, g, s=22, color="tab:blue" if l < len(pairs) else "tab:red", alpha=0.8, zorder=3)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        gap = float(np.max(np.abs(a - g)))
+        ax.set_title(f"layer {l}{' (top)' if l == len(pairs) else ''}: {a.size} units, max gap {gap:.3f}",
+                     fontsize=9)
+        ax.set_xlabel(labels[0], fontsize=8)
+        if l == 1:
+            ax.set_ylabel(labels[1], fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title or "Firing probability of each hidden unit: generative model against recognition")
     return save_figure(fig, path)

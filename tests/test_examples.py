@@ -1,5 +1,6 @@
 """Every example runs in --quick mode (seconds) on the strict backend and writes what it promises."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,22 @@ def test_rbm_adaptive_prior_quick(tmp_path):
     assert "fixed − adaptive" in summary and "sparse 0.1 − adaptive" in summary
     for name in ("CD-1", "CD-10", "PCD-1", "CD-10, fixed prior"):
         assert f"| {name} |" in summary
+
+
+def test_wake_sleep_bars_quick(tmp_path):
+    stdout = _run("wake_sleep_bars.py", "--out", str(tmp_path))
+    summary = (tmp_path / "summary.md").read_text()
+    for arm in ("wake-sleep, gradient prior", "wake-sleep, moment prior", "RWS k=5, gradient prior",
+                "RWS k=5, moment prior"):
+        assert f"| {arm} |" in summary
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert all(len(r["kl"]) == 2 and r["kl"][-1] > 0 for runs in results.values() for r in runs)
+    assert (tmp_path / "kl_curves.png").stat().st_size > 1000 and "seed 1" in stdout
+
+
+def test_compare_models_quick(tmp_path):
+    _run("compare_models.py", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert len(rows) == 3 and all(r["log_likelihood"] < 0 and r["estimator"] for r in rows.values())
+    summary = (tmp_path / "summary.md").read_text()
+    assert "AIS" in summary and "importance-weighted" in summary

@@ -1,5 +1,17 @@
-"""wakesleep: Helmholtz machines trained by wake-sleep, with an adaptive prior over binary latents.
+"""wakesleep: Helmholtz machines trained by wake-sleep, with an adaptive prior over the top layer.
 
-Built on refvae's core (backend, optimisers, ``fit``, ``gradcheck``, datasets, checkpoints) and on
-``rbm`` for an RBM top prior. The model itself arrives with its own issue; this package is the place for it.
+    from wakesleep import HelmholtzMachine
+    model = HelmholtzMachine((16, 8, 1), algorithm="wake-sleep", prior_update="moment")
+    refvae.fit(model, train, epochs=50, batch_size=20, optimizer=refvae.SGD(0.1))
+    model.log_likelihood(test, method="exact")            # small models: all hidden configurations
+    model.log_likelihood(test, method="importance", k=5000)
+
+The generative prior over the top layer's binary units is moved towards the average recognition
+distribution, P(h_L) <- <Q(h_L|x)>_data, by the wake phase's gradient or by a moment-matching step; or it is
+an RBM (``prior="rbm"``, the top of a deep belief net). See wakesleep/model.py for the equations.
 """
+
+from . import checks  # noqa: F401  (registers the Helmholtz machine's gradient checks with `refvae gradcheck`)
+from .model import ALGORITHMS, MAX_HIDDEN_ENUMERATION, PRIOR_UPDATES, PRIORS, HelmholtzMachine
+
+__all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]

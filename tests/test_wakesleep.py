@@ -1,0 +1,284 @@
+"""The Helmholtz machine: log P(x, h) and log Q(h|x) against a direct host computation, every hand-written update
+against float64 finite differences, the exact likelihood's normalisation, importance sampling converging to it,
+the adaptive prior (gradient and moment updates), the RBM prior, training on Hinton's bars, checkpoints, the
+command line and bad input."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_expit
+
+import refvae
+from refvae import datasets
+from refvae.evaluation import kl_data_model
+from wakesleep import MAX_HIDDEN_ENUMERATION, HelmholtzMachine
+from wakesleep import checks as ws_checks
+
+
+def _all_binary(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def _bern_logp(t, a):
+    """sum_j log Bernoulli(t_j | sigmoid(a_j)) on the host, in the form a student would write first."""
+    return np.sum(t * log_expit(a) + (1 - t) * log_expit(-a), axis=-1)
+
+
+def _host(model, backend):
+    return {k: backend.to_numpy(v) for k, v in model.params.items()}
+
+
+def _random_machine(backend, sizes=(4, 3, 2), prior="factorial", seed=0, scale=1.0, **kw):
+    model = HelmholtzMachine(sizes, seed=seed, dtype="float64", prior=prior, **kw)
+    rng = np.random.default_rng(seed)
+    model.set_params({k: scale * rng.normal(size=tuple(v.shape)) for k, v in model.params.items()})
+    return model
+
+
+# ------------------------------------------------------------------------------------------------------
+# Log-probabilities and updates
+# ------------------------------------------------------------------------------------------------------
+def test_log_joint_and_log_q_match_a_direct_computation(backend):
+    model = _random_machine(backend, (5, 4, 3), seed=1)
+    p = _host(model, backend)
+    rng = np.random.default_rng(0)
+    x, h1, h2 = (rng.integers(0, 2, size=(6, n)).astype(float) for n in (5, 4, 3))
+    log_joint = (_bern_logp(h2, np.broadcast_to(p["prior.b"], h2.shape))
+                 + _bern_logp(h1, h2 @ p["gen.2.W"] + p["gen.2.b"]) + _bern_logp(x, h1 @ p["gen.1.W"] + p["gen.1.b"]))
+    log_q = _bern_logp(h1, x @ p["rec.1.W"] + p["rec.1.b"]) + _bern_logp(h2, h1 @ p["rec.2.W"] + p["rec.2.b"])
+    hs = [backend.asarray(h1), backend.asarray(h2)]
+    np.testing.assert_allclose(backend.to_numpy(model.log_joint(x, hs)), log_joint, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(model.log_q(hs, x)), log_q, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("check", [ws_checks.wake_check, ws_checks.sleep_check, ws_checks.rws_p_check,
+                                   ws_checks.rws_q_check, ws_checks.rbm_prior_wake_check],
+                         ids=["wake", "sleep", "rws-p", "rws-q", "rbm-prior-wake"])
+def test_updates_pass_the_finite_difference_check(backend, check):
+    for seed in (0, 1):
+        result = check(seed)
+        assert result.ok, str(result)
+        assert result.max_error <= 1e-6
+
+
+def test_a_wrong_update_fails_the_check(numpy_backend):
+    """The check can fail: the wake update with the prior's sign flipped is caught."""
+    model, x, hs, _ = ws_checks.tiny(0)
+    grads = model.wake_grads(x, hs)
+    grads["prior.b"] = -grads["prior.b"]
+    result = refvae.gradcheck(lambda p: -float(np.mean(model.log_joint(x, hs))), model.params, grads, names=["prior.b"])
+    assert not result.ok
+
+
+def test_extreme_logits_give_finite_losses_and_updates(backend):
+    model = _random_machine(backend, (4, 3, 2), seed=2, scale=1e4)
+    x = _all_binary(4)
+    loss, grads = model.loss_and_grads(x)
+    assert math.isfinite(loss)
+    xp = backend.xp
+    assert all(bool(xp.all(xp.isfinite(g))) for g in grads.values())
+    assert np.all(np.isfinite(backend.to_numpy(model.log_likelihood(x, method="exact"))))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Likelihoods
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("prior, sizes", [("factorial", (4, 3, 2)), ("factorial", (3, 5)), ("rbm", (4, 2, 3))])
+def test_exact_likelihood_is_normalised(backend, prior, sizes):
+    model = _random_machine(backend, sizes, prior=prior, seed=3)
+    X = _all_binary(sizes[0])
+    total = np.exp(backend.to_numpy(model.log_likelihood(X, method="exact"))).sum()
+    assert total == pytest.approx(1.0, abs=1e-10)
+
+
+def test_exact_likelihood_matches_brute_force_sum(numpy_backend):
+    model = _random_machine(numpy_backend, (3, 2, 2), seed=4)
+    x = _all_binary(3)
+    H = _all_binary(4)
+    per_h = [model.log_joint(x, [np.repeat(h[None, :2], len(x), 0), np.repeat(h[None, 2:], len(x), 0)]) for h in H]
+    brute = np.logaddexp.reduce(np.stack(per_h), axis=0)
+    np.testing.assert_allclose(model.log_likelihood(x, method="exact", chunk=3), brute, rtol=0, atol=1e-12)
+
+
+def test_importance_estimate_converges_to_the_exact_value(backend):
+    model = _random_machine(backend, (5, 3, 2), seed=5)
+    X = _all_binary(5)[::3]
+    exact = backend.to_numpy(model.log_likelihood(X, method="exact"))
+    errors = []
+    for k in (1, 100, 10000, 100000):
+        est = backend.to_numpy(model.log_likelihood(X, method="importance", k=k, seed=0, max_rows=2**16))
+        errors.append(float(np.mean(np.abs(est - exact))))
+    # the error falls as k grows, about as 1/sqrt(k) (sqrt(1000) ~ 32 from k = 100 to k = 100000)
+    assert errors[0] > errors[1] > errors[2] > errors[3]
+    assert errors[1] / errors[3] > 5 and errors[3] < 0.03
+    # k = 1 is the ELBO: below the exact value on average
+    elbo = np.mean([backend.to_numpy(model.log_likelihood(X, method="importance", k=1, seed=s)) for s in range(20)],
+                   axis=0)
+    assert np.all(elbo < exact)
+
+
+def test_sample_and_dream_shapes(backend):
+    model = _random_machine(backend, (6, 4, 2), seed=6)
+    x = backend.to_numpy(model.sample(7, seed=0))
+    assert x.shape == (7, 6) and np.all((x >= 0) & (x <= 1))
+    xb = backend.to_numpy(model.sample(7, seed=0, mean=False))
+    assert set(np.unique(xb)) <= {0.0, 1.0}
+    rates = model.firing_rates(_all_binary(6), n_dreams=50)
+    assert [tuple(a.shape) for a, _ in rates] == [(4,), (2,)]
+
+
+# ------------------------------------------------------------------------------------------------------
+# The adaptive prior
+# ------------------------------------------------------------------------------------------------------
+def test_wake_prior_gradient_vanishes_when_the_prior_matches_the_top_samples(numpy_backend):
+    model, x, hs, _ = ws_checks.tiny(0)
+    mean_top = np.mean(hs[-1], axis=0)
+    model.params["prior.b"][...] = np.log(mean_top + 1e-12) - np.log1p(-mean_top + 1e-12)
+    np.testing.assert_allclose(model.wake_grads(x, hs)["prior.b"], 0.0, atol=1e-9)
+
+
+def test_moment_update_moves_the_prior_towards_the_aggregate_recognition(numpy_backend):
+    model = HelmholtzMachine((16, 8, 2), seed=0, dtype="float64", prior_update="moment", prior_rate=0.2)
+    X, _ = datasets.load("hinton-bars", n_train=400)
+    before = expit(model.params["prior.b"].copy())
+    _, grads = model.loss_and_grads(X)
+    after = expit(model.params["prior.b"])
+    np.testing.assert_allclose(grads["prior.b"], 0.0)
+    # p <- 0.8 p + 0.2 target, so the target is recovered exactly and lies in [0, 1]
+    target = (after - 0.8 * before) / 0.2
+    assert np.all((target >= 0) & (target <= 1))
+    # repeated steps on one batch converge to the batch's aggregate top-layer recognition probability
+    for _ in range(200):
+        model._moment_step(model.xp.asarray(target))
+    np.testing.assert_allclose(expit(model.params["prior.b"]), target, atol=1e-6)
+
+
+def test_rbm_prior_is_trained_by_cd_on_the_wake_samples(numpy_backend):
+    model = HelmholtzMachine((16, 6), seed=0, prior="rbm", rbm_hidden=4)
+    assert set(k for k in model.params if k.startswith("prior.")) == {"prior.W", "prior.b", "prior.c"}
+    X, _ = datasets.load("hinton-bars", n_train=200)
+    _, grads = model.loss_and_grads(X)
+    assert {"prior.W", "prior.b", "prior.c"} <= set(grads)
+    assert float(np.abs(grads["prior.W"]).sum()) > 0
+
+
+@pytest.mark.parametrize("options", [dict(algorithm="wake-sleep", prior_update="gradient"),
+                                     dict(algorithm="wake-sleep", prior_update="moment"),
+                                     dict(algorithm="rws", k=5), dict(prior="rbm", rbm_hidden=4)],
+                         ids=["ws-gradient", "ws-moment", "rws", "rbm-prior"])
+def test_training_on_hinton_bars_reduces_the_exact_kl(backend, options):
+    patterns, probs = datasets.data_distribution("hinton-bars")
+    train = datasets.sample_distribution(patterns, probs, 10000, seed=0)
+    model = HelmholtzMachine((16, 8, 1) if options.get("prior") != "rbm" else (16, 8), seed=0, **options)
+    before = kl_data_model(probs, backend.to_numpy(model.log_likelihood(patterns, method="exact")))
+    history = refvae.fit(model, train, epochs=1, batch_size=10, optimizer=refvae.SGD(0.1, momentum=0.9),
+                         progress=False)
+    after = kl_data_model(probs, backend.to_numpy(model.log_likelihood(patterns, method="exact")))
+    assert after < 0.5 * before, (before, after)
+    assert after >= -1e-6
+    assert math.isfinite(history["train_loss"][-1]) and "prior_gap_max" in history
+
+
+def test_kl_data_model_is_zero_for_the_data_itself_and_positive_otherwise():
+    patterns, probs = datasets.data_distribution("hinton-bars")
+    assert kl_data_model(probs, np.log(probs)) == pytest.approx(0.0, abs=1e-12)
+    uniform = np.full(len(probs), -math.log(len(probs)))
+    assert kl_data_model(probs, uniform) == pytest.approx(math.log(30) + np.sum(probs * np.log(probs)))
+    assert kl_data_model(probs, uniform) > 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# Datasets with known distributions
+# ------------------------------------------------------------------------------------------------------
+def test_hinton_bars_distribution():
+    patterns, probs = datasets.hinton_bars(side=4, p=0.2, p_vertical=2 / 3)
+    assert patterns.shape == (30, 16) and probs.sum() == pytest.approx(1.0, abs=1e-12)
+    blank = np.all(patterns == 0, axis=1)
+    assert probs[blank][0] == pytest.approx(0.8 ** 4)
+    full = np.all(patterns == 1, axis=1)
+    assert probs[full][0] == pytest.approx(0.2 ** 4)
+    one_vertical = [i for i, pt in enumerate(patterns.reshape(-1, 4, 4))
+                    if pt.sum() == 4 and np.all(pt[:, 0] == 1)]
+    assert probs[one_vertical[0]] == pytest.approx(2 / 3 * 0.2 * 0.8 ** 3)
+    draws = datasets.sample_distribution(patterns, probs, 100000, seed=0)
+    freq = np.mean(np.all(draws == 0, axis=1))
+    assert abs(freq - 0.4096) < 4 * math.sqrt(0.4096 * 0.5904 / 100000)
+    p_bs, q_bs = datasets.data_distribution("bars", side=3)
+    assert p_bs.shape == (14, 9) and np.allclose(q_bs, 1 / 14)
+    with pytest.raises(ValueError, match="p must be in"):
+        datasets.hinton_bars(p=1.5)
+    with pytest.raises(ValueError, match="no exact distribution"):
+        datasets.data_distribution("mnist-10k")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Checkpoints, command line, bad input
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("prior", ["factorial", "rbm"])
+def test_checkpoint_round_trip(numpy_backend, tmp_path, prior):
+    model = _random_machine(numpy_backend, (4, 3, 2), prior=prior, seed=7, algorithm="rws", k=3)
+    X = _all_binary(4)
+    model.loss_and_grads(X)                       # the RBM prior's sleep chains now exist
+    model.save(tmp_path / "hm.npz")
+    loaded = refvae.load(tmp_path / "hm.npz")
+    assert isinstance(loaded, HelmholtzMachine) and loaded.config == model.config
+    np.testing.assert_array_equal(loaded.log_likelihood(X), model.log_likelihood(X))
+    if prior == "rbm":
+        assert loaded.prior_chains is not None
+        np.testing.assert_array_equal(loaded.prior_chains, model.prior_chains)
+
+
+def test_command_line_train_and_evaluate(tmp_path, capsys):
+    from refvae.cli import main
+
+    with refvae.use_backend("numpy"):
+        assert main(["train", "helmholtz", "--dataset", "hinton-bars", "--layers", "8,1", "--epochs", "2",
+                     "--train-size", "2000", "--out", str(tmp_path / "bars"), "--no-progress"]) == 0
+        metrics = json.loads((tmp_path / "bars" / "metrics.json").read_text())
+        assert metrics["test"]["kl_data_model"] > 0 and len(metrics["history"]["kl_data_model"]) == 2
+        for name in ["curves.png", "dreams.png", "firing_rates.png"]:
+            assert (tmp_path / "bars" / name).stat().st_size > 1000
+        assert main(["train", "helmholtz", "--dataset", "mnist-10k", "--layers", "30,25", "--algorithm", "rws",
+                     "--k", "2", "--epochs", "1", "--train-size", "200", "--test-size", "20", "--iw-samples", "10",
+                     "--out", str(tmp_path / "mnist"), "--no-progress"]) == 0
+        metrics = json.loads((tmp_path / "mnist" / "metrics.json").read_text())["test"]
+        assert metrics["method"].startswith("importance") and metrics["log_likelihood"] < 0
+        capsys.readouterr()
+        assert main(["evaluate", str(tmp_path / "bars" / "checkpoint.npz"), "--dataset", "hinton-bars"]) == 0
+        assert "KL(data || model)" in capsys.readouterr().out
+
+
+def test_bad_input(numpy_backend):
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        HelmholtzMachine((16,))
+    with pytest.raises(ValueError, match="positive integer"):
+        HelmholtzMachine((16, 0))
+    with pytest.raises(ValueError, match="use algorithm='rws'"):
+        HelmholtzMachine((16, 4), k=5)
+    with pytest.raises(ValueError, match="algorithm must be"):
+        HelmholtzMachine((16, 4), algorithm="backprop")
+    with pytest.raises(ValueError, match="moment"):
+        HelmholtzMachine((16, 4), prior="rbm", prior_update="moment")
+    model = HelmholtzMachine((16, 12, 10))
+    with pytest.raises(ValueError, match=rf"2\^22 configurations.*limit of {MAX_HIDDEN_ENUMERATION}.*importance"):
+        model.log_likelihood(np.zeros((2, 16)), method="exact")
+    with pytest.raises(refvae.DataError, match=r"values in \[2, 2\].*pixels / 255"):
+        model.loss_and_grads(np.full((2, 16), 2.0))
+    with pytest.raises(refvae.DataError, match="15 columns but the model expects 16"):
+        model.loss_and_grads(np.zeros((2, 15)))
+    with pytest.raises(ValueError, match=r"hs\[1\] \(layer 2\) has shape \(2, 9\), expected \(2, 10\)"):
+        model.log_joint(np.zeros((2, 16)), [np.zeros((2, 12)), np.zeros((2, 9))])
+    with pytest.raises(ValueError, match="list of 2 arrays"):
+        model.log_q([np.zeros((2, 12))], np.zeros((2, 16)))
+    with pytest.raises(ValueError, match="method must be"):
+        model.log_likelihood(np.zeros((2, 16)), method="ais")
+    model.generative[1].params["W"] = np.zeros((10, 11))
+    with pytest.raises(ValueError, match=r"generative layer 2 has W \(10, 11\)"):
+        model._check_layers()
+    nan_model = HelmholtzMachine((4, 2))
+    nan_model.params["gen.1.W"][0, 0] = np.nan
+    with pytest.raises(refvae.TrainingError if hasattr(refvae, "TrainingError") else ValueError):
+        refvae.fit(nan_model, _all_binary(4), epochs=1, batch_size=4, optimizer=refvae.SGD(0.1), progress=False)

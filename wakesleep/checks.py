@@ -1,0 +1,81 @@
+"""The Helmholtz machine's gradient checks for ``refvae gradcheck``: each hand-written update, for fixed samples
+(and fixed importance weights), against float64 central differences of the quantity it descends."""
+
+import math
+
+from refvae.backend import get_backend
+from refvae.gradcheck import gradcheck
+from refvae.gradcheck_models import register_check
+from refvae.numerics import logsumexp
+
+
+def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1):
+    """A float64 machine with O(1) random weights, a binary batch, samples h ~ Q and random positive weights
+    summing to 1 per example (as RWS's omega / n): (model, x, hs, weights), rows repeated k times."""
+    from .model import HelmholtzMachine
+
+    B = get_backend()
+    xp = B.xp
+    model = HelmholtzMachine(layer_sizes, seed=seed, dtype="float64", prior=prior,
+                             algorithm="rws" if k > 1 else "wake-sleep", k=k)
+    init = B.rng((seed, 7), host=True)
+    for name, p in model.params.items():
+        p[...] = init.normal(tuple(p.shape), "float64")
+    x = xp.astype(init.uniform((batch, layer_sizes[0]), "float64") < 0.5, B.dtype("float64"))
+    xk = model._repeat(x, k)
+    hs, _ = model.recognize(xk, B.rng((seed, 8)))
+    raw = xp.reshape(init.uniform((batch, k), "float64") + 0.1, (batch, k))
+    weights = xp.reshape(raw / xp.sum(raw, axis=1, keepdims=True), (batch * k,)) / batch
+    return model, xk, hs, weights
+
+
+def _names(model, prefix):
+    return [n for n in model.params if n.startswith(prefix)]
+
+
+@register_check("HelmholtzMachine wake update = d(-mean log P(x, h))/d(generative, prior)")
+def wake_check(seed):
+    model, x, hs, _ = tiny(seed)
+    xp = model.xp
+    return gradcheck(lambda p: -float(xp.mean(model.log_joint(x, hs))), model.params, model.wake_grads(x, hs),
+                     names=_names(model, "gen.") + ["prior.b"])
+
+
+@register_check("HelmholtzMachine sleep update = d(-mean log Q(h | x))/d(recognition)")
+def sleep_check(seed):
+    model, x, hs, _ = tiny(seed)
+    xp = model.xp
+    return gradcheck(lambda p: -float(xp.mean(model.log_q(hs, x))), model.params, model.sleep_grads(x, hs),
+                     names=_names(model, "rec."))
+
+
+@register_check("HelmholtzMachine RWS wake update of P = d(-log mean_i w_i)/d(generative, prior), samples fixed")
+def rws_p_check(seed):
+    k, batch = 4, 3
+    model, x, hs, _ = tiny(seed, batch=batch, k=k)
+    xp = model.xp
+
+    def iw_bound(p):
+        log_w = xp.reshape(model.log_joint(x, hs) - model.log_q(hs, x), (batch, k))
+        return -float(xp.mean(logsumexp(log_w, axis=1))) + math.log(k)
+
+    log_w = xp.reshape(model.log_joint(x, hs) - model.log_q(hs, x), (batch, k))
+    omega = xp.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
+    grads = model.wake_grads(x, hs, xp.reshape(omega, (batch * k,)) / batch)
+    return gradcheck(iw_bound, model.params, grads, names=_names(model, "gen.") + ["prior.b"])
+
+
+@register_check("HelmholtzMachine RWS wake update of Q = d(-sum omega log Q(h | x))/d(recognition), weights fixed")
+def rws_q_check(seed):
+    model, x, hs, weights = tiny(seed, batch=3, k=4)
+    xp = model.xp
+    return gradcheck(lambda p: -float(xp.sum(weights * model.log_q(hs, x))), model.params,
+                     model.sleep_grads(x, hs, weights), names=_names(model, "rec."))
+
+
+@register_check("HelmholtzMachine (RBM prior) wake update of the sigmoid layers, two hidden layers")
+def rbm_prior_wake_check(seed):
+    model, x, hs, weights = tiny(seed, prior="rbm", layer_sizes=(5, 4, 3, 2))
+    xp = model.xp
+    return gradcheck(lambda p: -float(xp.sum(weights * model.log_joint(x, hs))), model.params,
+                     model.wake_grads(x, hs, weights), names=_names(model, "gen."))

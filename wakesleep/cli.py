@@ -1,0 +1,192 @@
+"""``refvae train helmholtz`` and ``refvae evaluate`` for Helmholtz-machine checkpoints (a plug-in of refvae.cli).
+
+    refvae train helmholtz --dataset hinton-bars --layers 8,1 --epochs 40 --out runs/bars
+    refvae train helmholtz --dataset mnist-10k --layers 200,50 --algorithm rws --k 5 --out runs/hm
+    refvae evaluate runs/hm/checkpoint.npz --dataset mnist-10k
+
+``--layers`` lists the hidden layers bottom to top; the visible layer's width comes from the data. On the toy
+datasets with a known distribution ("bars", "hinton-bars") the training set is drawn from that distribution
+and the evaluation is exact: the expected log-likelihood sum_x p(x) log P(x) and KL(data || model). Otherwise
+the test log-likelihood is exact when the hidden layers have at most MAX_HIDDEN_ENUMERATION units in all, and
+an importance-sampled estimate with ``--iw-samples`` samples from Q otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from refvae import datasets, plots
+from refvae.backend import get_backend
+from refvae.cli import add_backend_argument, image_shape, load_labeled, write_json
+from refvae.evaluation import binarize_fixed, kl_data_model
+from refvae.optim import SGD
+from refvae.train import fit
+
+from .model import ALGORITHMS, MAX_HIDDEN_ENUMERATION, PRIOR_UPDATES, PRIORS, HelmholtzMachine
+
+__all__ = ["EVALUATORS", "add_train_parser", "evaluate_helmholtz"]
+
+TOY = ("bars", "hinton-bars")      # datasets whose exact distribution is known
+
+
+def _layers(text: str):
+    try:
+        sizes = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--layers takes comma-separated hidden-layer widths, bottom to top, such "
+                                         f"as 8,1 or 200,50; got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--layers needs positive widths, got {text!r}")
+    return sizes
+
+
+def add_train_parser(train_sub) -> None:
+    p = train_sub.add_parser("helmholtz", help="a Helmholtz machine trained by wake-sleep or reweighted wake-sleep")
+    add_backend_argument(p)
+    p.add_argument("--dataset", default="hinton-bars", help="hinton-bars, bars, mnist-10k or mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--layers", type=_layers, default=(8, 1), help="hidden widths bottom to top, e.g. 8,1 or 200,50")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="wake-sleep")
+    p.add_argument("--k", type=int, default=1, help="samples from Q per example (rws)")
+    p.add_argument("--prior", choices=PRIORS, default="factorial")
+    p.add_argument("--prior-update", choices=PRIOR_UPDATES, default="gradient")
+    p.add_argument("--prior-rate", type=float, default=0.05, help="rho of the moment-matching prior update")
+    p.add_argument("--rbm-hidden", type=int, default=None, help="hidden units of the RBM prior")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over the epochs")
+    p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iw-samples", type=int, default=1000, help="importance samples per test image (large models)")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="training examples (toy datasets: draws from the exact distribution, default 20000)")
+    p.add_argument("--test-size", type=int, default=None)
+    p.add_argument("--out", default="runs/helmholtz")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=_train_helmholtz)
+
+
+def _data(args):
+    """(train, test) host arrays; for a toy dataset train is drawn from the exact distribution, test is None."""
+    if args.dataset in TOY:
+        patterns, probs = datasets.data_distribution(args.dataset)
+        return datasets.sample_distribution(patterns, probs, args.train_size or 20000, seed=args.seed), None
+    train, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    if args.train_size:
+        train = train[:args.train_size]
+    if args.test_size:
+        test = test[:args.test_size]
+    return train, test
+
+
+def evaluate_helmholtz(model, dataset, test=None, iw_samples=1000, seed=0) -> dict:
+    """Exact KL(data || model) on a toy dataset; else the mean test log-likelihood, exact or by importance sampling."""
+    B = get_backend()
+    exact = sum(model.layer_sizes[1:]) <= MAX_HIDDEN_ENUMERATION
+    if dataset in TOY:
+        if not exact:
+            raise ValueError(f"the exact evaluation on {dataset} needs at most {MAX_HIDDEN_ENUMERATION} hidden units")
+        patterns, probs = datasets.data_distribution(dataset)
+        log_p = B.to_numpy(model.log_likelihood(patterns, method="exact"))
+        kl = kl_data_model(probs, log_p)
+        entropy = float(-np.sum(probs * np.log(probs)))
+        return {"kl_data_model": kl, "kl_bits": kl / math.log(2.0), "data_entropy": entropy,
+                "expected_log_likelihood": -(entropy + kl), "method": "exact (all patterns, all hidden states)",
+                "model_mass_on_data": float(np.sum(np.exp(log_p)))}
+    test_bin = binarize_fixed(test)
+    if exact:
+        ll = model.log_likelihood(test_bin, method="exact")
+        method = "exact (all hidden states)"
+    else:
+        ll = model.log_likelihood(test_bin, method="importance", k=iw_samples, seed=seed)
+        method = f"importance sampling from Q, k={iw_samples}"
+    return {"log_likelihood": float(B.xp.mean(ll)), "n": int(test.shape[0]), "method": method}
+
+
+def _print(metrics):
+    if "kl_data_model" in metrics:
+        print(f"KL(data || model) = {metrics['kl_data_model']:.4f} nats ({metrics['kl_bits']:.4f} bits); the data's "
+              f"entropy is {metrics['data_entropy']:.4f} nats; the model puts {metrics['model_mass_on_data']:.3f} "
+              "of its probability on the data's patterns")
+    else:
+        print(f"test log-likelihood {metrics['log_likelihood']:.2f} nats ({metrics['method']})")
+
+
+def _train_helmholtz(args) -> int:
+    B = get_backend()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, test = _data(args)
+    model = HelmholtzMachine((train.shape[1], *args.layers), seed=args.seed, algorithm=args.algorithm, k=args.k,
+                             prior=args.prior, prior_update=args.prior_update, prior_rate=args.prior_rate,
+                             rbm_hidden=args.rbm_hidden)
+    print(f"refvae: training {model} on {args.dataset} ({train.shape[0]} training examples) with the {B.name} "
+          f"backend, writing to {out}")
+    optimizer = SGD(args.lr, momentum=args.momentum)
+
+    def linear_decay(model, history):
+        optimizer.lr = args.lr * max(0.0, 1.0 - len(history["epoch"]) / args.epochs)
+
+    callbacks = [linear_decay] if args.lr_decay else []
+    if args.dataset in TOY:
+        patterns, probs = datasets.data_distribution(args.dataset)
+
+        def record_kl(model, history):
+            log_p = B.to_numpy(model.log_likelihood(patterns, method="exact"))
+            history.setdefault("kl_data_model", []).append(kl_data_model(probs, log_p))
+
+        if sum(args.layers) <= MAX_HIDDEN_ENUMERATION:
+            callbacks.append(record_kl)
+    t0 = time.perf_counter()
+    history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
+                  seed=args.seed, binarize=None if args.binarize == "none" else args.binarize,
+                  checkpoint=out / "checkpoint.npz", progress=not args.no_progress, resume=args.resume,
+                  callbacks=callbacks)
+    seconds = time.perf_counter() - t0
+    metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
+    write_json(out / "metrics.json", {"model": model.config, "dataset": args.dataset, "backend": B.name,
+                                      "training": {"epochs": args.epochs, "batch_size": args.batch_size,
+                                                   "lr": args.lr, "momentum": args.momentum,
+                                                   "lr_decay": args.lr_decay, "seconds": seconds},
+                                      "test": metrics, "history": history})
+    shape = image_shape(model.layer_sizes[0])
+    rates = [(B.to_numpy(a), B.to_numpy(g)) for a, g in model.firing_rates(train[:5000], seed=args.seed)]
+    written = [
+        plots.plot_training_curves(history, out / "curves.png",
+                                   title=f"Helmholtz machine, {args.algorithm}: training loss",
+                                   ylabel="negative ELBO" + (" (importance-weighted)" if args.k > 1 else "")
+                                   + ", nats per example"),
+        plots.plot_image_grid(B.to_numpy(model.sample(100, seed=args.seed)), out / "dreams.png", image_shape=shape,
+                              title="Dreams: P(x = 1 | h_1) for ancestral samples of the generative model"),
+        plots.plot_firing_rates(rates, out / "firing_rates.png"),
+    ]
+    _print(metrics)
+    print(f"wrote {out / 'checkpoint.npz'}, {out / 'metrics.json'} and {len(written)} plots "
+          f"({', '.join(Path(p).name for p in written)})")
+    return 0
+
+
+def _evaluate(model, args) -> int:
+    if args.dataset in TOY:
+        test = None
+    else:
+        _, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
+        if args.test_size:
+            test = test[:args.test_size]
+    metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
+    print(f"{model} on {args.dataset}")
+    _print(metrics)
+    if args.json:
+        write_json(Path(args.json), {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "test": metrics})
+    return 0
+
+
+EVALUATORS = {"HelmholtzMachine": _evaluate}
