@@ -72,7 +72,7 @@ def plot_curves(results, examples_per_epoch, path):
     ax.set_yscale("log")
     ax.set_xlabel("training examples seen")
     ax.set_ylabel("KL(data || model), nats (log scale)")
-    ax.set_title("Hinton's bars, 16-8-1 Helmholtz machine: exact KL during training (thin lines: single seeds)")
+    ax.set_title("Hinton's bars, 16-8-1 Helmholtz machine: exact KL (thin lines: single seeds)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
