@@ -35,7 +35,7 @@ def main(argv=None):
     model.init_visible_bias(train)                                  # b = log-odds of the pixel means
     history = refvae.fit(model, train, epochs=epochs, batch_size=100, optimizer=refvae.SGD(0.01, momentum=0.9),
                          binarize="dynamic", seed=args.seed, progress=not args.quick)
-    for e, gap, rec in zip(history["epoch"], history["train_loss"], history["train_reconstruction_error"]):
+    for e, gap, rec in zip(history["epoch"], history["train_loss"], history["reconstruction_error"]):
         print(f"epoch {e:2d}: free-energy gap {gap:8.3f}, reconstruction error {rec:6.2f}")
 
     exact = min(784, hidden) <= 20

@@ -132,16 +132,25 @@ class BernoulliRBM:
 
     def gibbs(self, v, steps=1, rng=None):
         """``steps`` alternating Gibbs sweeps v -> h -> v from binary v; returns (v, P(h=1|v)) at the end."""
-        rng = rng or self.rng
-        for _ in range(steps):
-            h = rng.bernoulli(self.hidden_probs(v))
-            v = rng.bernoulli(self.visible_probs(h))
-        return v, self.hidden_probs(v)
+        v, a = self._sweeps(v, steps, rng or self.rng)
+        return v, sigmoid(a)
 
-    def free_energy(self, v):
-        """F(v) = -b.v - sum_j softplus(c_j + (v W)_j), per example (batch,)."""
+    def _sweeps(self, v, steps, rng):
+        """Gibbs sweeps as in ``gibbs``, returning (v, c + v W): the hidden pre-activation of the final v,
+        which gives both P(h=1|v) = sigmoid(.) and the free energy without another matrix product."""
+        W, b, c = self.params["W"], self.params["b"], self.params["c"]
+        a = v @ W + c                                                  # (batch, n_hidden)
+        for _ in range(steps):
+            h = rng.bernoulli(sigmoid(a))
+            v = rng.bernoulli(sigmoid(h @ W.T + b))
+            a = v @ W + c
+        return v, a
+
+    def free_energy(self, v, preactivation=None):
+        """F(v) = -b.v - sum_j softplus(c_j + (v W)_j), per example (batch,); ``preactivation`` = c + v W if known."""
         xp = self.xp
-        return -(v @ self.params["b"]) - xp.sum(softplus(v @ self.params["W"] + self.params["c"]), axis=-1)
+        a = v @ self.params["W"] + self.params["c"] if preactivation is None else preactivation
+        return -(v @ self.params["b"]) - xp.sum(softplus(a), axis=-1)
 
     def free_energy_grads(self, v):
         """Gradients of the batch mean of F(v): dF/dW = -v^T sigmoid(c + vW) / n, dF/db = -mean v, dF/dc = -mean sigmoid."""
@@ -154,12 +163,13 @@ class BernoulliRBM:
     # Training
     # ----------------------------------------------------------------------------------------------
     def _negative_samples(self, v_data):
+        """The negative phase: (v_neg, c + v_neg W) after k Gibbs sweeps from the data (CD) or the chains (PCD)."""
         if not self.persistent:                                       # CD-k: start at the data
-            return self.gibbs(self.rng.bernoulli(v_data), self.k)   # a binary start (the data may be grey levels)
+            return self._sweeps(self.rng.bernoulli(v_data), self.k, self.rng)   # a binary start (data may be grey)
         if self.chains is None:                                       # PCD: as many chains as the first batch,
             self.chains = self.rng.bernoulli(self.xp.zeros_like(v_data) + 0.5)   # kept for the whole of training
-        self.chains, p_neg = self.gibbs(self.chains, self.k)
-        return self.chains, p_neg
+        self.chains, a_neg = self._sweeps(self.chains, self.k, self.rng)
+        return self.chains, a_neg
 
     def loss_and_grads(self, v):
         """The CD-k / PCD estimate of d(-mean log P(v))/d(params), and a monitored loss.
@@ -169,7 +179,8 @@ class BernoulliRBM:
         loss : float
             The free-energy gap mean F(v_data) - mean F(v_model), whose gradient with the negative
             samples held fixed is exactly ``grads`` (without penalties). It tracks the training signal,
-            not the likelihood; use ``log_likelihood`` (exact or with AIS) for that.
+            not the likelihood; use ``log_likelihood`` (exact or with AIS) for that. It costs no extra
+            matrix product: both free energies reuse the hidden pre-activations of the two phases.
         grads : dict
             ``W``, ``b``, ``c``: positive phase from the data (probabilities), negative phase from the
             chains; ``c`` is zero when ``adaptive_prior=False``.
@@ -177,8 +188,10 @@ class BernoulliRBM:
         xp = self.xp
         v = self.validate_data(v)
         n = v.shape[0]
-        p_pos = self.hidden_probs(v)                                   # (batch, n_hidden), positive statistics
-        v_neg, p_neg = self._negative_samples(v)                       # (chains, n_visible), (chains, n_hidden)
+        a_pos = v @ self.params["W"] + self.params["c"]                # (batch, n_hidden)
+        p_pos = sigmoid(a_pos)                                         # positive statistics P(h=1|v)
+        v_neg, a_neg = self._negative_samples(v)                       # (chains, n_visible), (chains, n_hidden)
+        p_neg = sigmoid(a_neg)
         grads = {
             "W": -(v.T @ p_pos / n - v_neg.T @ p_neg / v_neg.shape[0]),  # -( <v h>_data - <v h>_model )
             "b": -(xp.mean(v, axis=0) - xp.mean(v_neg, axis=0)),
@@ -194,11 +207,8 @@ class BernoulliRBM:
             grads["W"] = grads["W"] + xp.reshape(xp.mean(v, axis=0), (-1, 1)) * xp.reshape(pull, (1, -1))
         if not self.adaptive_prior:
             grads["c"] = xp.zeros_like(grads["c"])
-        gap = xp.mean(self.free_energy(v)) - xp.mean(self.free_energy(v_neg))
-        recon = xp.mean(xp.sum((v - self.visible_probs(p_pos)) ** 2, axis=1))
-        terms = self.backend.to_numpy(xp.stack([gap, recon]))
-        self.last_terms = {"reconstruction_error": float(terms[1])}
-        return float(terms[0]), grads
+        gap = xp.mean(self.free_energy(v, a_pos)) - xp.mean(self.free_energy(v_neg, a_neg))
+        return float(self.backend.to_numpy(gap)), grads
 
     def loss(self, v) -> float:
         """Mean squared reconstruction error through P(h|v) (a monitor only: a poor proxy for the likelihood)."""
@@ -227,11 +237,12 @@ class BernoulliRBM:
         raise ValueError(f"method must be 'exact' or 'gibbs', got {method!r}")
 
     def epoch_diagnostics(self, V) -> dict:
-        """Recorded by ``fit`` after every epoch: the mean over hidden units of the aggregate posterior's
-        firing rate, and (for small models) of the exact model marginal and the largest gap between them."""
+        """Recorded by ``fit`` after every epoch: the reconstruction error on V (``loss``), the mean over hidden
+        units of the aggregate posterior's firing rate, and (for small models) of the exact model marginal and
+        the largest gap between them."""
         xp = self.xp
         agg = self.aggregate_posterior(V)
-        out = {"aggregate_posterior_mean": float(xp.mean(agg))}
+        out = {"reconstruction_error": self.loss(V), "aggregate_posterior_mean": float(xp.mean(agg))}
         if min(self.n_visible, self.n_hidden) <= 16:
             marginal = self.hidden_marginal("exact")
             out["model_marginal_mean"] = float(xp.mean(marginal))
