@@ -282,3 +282,33 @@ def test_bad_input(numpy_backend):
     nan_model.params["gen.1.W"][0, 0] = np.nan
     with pytest.raises(refvae.TrainingError if hasattr(refvae, "TrainingError") else ValueError):
         refvae.fit(nan_model, _all_binary(4), epochs=1, batch_size=4, optimizer=refvae.SGD(0.1), progress=False)
+
+
+@pytest.mark.parametrize("options", [dict(algorithm="wake-sleep"), dict(algorithm="rws", k=3)], ids=["ws", "rws"])
+def test_loss_and_grads_returns_exactly_the_checked_updates(backend, options):
+    """The training step shares its forward passes between loss and updates; with the same random draws it must
+    give the public (finite-difference-checked) wake_grads and sleep_grads, combined as documented."""
+    xp = backend.xp
+    a = HelmholtzMachine((6, 4, 3), seed=3, dtype="float64", **options)
+    b = HelmholtzMachine((6, 4, 3), seed=3, dtype="float64", **options)
+    x = _all_binary(6)[::5]
+    loss, grads = a.loss_and_grads(x)
+    k = b.k
+    xs = b._repeat(b.validate_data(x), k)
+    hs, _ = b.recognize(xs)
+    x_dream, h_dream = b.dream(x.shape[0], persistent=True)
+    sleep = b.sleep_grads(x_dream, h_dream)
+    log_w = xp.reshape(b.log_joint(xs, hs) - b.log_q(hs, xs), (x.shape[0], k))
+    if k == 1:
+        expected = {**b.wake_grads(xs, hs), **sleep}
+        expected_loss = -float(xp.mean(log_w))
+    else:
+        lse = refvae.numerics.logsumexp(log_w, axis=1, keepdims=True)
+        weights = xp.reshape(xp.exp(log_w - lse), (x.shape[0] * k,)) / x.shape[0]
+        q_wake = b.sleep_grads(xs, hs, weights)
+        expected = {**b.wake_grads(xs, hs, weights), **{n: 0.5 * (q_wake[n] + sleep[n]) for n in sleep}}
+        expected_loss = -float(xp.mean(lse)) + math.log(k)
+    assert loss == pytest.approx(expected_loss, abs=1e-12)
+    assert set(grads) == set(expected)
+    for name in grads:
+        np.testing.assert_allclose(backend.to_numpy(grads[name]), backend.to_numpy(expected[name]), rtol=0, atol=1e-12)

@@ -247,13 +247,18 @@ class HelmholtzMachine:
     def recognize(self, x, rng=None):
         """A sample h ~ Q(h | x), bottom-up: (hs, top_probs) with hs = [h_1, ..., h_L], (batch, n_l) each, and
         top_probs = Q(h_L = 1 | h_{L-1}), (batch, n_L)."""
-        rng = rng or self.rng
-        hs, below = [], x
+        hs, rec_logits = self._recognize(x, rng or self.rng)
+        return hs, sigmoid(rec_logits[-1])
+
+    def _recognize(self, x, rng):
+        """(hs, rec_logits): a sample h ~ Q(h | x) and the logits of Q(h_l = 1 | h_{l-1}) used to draw it."""
+        hs, rec_logits, below = [], [], x
         for l in range(1, len(self.layer_sizes)):
-            probs = sigmoid(self.recognition_logits(l, below))
-            below = rng.bernoulli(probs)
+            logits = self.recognition_logits(l, below)
+            below = rng.bernoulli(sigmoid(logits))
+            rec_logits.append(logits)
             hs.append(below)
-        return hs, probs
+        return hs, rec_logits
 
     def sample_prior(self, n, rng=None, gibbs_steps=200, persistent=False):
         """h_L ~ P(h_L), (n, n_L): independent Bernoullis, or Gibbs sampling of the RBM prior.
@@ -307,20 +312,34 @@ class HelmholtzMachine:
         """log P(x, h_1, ..., h_L) = log P(h_L) + sum_l log P(h_{l-1} | h_l), per example (batch,)."""
         x = self.validate_data(x)
         hs = self._states(hs, x.shape[0])
+        return self._log_joint(x, hs, self._gen_logits(hs), log_z)
+
+    def _gen_logits(self, hs):
+        """Logits of P(h_{l-1} = 1 | h_l) for l = 1..L: the generative forward pass on given states."""
+        return [self.generative_logits(l, hs[l - 1]) for l in range(1, len(self.layer_sizes))]
+
+    def _log_joint(self, x, hs, gen_logits, log_z=None):
         out = self.log_prior(hs[-1], log_z)
         below = [x] + hs[:-1]
         for l in range(1, len(self.layer_sizes)):
-            out = out + bernoulli_log_prob(below[l - 1], self.generative_logits(l, hs[l - 1]))
+            out = out + bernoulli_log_prob(below[l - 1], gen_logits[l - 1])
         return out
 
     def log_q(self, hs, x):
         """log Q(h_1, ..., h_L | x) = sum_l log Q(h_l | h_{l-1}), per example (batch,)."""
         x = self.validate_data(x)
         hs = self._states(hs, x.shape[0])
+        return self._log_q(hs, self._rec_logits(x, hs))
+
+    def _rec_logits(self, x, hs):
+        """Logits of Q(h_l = 1 | h_{l-1}) for l = 1..L: the recognition forward pass on given states."""
         below = [x] + hs[:-1]
+        return [self.recognition_logits(l, below[l - 1]) for l in range(1, len(self.layer_sizes))]
+
+    def _log_q(self, hs, rec_logits):
         out = 0.0
         for l in range(1, len(self.layer_sizes)):
-            out = out + bernoulli_log_prob(hs[l - 1], self.recognition_logits(l, below[l - 1]))
+            out = out + bernoulli_log_prob(hs[l - 1], rec_logits[l - 1])
         return out
 
     # ----------------------------------------------------------------------------------------------
@@ -349,10 +368,13 @@ class HelmholtzMachine:
         ``gen.*`` gradients and, for the factorial prior, ``prior.b`` = sum_rows weight (sigmoid(b) - h_L).
         The RBM prior is trained by CD instead (see ``loss_and_grads``); its gradient is not included here.
         """
-        xp = self.xp
         x = self.validate_data(x)
+        hs = self._states(hs, x.shape[0])
+        return self._wake_grads(x, hs, weights, self._gen_logits(hs))
+
+    def _wake_grads(self, x, hs, weights, gen_logits):
+        xp = self.xp
         n = x.shape[0]
-        hs = self._states(hs, n)
         w = self._row_weights(weights, n)
         below = [x] + hs[:-1]
         grads = {}
@@ -362,7 +384,7 @@ class HelmholtzMachine:
             total = 1.0 if w is None else xp.sum(w)
             grads["prior.b"] = sigmoid(self.prior_params["b"]) * total - mean_h   # d(-log P(h_L))/db
         for l in range(1, len(self.layer_sizes)):
-            g = self._delta_grads(hs[l - 1], self.generative_logits(l, hs[l - 1]), below[l - 1], w)
+            g = self._delta_grads(hs[l - 1], gen_logits[l - 1], below[l - 1], w)
             grads[f"gen.{l}.W"], grads[f"gen.{l}.b"] = g["W"], g["b"]
         return grads
 
@@ -370,13 +392,15 @@ class HelmholtzMachine:
         """The sleep update (or RWS's weighted wake update of Q): gradients of -sum_rows weight * log Q(h | x)
         for the given states, ``rec.*`` only; ``weights`` default to 1/batch."""
         x = self.validate_data(x)
-        n = x.shape[0]
-        hs = self._states(hs, n)
-        w = self._row_weights(weights, n)
+        hs = self._states(hs, x.shape[0])
+        return self._sleep_grads(x, hs, weights, self._rec_logits(x, hs))
+
+    def _sleep_grads(self, x, hs, weights, rec_logits):
+        w = self._row_weights(weights, x.shape[0])
         below = [x] + hs[:-1]
         grads = {}
         for l in range(1, len(self.layer_sizes)):
-            g = self._delta_grads(below[l - 1], self.recognition_logits(l, below[l - 1]), hs[l - 1], w)
+            g = self._delta_grads(below[l - 1], rec_logits[l - 1], hs[l - 1], w)
             grads[f"rec.{l}.W"], grads[f"rec.{l}.b"] = g["W"], g["b"]
         return grads
 
@@ -403,26 +427,29 @@ class HelmholtzMachine:
         xp, B = self.xp, self.backend
         x = self.validate_data(x)
         n = x.shape[0]
+        # Each forward pass is computed once and shared by the loss and the updates.
+        xs = x if self.algorithm == "wake-sleep" else self._repeat(x, self.k)     # (batch * k, n_visible)
+        hs, rec_logits = self._recognize(xs, self.rng)                          # wake: h ~ Q(.|x)
+        gen_logits = self._gen_logits(hs)
+        log_w = self._log_joint(xs, hs, gen_logits) - self._log_q(hs, rec_logits)  # log P(x, h) - log Q(h|x)
+        x_dream, h_dream = self.dream(n, persistent=True)                        # sleep: (h, x) ~ P
+        sleep = self._sleep_grads(x_dream, h_dream, None, self._rec_logits(x_dream, h_dream))
+        top_probs = sigmoid(rec_logits[-1])
         if self.algorithm == "wake-sleep":
-            hs, top_probs = self.recognize(x)
-            log_w = self.log_joint(x, hs) - self.log_q(hs, x)                      # (batch,), k = 1
-            loss = -xp.mean(log_w)
-            grads = self.wake_grads(x, hs)
-            grads.update(self.sleep_grads(*self.dream(n, persistent=True)))
+            loss = -xp.mean(log_w)                                              # one-sample negative ELBO
+            grads = self._wake_grads(xs, hs, None, gen_logits)
+            grads.update(sleep)
             top_mean = xp.mean(top_probs, axis=0)
             top_states = hs[-1]
         else:
             k = self.k
-            xk = self._repeat(x, k)                                                 # (batch * k, n_visible)
-            hs, top_probs = self.recognize(xk)
-            log_w = xp.reshape(self.log_joint(xk, hs) - self.log_q(hs, xk), (n, k))   # log w_i, (batch, k)
+            log_w = xp.reshape(log_w, (n, k))                                   # log w_i, (batch, k)
             lse = logsumexp(log_w, axis=1, keepdims=True)
-            loss = -xp.mean(lse) + math.log(k)                                      # -log(1/k sum_i w_i)
-            omega = xp.exp(log_w - lse)                                             # normalised weights, (batch, k)
+            loss = -xp.mean(lse) + math.log(k)                                  # -log(1/k sum_i w_i)
+            omega = xp.exp(log_w - lse)                                         # normalised weights, (batch, k)
             weights = xp.reshape(omega, (n * k,)) / n
-            grads = self.wake_grads(xk, hs, weights)
-            q_wake = self.sleep_grads(xk, hs, weights)
-            sleep = self.sleep_grads(*self.dream(n, persistent=True))
+            grads = self._wake_grads(xs, hs, weights, gen_logits)
+            q_wake = self._sleep_grads(xs, hs, weights, rec_logits)
             grads.update({name: 0.5 * (q_wake[name] + sleep[name]) for name in sleep})
             top_mean = xp.sum(xp.reshape(weights, (n * k, 1)) * top_probs, axis=0)
             top_states = self._resample(hs[-1], omega)
