@@ -1,0 +1,182 @@
+"""Benchmark: the two expensive evaluations, a VAE's importance-weighted log-likelihood and an RBM's AIS log Z.
+
+    python benchmarks/bench_eval.py [--backend numpy|cupy] [--k 5000] [--betas 14500] [--chains 100]
+                                    [--n-test N] [--quick] [--json out.json]
+
+(a) ``refvae.GaussianVAE(784, 20, hidden=(400,))`` trained for one epoch (batches of 128, Adam 1e-3, dynamic
+binarisation) on mnist-10k's 8,000 training images, then ``model.log_likelihood(test_bin, k=5000, seed=0)`` on
+the 2,000 test images binarised with ``refvae.evaluation.binarize_fixed``. Matrix products: the encoder once per
+image (784x400, 400x20 twice), the decoder once per sample (20x400, 400x784); the samples are decoded in
+chunks of min(k, 8192) * max(1, 8192 // k) rows, the shapes on which the matmul rate is measured.
+(b) ``rbm.BernoulliRBM(784, 500)`` trained for one epoch of CD-1 (batches of 100, SGD 0.01, momentum 0.9) on the
+training images binarised once (NumPy seed 0), then ``model.log_partition("ais", n_chains=100, betas=14500,
+data=<those images>, return_bounds=True)``. Matrix products per temperature step: v W and h W^T for all chains
+(100 x 784 x 500 each) and the matrix-vector products v b_A, v b (100 x 784 each); the matmul rate is measured
+on the two matrix shapes.
+
+Each evaluation is timed once (the device synchronised before and after), after its model's training epoch.
+The FLOPs are those of the matrix products, counted from the shapes; the fraction is the achieved rate over
+the matrix-multiply rate measured in this process on the same shapes (float32). --quick: tiny settings
+(1,000 training images, 100 test images, k=100, 20 chains, 200 temperatures) for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import refvae
+from rbm import BernoulliRBM
+
+MAX_ROWS = 8192   # GaussianVAE.log_likelihood's chunk size (passed explicitly)
+
+
+def matmul_rate(B, shapes, dtype="float32", seconds=1.0):
+    """GFLOP/s of B.xp.matmul cycling through the (m, k) @ (k, n) products in ``shapes`` for about ``seconds``."""
+    xp, rng = B.xp, B.rng(0)
+    mats = [(rng.uniform((m, k), dtype), rng.uniform((k, n), dtype)) for m, k, n in shapes]
+    flops = sum(2 * m * k * n for m, k, n in shapes)
+
+    def once():
+        for a, b in mats:
+            xp.matmul(a, b)
+
+    once()                                                   # warm-up
+    B.synchronize()
+    t0 = time.perf_counter()
+    once()
+    B.synchronize()
+    reps = max(3, int(seconds / max(time.perf_counter() - t0, 1e-6)))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        once()
+    B.synchronize()
+    return flops * reps / (time.perf_counter() - t0) / 1e9
+
+
+def cpu_name():
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info(B):
+    """Platform, CPU, library versions and BLAS threads, and the GPU for cupy."""
+    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "platform": platform.platform(), "cpu": cpu_name(),
+            "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(), "numpy": np.__version__,
+            "refvae": refvae.__version__}
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = [f"{d['internal_api']} {d.get('version')}, {d['num_threads']} threads "
+                        f"({Path(d['filepath']).name})" for d in threadpool_info() if d["user_api"] == "blas"]
+    except ImportError:
+        info["blas"] = "unknown (threadpoolctl not installed)"
+    if B.name == "cupy":
+        info["cupy"] = B.xp.__version__
+        info["gpu"] = B.xp.cuda.runtime.getDeviceProperties(B.xp.cuda.Device().id)["name"].decode()
+    return info
+
+
+def thread_limit(threads):
+    """A context that sets the BLAS/OpenMP thread count (threadpoolctl; none without it or without ``threads``)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
+
+
+def timed(B, fn):
+    """(result, seconds) of fn(), the device synchronised before and after."""
+    B.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    B.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    p.add_argument("--k", type=int, default=None, help="importance samples per test image (default 5000)")
+    p.add_argument("--betas", type=int, default=None, help="AIS temperatures (default 14500)")
+    p.add_argument("--chains", type=int, default=None, help="AIS chains (default 100)")
+    p.add_argument("--n-test", type=int, default=None, help="test images (default all 2,000)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as the BLAS starts)")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny settings, JSON to *_quick.json")
+    p.add_argument("--json", default=None, help="default: benchmarks/results/bench_eval_<backend>.json")
+    args = p.parse_args(argv)
+    q = args.quick
+    k = args.k or (100 if q else 5000)
+    n_betas = args.betas or (200 if q else 14500)
+    chains = args.chains or (20 if q else 100)
+    B = refvae.set_backend(args.backend)
+    xp = B.xp
+
+    train, test = refvae.datasets.load("mnist-10k")
+    train, test = (train[:1000], test[:args.n_test or 100]) if q else (train, test[:args.n_test])
+    n_test = test.shape[0]
+    test_bin = refvae.evaluation.binarize_fixed(test)
+
+    with thread_limit(args.threads):
+        # (a) VAE: importance-weighted log-likelihood
+        vae = refvae.GaussianVAE(784, 20, hidden=(400,), seed=0)
+        h = refvae.fit(vae, B.asarray(train), epochs=1, batch_size=128, optimizer=refvae.Adam(1e-3), binarize="dynamic",
+                       progress=False)
+        ll, t_ll = timed(B, lambda: float(xp.mean(vae.log_likelihood(test_bin, k=k, seed=0, max_rows=MAX_ROWS))))
+        rows = min(k, MAX_ROWS) * max(1, MAX_ROWS // k)                         # decoded rows per chunk
+        gflop_ll = (n_test * 2 * (784 * 400 + 400 * 40) + n_test * k * 2 * (20 * 400 + 400 * 784)) / 1e9
+        rate_ll = matmul_rate(B, [(rows, 20, 400), (rows, 400, 784)])
+
+        # (b) RBM: AIS estimate of log Z
+        X_bin = (np.random.default_rng(0).random(train.shape) < train).astype(np.float32)
+        rbm = BernoulliRBM(784, 500, persistent=False, k=1, seed=0)
+        h_rbm = refvae.fit(rbm, B.asarray(X_bin), epochs=1, batch_size=100, optimizer=refvae.SGD(0.01, momentum=0.9),
+                           binarize=None, progress=False)
+        (log_z, lo, hi), t_ais = timed(B, lambda: rbm.log_partition("ais", n_chains=chains, betas=n_betas,
+                                                                    data=B.asarray(X_bin), return_bounds=True))
+        rbm_ll = float(xp.mean(rbm.log_likelihood(test_bin, log_z=log_z)))
+        M, V, H = chains, 784, 500
+        gflop_ais = ((n_betas - 1) * (2 * 2 * M * V * H + 2 * 2 * M * V) + 2 * 2 * M * V) / 1e9
+        rate_ais = matmul_rate(B, [(M, V, H), (M, H, V)])
+        info = machine_info(B)
+
+    rows_out = [("VAE log_likelihood", f"{n_test} images, k={k}", t_ll, gflop_ll, rate_ll),
+                ("RBM AIS log Z", f"{chains} chains, {n_betas} temperatures", t_ais, gflop_ais, rate_ais)]
+    result = {**info, "backend": args.backend, "threads": args.threads, "quick": q, "n_train": train.shape[0],
+              "vae": {"n_test": n_test, "k": k, "chunk_rows": rows, "seconds": t_ll, "gflop": gflop_ll,
+                      "matmul_gflops": rate_ll, "gflops": gflop_ll / t_ll,
+                      "fraction_of_matmul": gflop_ll / t_ll / rate_ll,
+                      "mean_log_likelihood": ll, "train_seconds": h["seconds"][0]},
+              "ais": {"chains": chains, "betas": n_betas, "seconds": t_ais, "gflop": gflop_ais,
+                      "matmul_gflops": rate_ais, "gflops": gflop_ais / t_ais,
+                      "fraction_of_matmul": gflop_ais / t_ais / rate_ais, "log_z": log_z,
+                      "log_z_bounds": [x if math.isfinite(x) else None for x in (lo, hi)],
+                      "mean_test_log_likelihood": rbm_ll, "train_seconds": h_rbm["seconds"][0]}}
+
+    print("| evaluation | settings | seconds | GFLOP | GFLOP/s | matmul GFLOP/s | fraction of matmul rate |")
+    print("|---|---|---|---|---|---|---|")
+    for name, settings, t, g, r in rows_out:
+        print(f"| {name} | {settings} | {t:.2f} | {g:.1f} | {g / t:.1f} | {r:.1f} | {g / t / r:.0%} |")
+    print(f"\nVAE mean test log-likelihood {ll:.2f} nats (after 1 epoch); RBM log Z {log_z:.2f} "
+          f"[{lo:.2f}, {hi:.2f}], mean test log-likelihood {rbm_ll:.2f} nats")
+    suffix = "_quick" if q else ""
+    out = Path(args.json or Path(__file__).parent / "results" / f"bench_eval_{args.backend}{suffix}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"written {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
