@@ -226,6 +226,19 @@ class Backend:
             v += (1.0 - b2) * (g * g - v)
             p -= lr_t * (m / (self.xp.sqrt(v) + eps_t))
 
+    def map_blocks(self, fn, n: int, block: int) -> list:
+        """``[fn(start, stop) for consecutive blocks of range(n)]``, in order.
+
+        NumPy: the blocks run on a pool of one thread per usable core. NumPy's element-wise ufuncs release the
+        GIL, so long element-wise work (such as a log-likelihood over millions of decoded pixels) uses every core,
+        and blocks of ``block`` rows keep each pass's operands in cache. Other backends: one after the other
+        (the device parallelises within each call). ``fn`` must not change shared state.
+        """
+        starts = range(0, n, block)
+        if self.name != "numpy" or len(starts) < 2:
+            return [fn(a, min(a + block, n)) for a in starts]
+        return list(_thread_pool().map(lambda a: fn(a, min(a + block, n)), starts))
+
     def synchronize(self) -> None:
         """Wait for the device to finish queued work (for timing)."""
         if self.name == "cupy":
@@ -233,6 +246,18 @@ class Backend:
 
 
 _ADAM_KERNEL = None
+_POOL = None
+
+
+def _thread_pool():
+    """The shared thread pool of Backend.map_blocks (one worker per usable core, created on first use)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        _POOL = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="refvae")
+    return _POOL
 
 
 def _cupy_adam_kernel():

@@ -424,7 +424,10 @@ class GaussianVAE:
                 log_prior = self._log_prior(z)                                            # log p(z), (m, s)
                 outs, _ = self._decode(xp.reshape(z, (m * s, self.z_dim)))
                 outs = {name: xp.reshape(o, (m, s, self.x_dim)) for name, o in outs.items()}
-                log_px_z = -self._reconstruction_nll(x3, outs)                          # (m, s)
+                # log p(x | z_i) over blocks of the s samples (on every core with NumPy), (m, s)
+                parts = B.map_blocks(lambda a, b: -self._reconstruction_nll(
+                    x3, {name: o[:, a:b, :] for name, o in outs.items()}), s, block=max(1, 512 // m))
+                log_px_z = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]
                 log_w.append(log_px_z + log_prior - log_q)
             log_w = xp.concat(log_w, axis=1) if len(log_w) > 1 else log_w[0]            # (m, k)
             results.append(logsumexp(log_w, axis=1) - math.log(k))

@@ -553,9 +553,16 @@ class HelmholtzMachine:
             for j0 in range(0, k, per_chunk):
                 s = min(per_chunk, k - j0)
                 xs = self._repeat(xb, s)                                             # (m * s, n_visible)
-                hs, _ = self.recognize(xs, rng)
-                log_w = self.log_joint(xs, hs, log_z) - self.log_q(hs, xs)
-                parts.append(xp.reshape(log_w, (m, s)))
+                hs, rec_logits = self._recognize(xs, rng)                           # h_i ~ Q(.|x), in order
+                log_q = self._log_q(hs, rec_logits)
+
+                def log_joint_rows(a, b):                                           # log P(x, h_i), rows a..b-1
+                    h_ab = [h[a:b, :] for h in hs]
+                    return self._log_joint(xs[a:b, :], h_ab, self._gen_logits(h_ab), log_z)
+
+                blocks = B.map_blocks(log_joint_rows, m * s, block=512)            # on every core with NumPy
+                log_joint = xp.concat(blocks) if len(blocks) > 1 else blocks[0]
+                parts.append(xp.reshape(log_joint - log_q, (m, s)))
             log_w = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]          # (m, k)
             results.append(logsumexp(log_w, axis=1) - math.log(k))
         return xp.concat(results) if len(results) > 1 else results[0]
