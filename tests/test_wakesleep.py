@@ -249,6 +249,12 @@ def test_command_line_train_and_evaluate(tmp_path, capsys):
         capsys.readouterr()
         assert main(["evaluate", str(tmp_path / "bars" / "checkpoint.npz"), "--dataset", "hinton-bars"]) == 0
         assert "KL(data || model)" in capsys.readouterr().out
+        # 24 hidden units cannot be enumerated: the KL over the patterns uses importance-sampled likelihoods
+        assert main(["train", "helmholtz", "--dataset", "bars", "--layers", "16,8", "--epochs", "1", "--train-size",
+                     "300", "--iw-samples", "20", "--out", str(tmp_path / "bs"), "--no-progress"]) == 0
+        metrics = json.loads((tmp_path / "bs" / "metrics.json").read_text())
+        assert metrics["test"]["method"].startswith("importance") and metrics["test"]["kl_data_model"] > 0
+        assert "kl_data_model" not in metrics["history"]
 
 
 def test_bad_input(numpy_backend):
