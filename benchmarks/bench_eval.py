@@ -23,86 +23,27 @@ the matrix-multiply rate measured in this process on the same shapes (float32). 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-import os
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
 import refvae
+from common import machine_info, matmul_rate, thread_limit, timed
 from rbm import BernoulliRBM
 
 MAX_ROWS = 8192   # GaussianVAE.log_likelihood's chunk size (passed explicitly)
 
 
-def matmul_rate(B, shapes, dtype="float32", seconds=1.0):
-    """GFLOP/s of B.xp.matmul cycling through the (m, k) @ (k, n) products in ``shapes`` for about ``seconds``."""
-    xp, rng = B.xp, B.rng(0)
-    mats = [(rng.uniform((m, k), dtype), rng.uniform((k, n), dtype)) for m, k, n in shapes]
-    flops = sum(2 * m * k * n for m, k, n in shapes)
-
-    def once():
-        for a, b in mats:
-            xp.matmul(a, b)
-
-    once()                                                   # warm-up
-    B.synchronize()
-    t0 = time.perf_counter()
-    once()
-    B.synchronize()
-    reps = max(3, int(seconds / max(time.perf_counter() - t0, 1e-6)))
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        once()
-    B.synchronize()
-    return flops * reps / (time.perf_counter() - t0) / 1e9
 
 
-def cpu_name():
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
-def machine_info(B):
-    """Platform, CPU, library versions and BLAS threads, and the GPU for cupy."""
-    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "platform": platform.platform(), "cpu": cpu_name(),
-            "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(), "numpy": np.__version__,
-            "refvae": refvae.__version__}
-    try:
-        from threadpoolctl import threadpool_info
-        info["blas"] = [f"{d['internal_api']} {d.get('version')}, {d['num_threads']} threads "
-                        f"({Path(d['filepath']).name})" for d in threadpool_info() if d["user_api"] == "blas"]
-    except ImportError:
-        info["blas"] = "unknown (threadpoolctl not installed)"
-    if B.name == "cupy":
-        info["cupy"] = B.xp.__version__
-        info["gpu"] = B.xp.cuda.runtime.getDeviceProperties(B.xp.cuda.Device().id)["name"].decode()
-    return info
 
 
-def thread_limit(threads):
-    """A context that sets the BLAS/OpenMP thread count (threadpoolctl; none without it or without ``threads``)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
 
 
-def timed(B, fn):
-    """(result, seconds) of fn(), the device synchronised before and after."""
-    B.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    B.synchronize()
-    return out, time.perf_counter() - t0
 
 
 def main(argv=None):
@@ -128,7 +69,7 @@ def main(argv=None):
     n_test = test.shape[0]
     test_bin = refvae.evaluation.binarize_fixed(test)
 
-    with thread_limit(args.threads):
+    with thread_limit(args.threads)[0]:
         # (a) VAE: importance-weighted log-likelihood
         vae = refvae.GaussianVAE(784, 20, hidden=(400,), seed=0)
         h = refvae.fit(vae, B.asarray(train), epochs=1, batch_size=128, optimizer=refvae.Adam(1e-3), binarize="dynamic",

@@ -26,10 +26,8 @@ GPU's, every timing synchronised) and scikit-learn on the CPU (set against the C
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import refvae
+from common import machine_info, matmul_rate, thread_limit
 from rbm import BernoulliRBM
 
 V, H, BATCH = 784, 500, 100
@@ -47,61 +46,12 @@ def rbm_shapes(n, v=V, h=H):
     return [(n, v, h), (n, h, v), (n, v, h), (v, n, h), (h, n, v)]
 
 
-def matmul_rate(B, shapes, dtype="float32", seconds=1.0):
-    """GFLOP/s of B.xp.matmul cycling through the (m, k) @ (k, n) products in ``shapes`` for about ``seconds``."""
-    xp, rng = B.xp, B.rng(0)
-    mats = [(rng.uniform((m, k), dtype), rng.uniform((k, n), dtype)) for m, k, n in shapes]
-    flops = sum(2 * m * k * n for m, k, n in shapes)
-
-    def once():
-        for a, b in mats:
-            xp.matmul(a, b)
-
-    once()                                                   # warm-up
-    B.synchronize()
-    t0 = time.perf_counter()
-    once()
-    B.synchronize()
-    reps = max(3, int(seconds / max(time.perf_counter() - t0, 1e-6)))
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        once()
-    B.synchronize()
-    return flops * reps / (time.perf_counter() - t0) / 1e9
 
 
-def cpu_name():
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
-def machine_info(B):
-    """Platform, CPU, library versions and BLAS threads (as set now), and the GPU for cupy."""
-    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "platform": platform.platform(), "cpu": cpu_name(),
-            "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(), "numpy": np.__version__,
-            "refvae": refvae.__version__}
-    try:
-        from threadpoolctl import threadpool_info
-        info["blas"] = [f"{d['internal_api']} {d.get('version')}, {d['num_threads']} threads "
-                        f"({Path(d['filepath']).name})" for d in threadpool_info() if d["user_api"] == "blas"]
-    except ImportError:
-        info["blas"] = "unknown (threadpoolctl not installed)"
-    if B.name == "cupy":
-        info["cupy"] = B.xp.__version__
-        info["gpu"] = B.xp.cuda.runtime.getDeviceProperties(B.xp.cuda.Device().id)["name"].decode()
-    return info
 
 
-def thread_limit(threads):
-    """A context that sets the BLAS/OpenMP thread count (threadpoolctl), and a note when it cannot."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext(), "threadpoolctl not installed: thread counts left as they are"
-    return threadpool_limits(limits=threads), None
 
 
 def main(argv=None):

@@ -21,17 +21,13 @@ against the matrix-multiply rate measured in this process on the algorithm's sha
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import platform
 import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 
 import refvae
+from common import flops, machine_info, matmul_rate, thread_limit
 from wakesleep import HelmholtzMachine
 
 SIZES, BATCH = (784, 200, 50), 20
@@ -49,64 +45,6 @@ def update_products(n, k=1, rws=False, sizes=SIZES):
     return algo, extra      # refvae shares each forward pass between the loss and the updates: no extra products
 
 
-def flops(shapes):
-    return sum(2 * m * k * n for m, k, n in shapes)
-
-
-def matmul_rate(B, shapes, dtype="float32", seconds=1.0):
-    """GFLOP/s of B.xp.matmul cycling through the (m, k) @ (k, n) products in ``shapes`` for about ``seconds``."""
-    xp, rng = B.xp, B.rng(0)
-    mats = [(rng.uniform((m, k), dtype), rng.uniform((k, n), dtype)) for m, k, n in shapes]
-
-    def once():
-        for a, b in mats:
-            xp.matmul(a, b)
-
-    once()                                                   # warm-up
-    B.synchronize()
-    t0 = time.perf_counter()
-    once()
-    B.synchronize()
-    reps = max(3, int(seconds / max(time.perf_counter() - t0, 1e-6)))
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        once()
-    B.synchronize()
-    return flops(shapes) * reps / (time.perf_counter() - t0) / 1e9
-
-
-def cpu_name():
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine_info(B):
-    """Platform, CPU, library versions and BLAS threads (as set now), and the GPU for cupy."""
-    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "platform": platform.platform(), "cpu": cpu_name(),
-            "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(), "numpy": np.__version__,
-            "refvae": refvae.__version__}
-    try:
-        from threadpoolctl import threadpool_info
-        info["blas"] = [f"{d['internal_api']} {d.get('version')}, {d['num_threads']} threads "
-                        f"({Path(d['filepath']).name})" for d in threadpool_info() if d["user_api"] == "blas"]
-    except ImportError:
-        info["blas"] = "unknown (threadpoolctl not installed)"
-    if B.name == "cupy":
-        info["cupy"] = B.xp.__version__
-        info["gpu"] = B.xp.cuda.runtime.getDeviceProperties(B.xp.cuda.Device().id)["name"].decode()
-    return info
-
-
-def thread_limit(threads):
-    """A context that sets the BLAS/OpenMP thread count (threadpoolctl; none without it or without ``threads``)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads) if threads else contextlib.nullcontext()
 
 
 def main(argv=None):
@@ -126,7 +64,7 @@ def main(argv=None):
         train = train[:1000]
     n = train.shape[0]
 
-    with thread_limit(args.threads):
+    with thread_limit(args.threads)[0]:
         X = B.asarray(train)
         runs = {name: (HelmholtzMachine(SIZES, seed=0, **kw), refvae.SGD(0.01, momentum=0.9))
                 for name, kw in MODELS.items()}
