@@ -32,7 +32,7 @@ R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networ
 from __future__ import annotations
 
 from refvae.backend import get_backend
-from refvae.checkpoint import kind_of, load_checkpoint, rebuild, register_model, save_checkpoint
+from refvae.checkpoint import Checkpointable, register_model
 from refvae.checks import as_data, check_positive_int
 from refvae.numerics import sigmoid, softplus
 
@@ -40,7 +40,7 @@ __all__ = ["BernoulliRBM"]
 
 
 @register_model
-class BernoulliRBM:
+class BernoulliRBM(Checkpointable):
     """A Bernoulli-Bernoulli RBM with hand-written CD-k / PCD updates.
 
     Parameters
@@ -299,20 +299,6 @@ class BernoulliRBM:
         B = self.backend
         self.chains = B.asarray(state["chains"], dtype=self.dtype_name) if "chains" in state else None
         self.sparsity_q = B.asarray(state["sparsity_q"], dtype=self.dtype_name) if "sparsity_q" in state else None
-
-    def save(self, path, **extra_meta):
-        return save_checkpoint(path, self.checkpoint_arrays(), {"kind": kind_of(self), "config": self.config,
-                                                                 **extra_meta})
-
-    @classmethod
-    def from_checkpoint(cls, arrays, meta, path="checkpoint"):
-        """Build a model (parameters and persistent chains) from the contents of a checkpoint."""
-        return rebuild(cls, arrays, meta, path)
-
-    @classmethod
-    def load(cls, path):
-        arrays, meta = load_checkpoint(path)
-        return cls.from_checkpoint(arrays, meta, path)
 
     def __repr__(self):
         kind = f"PCD-{self.k}" if self.persistent else f"CD-{self.k}"

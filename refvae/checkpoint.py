@@ -28,7 +28,8 @@ FORMAT = "refvae-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
 
-__all__ = ["CheckpointError", "kind_of", "rebuild", "load_checkpoint", "load_model", "register_model", "save_checkpoint"]
+__all__ = ["CheckpointError", "Checkpointable", "kind_of", "load_checkpoint", "load_model", "rebuild", "register_model",
+           "save_checkpoint"]
 
 _MODELS: dict = {}
 
@@ -141,6 +142,28 @@ def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
     return model
+
+
+class Checkpointable:
+    """``save``, ``load`` and ``from_checkpoint`` for a model that has ``config`` (its constructor's keyword
+    arguments), ``checkpoint_arrays()`` (host arrays named ``model/<param>``, and ``state/<name>`` for state such
+    as persistent chains), ``set_params`` and, if it keeps state, ``set_state``."""
+
+    def save(self, path, **extra_meta):
+        """Write the model to ``path`` (.npz, atomic, no pickle); returns the path."""
+        return save_checkpoint(path, self.checkpoint_arrays(), {"kind": kind_of(self), "config": self.config,
+                                                                 **extra_meta})
+
+    @classmethod
+    def from_checkpoint(cls, arrays, meta, path="checkpoint"):
+        """Build a model from the contents of a checkpoint (see :func:`load_checkpoint`)."""
+        return rebuild(cls, arrays, meta, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` or by training (parameters go to the active backend)."""
+        arrays, meta = load_checkpoint(path)
+        return cls.from_checkpoint(arrays, meta, path)
 
 
 def split_prefix(arrays: dict, prefix: str) -> dict:

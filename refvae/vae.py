@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 
 from .backend import get_backend
-from .checkpoint import kind_of, load_checkpoint, rebuild, register_model, save_checkpoint
+from .checkpoint import Checkpointable, register_model
 from .checks import DataError, as_data, check_positive_int
 from .layers import ACTIVATIONS, MLP, Linear
 from .numerics import (
@@ -76,7 +76,7 @@ class LearnedPrior:
 
 
 @register_model
-class GaussianVAE:
+class GaussianVAE(Checkpointable):
     """A VAE with a diagonal-Gaussian encoder, an N(0, I) prior and a Bernoulli or Gaussian decoder.
 
     Parameters
@@ -494,22 +494,6 @@ class GaussianVAE:
     def checkpoint_arrays(self) -> dict:
         """Host copies of the parameters, named ``"model/<param>"``."""
         return {f"model/{k}": self.backend.to_numpy(v, copy=True) for k, v in self.params.items()}
-
-    def save(self, path, **extra_meta):
-        """Write the model to ``path`` (.npz, atomic, no pickle); returns the path."""
-        meta = {"kind": kind_of(self), "config": self.config, **extra_meta}
-        return save_checkpoint(path, self.checkpoint_arrays(), meta)
-
-    @classmethod
-    def from_checkpoint(cls, arrays, meta, path="checkpoint"):
-        """Build a model from the contents of a checkpoint (see :func:`refvae.checkpoint.load_checkpoint`)."""
-        return rebuild(cls, arrays, meta, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save` or by training (parameters go to the active backend)."""
-        arrays, meta = load_checkpoint(path)
-        return cls.from_checkpoint(arrays, meta, path)
 
     def __repr__(self):
         prior = f", prior={self.prior!r}" if self.prior != "standard" else ""

@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 
 from refvae.backend import get_backend
-from refvae.checkpoint import kind_of, load_checkpoint, rebuild, register_model, save_checkpoint
+from refvae.checkpoint import Checkpointable, register_model
 from refvae.checks import as_data, check_positive_int
 from refvae.layers import Linear
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
@@ -83,7 +83,7 @@ def _check_layer_sizes(layer_sizes):
 
 
 @register_model
-class HelmholtzMachine:
+class HelmholtzMachine(Checkpointable):
     """A Helmholtz machine with binary stochastic layers, trained by wake-sleep or reweighted wake-sleep.
 
     Parameters
@@ -614,20 +614,6 @@ class HelmholtzMachine:
         """Restore the RBM prior's persistent sleep-phase chains (from a checkpoint's ``state/`` arrays)."""
         chains = state.get("prior_chains")
         self.prior_chains = None if chains is None else self.backend.asarray(chains, dtype=self.dtype_name)
-
-    def save(self, path, **extra_meta):
-        return save_checkpoint(path, self.checkpoint_arrays(), {"kind": kind_of(self), "config": self.config,
-                                                                 **extra_meta})
-
-    @classmethod
-    def from_checkpoint(cls, arrays, meta, path="checkpoint"):
-        """Build a model from the contents of a checkpoint."""
-        return rebuild(cls, arrays, meta, path)
-
-    @classmethod
-    def load(cls, path):
-        arrays, meta = load_checkpoint(path)
-        return cls.from_checkpoint(arrays, meta, path)
 
     def __repr__(self):
         algo = f"RWS k={self.k}" if self.algorithm == "rws" else "wake-sleep"
