@@ -42,10 +42,10 @@ ARMS = {
 }
 
 
-def run(arm_options, seed, n_train, epochs, lr, batch_size, layers, patterns, probs, B):
+def run(arm_options, seed, n_train, epochs, lr, batch_size, layers, patterns, probs, B, init_std=None):
     """Train one machine; returns (KL after each epoch, seconds, final top-prior gap)."""
     train = datasets.sample_distribution(patterns, probs, n_train, seed=seed)
-    model = HelmholtzMachine((16, *layers), seed=seed, **arm_options)
+    model = HelmholtzMachine((16, *layers), seed=seed, init_std=init_std, **arm_options)
     optimizer = refvae.SGD(lr, momentum=0.9)
     kls = []
 
@@ -87,6 +87,8 @@ def main(argv=None):
     p.add_argument("--n-train", type=int, default=50000, help="training examples per epoch")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--init-std", type=float, default=None,
+                   help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
     p.add_argument("--out", default="runs/wake_sleep_bars")
     args = p.parse_args(argv)
     refvae.set_backend(args.backend)
@@ -101,7 +103,8 @@ def main(argv=None):
     results = {arm: [] for arm in ARMS}
     for arm, options in ARMS.items():
         for seed in seeds:
-            kls, seconds, gap = run(options, seed, n_train, epochs, args.lr, args.batch_size, (8, 1), patterns, probs, B)
+            kls, seconds, gap = run(options, seed, n_train, epochs, args.lr, args.batch_size, (8, 1), patterns, probs, B,
+                                    args.init_std)
             results[arm].append({"seed": seed, "kl": kls, "seconds": seconds, "top_prior_gap": gap})
             print(f"{arm:>28} seed {seed}: KL(data || model) {kls[-1]:.4f} nats after {epochs * n_train} examples "
                   f"({seconds:.1f} s); |P(h_top) - <Q(h_top|.)>| = {gap:.4f}", flush=True)
@@ -110,7 +113,9 @@ def main(argv=None):
              ("Quick smoke run (too short to mean anything). " if args.quick else "")
              + f"16-8-1 Helmholtz machine, {epochs} epochs of {n_train} draws from the bars distribution "
              f"({epochs * n_train} examples), batch {args.batch_size}, SGD {args.lr} with momentum 0.9 decayed "
-             f"linearly to 0, {len(seeds)} seeds, backend {B.name}. The data's entropy is {entropy:.4f} nats; a "
+             f"linearly to 0, {len(seeds)} seeds, initial weights "
+             + ("uniform in ±1/sqrt(fan-in)" if args.init_std is None else f"N(0, {args.init_std:g}²), biases 0")
+             + f", backend {B.name}. The data's entropy is {entropy:.4f} nats; a "
              "model that put all its mass uniformly on the 30 patterns would have KL "
              f"{math.log(30) - entropy:.3f} nats.", "",
              "| algorithm and prior update | final KL, nats (mean ± s.d.) | median | best, worst seed | in bits (mean) "

@@ -236,9 +236,9 @@ def test_command_line_train_and_evaluate(tmp_path, capsys):
 
     with refvae.use_backend("numpy"):
         assert main(["train", "helmholtz", "--dataset", "hinton-bars", "--layers", "8,1", "--epochs", "2",
-                     "--train-size", "2000", "--out", str(tmp_path / "bars"), "--no-progress"]) == 0
+                     "--train-size", "2000", "--init-std", "0.1", "--out", str(tmp_path / "bars"), "--no-progress"]) == 0
         metrics = json.loads((tmp_path / "bars" / "metrics.json").read_text())
-        assert metrics["test"]["kl_data_model"] > 0 and len(metrics["history"]["kl_data_model"]) == 2
+        assert metrics["model"]["init_std"] == 0.1 and metrics["test"]["kl_data_model"] > 0 and len(metrics["history"]["kl_data_model"]) == 2
         for name in ["curves.png", "dreams.png", "firing_rates.png"]:
             assert (tmp_path / "bars" / name).stat().st_size > 1000
         assert main(["train", "helmholtz", "--dataset", "mnist-10k", "--layers", "30,25", "--algorithm", "rws",
@@ -268,6 +268,8 @@ def test_bad_input(numpy_backend):
         HelmholtzMachine((16, 4), algorithm="backprop")
     with pytest.raises(ValueError, match="moment"):
         HelmholtzMachine((16, 4), prior="rbm", prior_update="moment")
+    with pytest.raises(ValueError, match="init_std must be >= 0"):
+        HelmholtzMachine((16, 4), init_std=-0.1)
     model = HelmholtzMachine((16, 12, 10))
     with pytest.raises(ValueError, match=rf"2\^22 configurations.*limit of {MAX_HIDDEN_ENUMERATION}.*importance"):
         model.log_likelihood(np.zeros((2, 16)), method="exact")
@@ -318,3 +320,14 @@ def test_loss_and_grads_returns_exactly_the_checked_updates(backend, options):
     assert set(grads) == set(expected)
     for name in grads:
         np.testing.assert_allclose(backend.to_numpy(grads[name]), backend.to_numpy(expected[name]), rtol=0, atol=1e-12)
+
+
+def test_init_std(numpy_backend):
+    zero = HelmholtzMachine((6, 4, 2), init_std=0.0)
+    assert all(float(np.abs(v).max()) == 0.0 for k, v in zero.params.items() if not k.startswith("prior"))
+    small = HelmholtzMachine((600, 400), init_std=0.1, seed=1)
+    W = small.params["gen.1.W"]
+    assert abs(float(W.std()) - 0.1) < 0.002 and float(np.abs(small.params["rec.1.b"]).max()) == 0.0
+    assert small.config["init_std"] == 0.1
+    default = HelmholtzMachine((600, 400), seed=1)
+    assert float(np.abs(default.params["gen.1.W"]).max()) <= 1 / math.sqrt(400)

@@ -58,6 +58,8 @@ def add_train_parser(train_sub) -> None:
     p.add_argument("--prior-update", choices=PRIOR_UPDATES, default="gradient")
     p.add_argument("--prior-rate", type=float, default=0.05, help="rho of the moment-matching prior update")
     p.add_argument("--rbm-hidden", type=int, default=None, help="hidden units of the RBM prior")
+    p.add_argument("--init-std", type=float, default=None,
+                   help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.1)
@@ -133,7 +135,7 @@ def _train_helmholtz(args) -> int:
     train, test = _data(args)
     model = HelmholtzMachine((train.shape[1], *args.layers), seed=args.seed, algorithm=args.algorithm, k=args.k,
                              prior=args.prior, prior_update=args.prior_update, prior_rate=args.prior_rate,
-                             rbm_hidden=args.rbm_hidden)
+                             rbm_hidden=args.rbm_hidden, init_std=args.init_std)
     print(f"refvae: training {model} on {args.dataset} ({train.shape[0]} training examples) with the {B.name} "
           f"backend, writing to {out}")
     optimizer = SGD(args.lr, momentum=args.momentum)

@@ -107,10 +107,14 @@ class HelmholtzMachine(Checkpointable):
     rbm_hidden : int, optional
         Hidden units of the RBM prior (default: as many as the top layer, at most 16, so that its log Z,
         needed by every likelihood, is exact and cheap). ``rbm_k``: its CD steps.
+    init_std : float, optional
+        None: the layers' default initialisation (weights and biases uniform in ±1/sqrt(fan-in), as PyTorch's
+        ``nn.Linear``). A number: weights N(0, init_std²) and biases 0 (0.0 starts from all-zero weights; the
+        sampling breaks the symmetry).
     """
 
     def __init__(self, layer_sizes, seed=0, dtype="float32", algorithm="wake-sleep", k=1, prior="factorial",
-                 prior_update="gradient", prior_rate=0.05, rbm_hidden=None, rbm_k=1):
+                 prior_update="gradient", prior_rate=0.05, rbm_hidden=None, rbm_k=1, init_std=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
@@ -139,6 +143,14 @@ class HelmholtzMachine(Checkpointable):
         self.generative = [Linear(sizes[l], sizes[l - 1], init, self.dtype_name) for l in range(1, len(sizes))]
         self.recognition = [Linear(sizes[l - 1], sizes[l], init, self.dtype_name) for l in range(1, len(sizes))]
         self._check_layers()
+        if init_std is not None:
+            if not float(init_std) >= 0.0:
+                raise ValueError(f"init_std must be >= 0 (or None for the default initialisation), got {init_std}")
+            for layer in self.generative + self.recognition:
+                W = layer.params["W"]
+                layer.params["W"] = float(init_std) * init.normal(tuple(W.shape), self.dtype_name)
+                layer.params["b"] = B.zeros(tuple(layer.params["b"].shape), self.dtype_name)
+        self.init_std = None if init_std is None else float(init_std)
         self.prior_rbm = None
         if prior == "factorial":
             self.prior_params = {"b": B.zeros((n_top,), self.dtype_name)}          # P(h_L = 1) = 1/2 at the start
@@ -212,7 +224,8 @@ class HelmholtzMachine(Checkpointable):
     def config(self) -> dict:
         return {"layer_sizes": list(self.layer_sizes), "seed": self.seed, "dtype": self.dtype_name,
                 "algorithm": self.algorithm, "k": self.k, "prior": self.prior, "prior_update": self.prior_update,
-                "prior_rate": self.prior_rate, "rbm_hidden": self.rbm_hidden, "rbm_k": self.rbm_k}
+                "prior_rate": self.prior_rate, "rbm_hidden": self.rbm_hidden, "rbm_k": self.rbm_k,
+                "init_std": self.init_std}
 
     def validate_data(self, x, name="x"):
         """``x`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
