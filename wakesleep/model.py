@@ -151,7 +151,8 @@ class HelmholtzMachine(Checkpointable):
                 layer.params["W"] = float(init_std) * init.normal(tuple(W.shape), self.dtype_name)
                 layer.params["b"] = B.zeros(tuple(layer.params["b"].shape), self.dtype_name)
         self.init_std = None if init_std is None else float(init_std)
-        self.prior_rbm = None
+        self.rbm_k = check_positive_int(rbm_k, "rbm_k")
+        self.rbm_hidden, self.prior_rbm = None, None
         if prior == "factorial":
             self.prior_params = {"b": B.zeros((n_top,), self.dtype_name)}          # P(h_L = 1) = 1/2 at the start
         else:
@@ -160,11 +161,8 @@ class HelmholtzMachine(Checkpointable):
             self.rbm_hidden = check_positive_int(rbm_hidden if rbm_hidden is not None else min(n_top, 16),
                                                  "rbm_hidden")
             self.prior_rbm = BernoulliRBM(n_top, self.rbm_hidden, seed=self.seed, dtype=self.dtype_name,
-                                          k=check_positive_int(rbm_k, "rbm_k"), persistent=False)
-            self.prior_params = self.prior_rbm.params
-        self.rbm_k = int(rbm_k)
-        if prior == "factorial":
-            self.rbm_hidden = None
+                                          k=self.rbm_k, persistent=False)
+            self.prior_params = self.prior_rbm.params                             # the same dict: one set of arrays
         self.rng = B.rng((self.seed, 1))
         self.prior_chains = None      # the RBM prior's persistent sleep-phase chains, (n_chains, n_L)
         self.last_terms = {}
