@@ -19,7 +19,7 @@ import math
 from .backend import get_backend
 from .numerics import namespace, sigmoid, softplus
 
-__all__ = ["ACTIVATIONS", "MLP", "Linear", "ReLU", "Sigmoid", "Softplus", "Tanh", "make_activation"]
+__all__ = ["ACTIVATIONS", "MLP", "Linear", "ParameterSlots", "ReLU", "Sigmoid", "Softplus", "Tanh", "make_activation"]
 
 
 class Linear:
@@ -161,3 +161,34 @@ class MLP:
             dy, g = self.linears[i].backward(dy, c_lin, need_dx=need_dx or i > 0)
             grads.update({f"{i}.{k}": v for k, v in g.items()})
         return dy, grads
+
+
+class ParameterSlots:
+    """A model's flat ``params`` view over the parameter dicts of its layers, and ``set_params``.
+
+    The model defines ``_slots()``, yielding ``(flat name, owning dict, key)`` for every parameter array, and has
+    ``xp``, ``backend`` and ``dtype_name``. Optimisers update the arrays of ``params`` in place, so the view stays
+    valid; ``set_params`` replaces them (by copies) in their owning dicts.
+    """
+
+    @property
+    def params(self) -> dict:
+        """Name -> parameter array (the arrays themselves: optimisers update them in place)."""
+        return {name: owner[key] for name, owner, key in self._slots()}
+
+    def set_params(self, new: dict) -> None:
+        """Replace every parameter by a copy of the array of the same name in ``new`` (same names and shapes).
+
+        Copies, so that the model never shares memory with the caller's arrays (optimisers update in place).
+        """
+        mine = self.params
+        missing, extra = sorted(set(mine) - set(new)), sorted(set(new) - set(mine))
+        if missing or extra:
+            raise ValueError(f"parameters do not match this {type(self).__name__}: missing {missing}, "
+                             f"unexpected {extra}")
+        wrong = [f"{k}: {tuple(new[k].shape)} != {tuple(mine[k].shape)}" for k in mine
+                 if tuple(new[k].shape) != tuple(mine[k].shape)]
+        if wrong:
+            raise ValueError("parameter shapes do not match this model's architecture: " + "; ".join(wrong))
+        for name, owner, key in self._slots():
+            owner[key] = self.xp.asarray(self.backend.asarray(new[name], dtype=self.dtype_name), copy=True)

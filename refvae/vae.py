@@ -41,7 +41,7 @@ import math
 from .backend import get_backend
 from .checkpoint import Checkpointable, register_model
 from .checks import DataError, as_data, check_positive_int
-from .layers import ACTIVATIONS, MLP, Linear
+from .layers import ACTIVATIONS, MLP, Linear, ParameterSlots
 from .numerics import (
     LOG_2PI,
     bernoulli_log_prob,
@@ -76,7 +76,7 @@ class LearnedPrior:
 
 
 @register_model
-class GaussianVAE(Checkpointable):
+class GaussianVAE(ParameterSlots, Checkpointable):
     """A VAE with a diagonal-Gaussian encoder, an N(0, I) prior and a Bernoulli or Gaussian decoder.
 
     Parameters
@@ -175,27 +175,6 @@ class GaussianVAE(Checkpointable):
             for owner_name, owner in owners:
                 for key in owner:
                     yield f"{owner_name}.{key}", owner, key
-
-    @property
-    def params(self) -> dict:
-        """Name -> parameter array (the arrays themselves: optimisers update them in place)."""
-        return {name: owner[key] for name, owner, key in self._slots()}
-
-    def set_params(self, new: dict) -> None:
-        """Replace every parameter by a copy of the array of the same name in ``new`` (same names and shapes).
-
-        Copies, so that the model never shares memory with the caller's arrays (optimisers update in place).
-        """
-        mine = self.params
-        missing, extra = sorted(set(mine) - set(new)), sorted(set(new) - set(mine))
-        if missing or extra:
-            raise ValueError(f"parameters do not match this model: missing {missing}, unexpected {extra}")
-        wrong = [f"{k}: {tuple(new[k].shape)} != {tuple(mine[k].shape)}" for k in mine
-                 if tuple(new[k].shape) != tuple(mine[k].shape)]
-        if wrong:
-            raise ValueError("parameter shapes do not match this model's architecture: " + "; ".join(wrong))
-        for name, owner, key in self._slots():
-            owner[key] = self.xp.asarray(self.backend.asarray(new[name], dtype=self.dtype_name), copy=True)
 
     @property
     def config(self) -> dict:

@@ -58,7 +58,7 @@ import math
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable, register_model
 from refvae.checks import as_data, check_positive_int
-from refvae.layers import Linear
+from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
 
 __all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
@@ -83,7 +83,7 @@ def _check_layer_sizes(layer_sizes):
 
 
 @register_model
-class HelmholtzMachine(Checkpointable):
+class HelmholtzMachine(ParameterSlots, Checkpointable):
     """A Helmholtz machine with binary stochastic layers, trained by wake-sleep or reweighted wake-sleep.
 
     Parameters
@@ -198,25 +198,6 @@ class HelmholtzMachine(Checkpointable):
         for l in range(1, len(self.layer_sizes)):
             for key in ("W", "b"):
                 yield f"rec.{l}.{key}", self.recognition[l - 1].params, key
-
-    @property
-    def params(self) -> dict:
-        """Name -> parameter array (the arrays themselves: optimisers update them in place)."""
-        return {name: owner[key] for name, owner, key in self._slots()}
-
-    def set_params(self, new: dict) -> None:
-        """Replace every parameter by a copy of the array of the same name in ``new`` (same names and shapes)."""
-        mine = self.params
-        missing, extra = sorted(set(mine) - set(new)), sorted(set(new) - set(mine))
-        if missing or extra:
-            raise ValueError(f"parameters do not match this Helmholtz machine {self.layer_sizes} "
-                             f"(prior={self.prior!r}): missing {missing}, unexpected {extra}")
-        wrong = [f"{k}: {tuple(new[k].shape)} != {tuple(mine[k].shape)}" for k in mine
-                 if tuple(new[k].shape) != tuple(mine[k].shape)]
-        if wrong:
-            raise ValueError("parameter shapes do not match the layer sizes: " + "; ".join(wrong))
-        for name, owner, key in self._slots():
-            owner[key] = self.xp.asarray(self.backend.asarray(new[name], dtype=self.dtype_name), copy=True)
 
     @property
     def config(self) -> dict:
