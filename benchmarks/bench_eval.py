@@ -23,14 +23,12 @@ the matrix-multiply rate measured in this process on the same shapes (float32). 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
 import refvae
-from common import machine_info, matmul_rate, thread_limit, timed
+from common import machine_info, matmul_rate, thread_limit, timed, write_result
 from rbm import BernoulliRBM
 
 MAX_ROWS = 8192   # GaussianVAE.log_likelihood's chunk size (passed explicitly)
@@ -111,11 +109,7 @@ def main(argv=None):
         print(f"| {name} | {settings} | {t:.2f} | {g:.1f} | {g / t:.1f} | {r:.1f} | {g / t / r:.0%} |")
     print(f"\nVAE mean test log-likelihood {ll:.2f} nats (after 1 epoch); RBM log Z {log_z:.2f} "
           f"[{lo:.2f}, {hi:.2f}], mean test log-likelihood {rbm_ll:.2f} nats")
-    suffix = "_quick" if q else ""
-    out = Path(args.json or Path(__file__).parent / "results" / f"bench_eval_{args.backend}{suffix}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written {out}")
+    write_result(result, "bench_eval", args.backend, q, args.json)
     return result
 
 

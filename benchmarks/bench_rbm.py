@@ -26,16 +26,14 @@ GPU's, every timing synchronised) and scikit-learn on the CPU (set against the C
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
 import refvae
-from common import machine_info, matmul_rate, thread_limit
+from common import machine_info, matmul_rate, thread_limit, write_result
 from rbm import BernoulliRBM
 
 V, H, BATCH = 784, 500, 100
@@ -142,11 +140,7 @@ def main(argv=None):
           "matmul rate on these shapes: " + ", ".join(f"{k} {r:.1f} GFLOP/s" for k, r in rates.items())
           + (f"; scikit-learn dtype {sk_dtype}; refvae / scikit-learn = {result['ratio_refvae_over_sklearn']:.2f}"
              if "sklearn" in med else "") + f"; BLAS threads: {threads}" + (" (not controlled)" if thread_note else ""))
-    suffix = "_quick" if args.quick else ""
-    out = Path(args.json or Path(__file__).parent / "results" / f"bench_rbm_{args.backend}{suffix}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written {out}")
+    write_result(result, "bench_rbm", args.backend, args.quick, args.json)
     return result
 
 

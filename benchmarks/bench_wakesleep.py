@@ -21,13 +21,11 @@ against the matrix-multiply rate measured in this process on the algorithm's sha
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-from pathlib import Path
 
 
 import refvae
-from common import flops, machine_info, matmul_rate, thread_limit
+from common import flops, machine_info, matmul_rate, thread_limit, write_result
 from wakesleep import HelmholtzMachine
 
 SIZES, BATCH = (784, 200, 50), 20
@@ -101,11 +99,7 @@ def main(argv=None):
               f"| {s['gflop_per_epoch']:.2f} / {s['executed_gflop_per_epoch']:.2f} "
               f"| {s['gflops']:.1f} | {s['matmul_gflops']:.1f} "
               f"| {s['fraction_of_matmul']:.0%} / {s['executed_fraction_of_matmul']:.0%} |")
-    suffix = "_quick" if args.quick else ""
-    out = Path(args.json or Path(__file__).parent / "results" / f"bench_wakesleep_{args.backend}{suffix}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"written {out}")
+    write_result(result, "bench_wakesleep", args.backend, args.quick, args.json)
     return result
 
 

@@ -4,6 +4,7 @@ synchronisation, the BLAS thread count, and a record of the machine."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import time
@@ -85,3 +86,12 @@ def thread_limit(threads):
     except ImportError:
         return contextlib.nullcontext(), "threadpoolctl not installed: thread counts left as they are"
     return threadpool_limits(limits=threads), None
+
+
+def write_result(result: dict, name: str, backend: str, quick: bool = False, path=None) -> Path:
+    """Write ``result`` as JSON to ``path``, by default benchmarks/results/<name>_<backend>[_quick].json."""
+    out = Path(path or Path(__file__).parent / "results" / f"{name}_{backend}{'_quick' if quick else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"written {out}")
+    return out
