@@ -14,7 +14,7 @@ from pathlib import Path
 
 from refvae import plots
 from refvae.backend import get_backend
-from refvae.cli import add_backend_argument, image_shape, load_labeled, write_json
+from refvae.cli import add_backend_argument, image_shape, load_from_args, write_json
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
@@ -86,11 +86,7 @@ def _train_rbm(args) -> int:
     B = get_backend()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.train_size:
-        train = train[:args.train_size]
-    if args.test_size:
-        test = test[:args.test_size]
+    train, _, test, _ = load_from_args(args)
     model = BernoulliRBM(train.shape[1], args.hidden, seed=args.seed, k=args.cd, persistent=args.pcd,
                          adaptive_prior=not args.fixed_prior, sparsity_target=args.sparsity_target,
                          weight_decay=args.weight_decay)
@@ -130,9 +126,7 @@ def _train_rbm(args) -> int:
 
 
 def _evaluate(model, args) -> int:
-    train, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.test_size:
-        test = test[:args.test_size]
+    train, _, test, _ = load_from_args(args)
     metrics = evaluate_rbm(model, test, train, args)
     print(f"{model} on {args.dataset} ({metrics['n']} test images)")
     _print(metrics)

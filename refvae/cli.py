@@ -29,7 +29,7 @@ from .optim import SGD, Adam
 from .train import TrainingError, fit
 from .vae import LIKELIHOODS, GaussianVAE
 
-__all__ = ["PLUGINS", "add_backend_argument", "image_shape", "load_labeled", "main", "write_json"]
+__all__ = ["PLUGINS", "add_backend_argument", "image_shape", "load_from_args", "load_labeled", "main", "write_json"]
 
 # Packages that add models to the command line. Each may define
 #   add_train_parser(train_subparsers)   -> adds "refvae train <model>" (set_defaults(run=...))
@@ -70,6 +70,19 @@ def load_labeled(name, **kwargs):
     return train, y_train, test, y_test
 
 
+def load_from_args(args):
+    """(train, train_labels, test, test_labels) of ``args.dataset`` (from ``args.data_dir`` if given), cut to the
+    first ``args.train_size`` / ``args.test_size`` examples where those options exist and are set."""
+    train, y_train, test, y_test = load_labeled(args.dataset,
+                                                **({"data_dir": args.data_dir} if args.data_dir else {}))
+    n_train, n_test = getattr(args, "train_size", None), getattr(args, "test_size", None)
+    if n_train:
+        train, y_train = train[:n_train], y_train[:n_train]
+    if n_test:
+        test, y_test = test[:n_test], y_test[:n_test]
+    return train, y_train, test, y_test
+
+
 def _hidden(text: str):
     text = text.strip()
     if not text:
@@ -100,11 +113,7 @@ def _train_vae(args) -> int:
     B = get_backend()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train, y_train, test, y_test = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.train_size:
-        train, y_train = train[:args.train_size], y_train[:args.train_size]
-    if args.test_size:
-        test, y_test = test[:args.test_size], y_test[:args.test_size]
+    train, y_train, test, y_test = load_from_args(args)
     model = GaussianVAE(train.shape[1], args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
                         activation=args.activation, seed=args.seed)
     optimizer = Adam(args.lr) if args.optimizer == "adam" else SGD(args.lr, momentum=args.momentum)
@@ -196,9 +205,7 @@ def _evaluate(args) -> int:
                 return evaluator(model, args)
         raise ValueError(f"refvae evaluate does not handle {type(model).__name__} checkpoints")
     dataset = args.dataset
-    _, _, test, _ = load_labeled(dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.test_size:
-        test = test[:args.test_size]
+    _, _, test, _ = load_from_args(args)
     metrics = evaluate_vae(model, test, k=args.iw_samples, seed=args.seed, progress=not args.no_progress)
     trained = meta.get("training", {}).get("epochs_done")
     print(f"{model}" + (f", trained {trained} epochs" if trained else "") + f", on {dataset} ({metrics['n']} test images)")
@@ -237,7 +244,7 @@ def _diagnose(args) -> int:
     if model.prior == "learned":
         print("the model has a learned prior: diagnosing its equivalent standard-prior model (refvae.absorb_prior)")
         model = absorb_prior(model)
-    train, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
+    train, _, test, _ = load_from_args(args)
     X = train if args.split == "train" else test
     if args.size:
         X = X[:args.size]

@@ -23,7 +23,7 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import add_backend_argument, image_shape, load_labeled, write_json
+from refvae.cli import add_backend_argument, image_shape, load_from_args, write_json
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
 from refvae.train import fit
@@ -82,11 +82,7 @@ def _data(args):
     if args.dataset in TOY:
         patterns, probs = datasets.data_distribution(args.dataset)
         return datasets.sample_distribution(patterns, probs, args.train_size or 20000, seed=args.seed), None
-    train, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.train_size:
-        train = train[:args.train_size]
-    if args.test_size:
-        test = test[:args.test_size]
+    train, _, test, _ = load_from_args(args)
     return train, test
 
 
@@ -183,12 +179,7 @@ def _train_helmholtz(args) -> int:
 
 
 def _evaluate(model, args) -> int:
-    if args.dataset in TOY:
-        test = None
-    else:
-        _, _, test, _ = load_labeled(args.dataset, **({"data_dir": args.data_dir} if args.data_dir else {}))
-        if args.test_size:
-            test = test[:args.test_size]
+    test = None if args.dataset in TOY else load_from_args(args)[2]
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
     print(f"{model} on {args.dataset}")
     _print(metrics)
