@@ -165,7 +165,6 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
             self.prior_params = self.prior_rbm.params                             # the same dict: one set of arrays
         self.rng = B.rng((self.seed, 1))
         self.prior_chains = None      # the RBM prior's persistent sleep-phase chains, (n_chains, n_L)
-        self.last_terms = {}
 
     # ----------------------------------------------------------------------------------------------
     # Parameters
@@ -451,9 +450,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         elif self.prior_update == "moment":
             self._moment_step(top_mean)
             grads["prior.b"] = xp.zeros_like(self.prior_params["b"])
-        value = B.to_numpy(loss)
-        self.last_terms = {}
-        return float(value), grads
+        return float(B.to_numpy(loss)), grads
 
     def _resample(self, states, omega):
         """One row per example drawn from its k rows with probabilities omega (batch, k), by the Gumbel-max
@@ -478,8 +475,8 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         x = self.validate_data(x)
         n, k = x.shape[0], self.k
         xk = self._repeat(x, k) if k > 1 else x
-        hs, _ = self.recognize(xk)
-        log_w = xp.reshape(self.log_joint(xk, hs) - self.log_q(hs, xk), (n, k))
+        hs, rec_logits = self._recognize(xk, self.rng)
+        log_w = xp.reshape(self._log_joint(xk, hs, self._gen_logits(hs)) - self._log_q(hs, rec_logits), (n, k))
         return float(-xp.mean(logsumexp(log_w, axis=1)) + math.log(k))
 
     # ----------------------------------------------------------------------------------------------
