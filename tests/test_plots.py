@@ -64,3 +64,14 @@ def test_aggregate_plots(tmp_path, host_rng, numpy_backend):
                                                              kls=report.kl))
     assert _is_png(aggregate_plots.plot_series({"a": [3, 2, 1], "b": [1, 2, 3]}, tmp_path / "s.png",
                                                spread={"a": [0.1, 0.1, 0.2]}, logy=True))
+
+
+def test_firing_rates(tmp_path, host_rng):
+    layers = [(host_rng.random(8), host_rng.random(8)), (host_rng.random(1), host_rng.random(1))]
+    assert _is_png(plots.plot_firing_rates(layers, tmp_path / "f.png"))
+    with pytest.raises(ValueError, match="one .aggregate, generative. pair per hidden layer"):
+        plots.plot_firing_rates([], tmp_path / "e.png")
+    with pytest.raises(ValueError, match=r"differ in length \(8 and 7\)"):
+        plots.plot_firing_rates([(host_rng.random(8), host_rng.random(7))], tmp_path / "e.png")
+    with pytest.raises(ValueError, match="non-finite"):
+        plots.plot_firing_rates([(np.array([0.5, np.nan]), np.array([0.5, 0.5]))], tmp_path / "e.png")

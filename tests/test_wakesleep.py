@@ -160,7 +160,12 @@ def test_rbm_prior_is_trained_by_cd_on_the_wake_samples(numpy_backend):
     model = HelmholtzMachine((16, 6), seed=0, prior="rbm", rbm_hidden=4)
     assert set(k for k in model.params if k.startswith("prior.")) == {"prior.W", "prior.b", "prior.c"}
     X, _ = datasets.load("hinton-bars", n_train=200)
-    _, grads = model.loss_and_grads(X)
+    model.loss_and_grads(X[:50])
+    chains = model.prior_chains.copy()
+    model.loss_and_grads(X[:20])                # a smaller batch: the same 50 chains advance, the first 20 are used
+    assert model.prior_chains.shape == (50, 6) and not np.array_equal(model.prior_chains, chains)
+    _, grads = model.loss_and_grads(X)          # a larger batch restarts the chains at its size
+    assert model.prior_chains.shape == (200, 6)
     assert {"prior.W", "prior.b", "prior.c"} <= set(grads)
     assert float(np.abs(grads["prior.W"]).sum()) > 0
 
@@ -188,6 +193,11 @@ def test_kl_data_model_is_zero_for_the_data_itself_and_positive_otherwise():
     uniform = np.full(len(probs), -math.log(len(probs)))
     assert kl_data_model(probs, uniform) == pytest.approx(math.log(30) + np.sum(probs * np.log(probs)))
     assert kl_data_model(probs, uniform) > 0
+    assert kl_data_model(probs, np.where(np.arange(30) == 0, -np.inf, np.log(probs))) == math.inf
+    with pytest.raises(ValueError, match="sum to 1"):
+        kl_data_model(probs * 2, np.log(probs))
+    with pytest.raises(ValueError, match="same length"):
+        kl_data_model(probs, np.log(probs)[:-1])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -212,6 +222,10 @@ def test_hinton_bars_distribution():
         datasets.hinton_bars(p=1.5)
     with pytest.raises(ValueError, match="no exact distribution"):
         datasets.data_distribution("mnist-10k")
+    with pytest.raises(TypeError, match="it accepts side, p, p_vertical"):
+        datasets.data_distribution("hinton-bars", n_train=5)
+    with pytest.raises(ValueError, match="summing to 1"):
+        datasets.sample_distribution(p_bs, q_bs[:-1], 5)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -246,6 +260,10 @@ def test_command_line_train_and_evaluate(tmp_path, capsys):
                      "--out", str(tmp_path / "mnist"), "--no-progress"]) == 0
         metrics = json.loads((tmp_path / "mnist" / "metrics.json").read_text())["test"]
         assert metrics["method"].startswith("importance") and metrics["log_likelihood"] < 0
+        assert main(["train", "helmholtz", "--dataset", "mnist-10k", "--layers", "8,4", "--epochs", "1",
+                     "--train-size", "200", "--test-size", "20", "--out", str(tmp_path / "small"), "--no-progress"]) == 0
+        metrics = json.loads((tmp_path / "small" / "metrics.json").read_text())["test"]
+        assert metrics["method"].startswith("exact") and metrics["n"] == 20 and metrics["log_likelihood"] < 0
         capsys.readouterr()
         assert main(["evaluate", str(tmp_path / "bars" / "checkpoint.npz"), "--dataset", "hinton-bars"]) == 0
         assert "KL(data || model)" in capsys.readouterr().out
@@ -268,6 +286,8 @@ def test_bad_input(numpy_backend):
         HelmholtzMachine((16, 4), algorithm="backprop")
     with pytest.raises(ValueError, match="moment"):
         HelmholtzMachine((16, 4), prior="rbm", prior_update="moment")
+    with pytest.raises(ValueError, match=r"prior_rate must be in \(0, 1\]"):
+        HelmholtzMachine((16, 4), prior_rate=0.0)
     with pytest.raises(ValueError, match="init_std must be >= 0"):
         HelmholtzMachine((16, 4), init_std=-0.1)
     model = HelmholtzMachine((16, 12, 10))
@@ -317,6 +337,8 @@ def test_loss_and_grads_returns_exactly_the_checked_updates(backend, options):
         expected = {**b.wake_grads(xs, hs, weights), **{n: 0.5 * (q_wake[n] + sleep[n]) for n in sleep}}
         expected_loss = -float(xp.mean(lse)) + math.log(k)
     assert loss == pytest.approx(expected_loss, abs=1e-12)
+    c = HelmholtzMachine((6, 4, 3), seed=3, dtype="float64", **options)
+    assert c.loss(x) == pytest.approx(loss, abs=1e-12)              # the same monitored loss, same first draws
     assert set(grads) == set(expected)
     for name in grads:
         np.testing.assert_allclose(backend.to_numpy(grads[name]), backend.to_numpy(expected[name]), rtol=0, atol=1e-12)
@@ -331,3 +353,13 @@ def test_init_std(numpy_backend):
     assert small.config["init_std"] == 0.1
     default = HelmholtzMachine((600, 400), seed=1)
     assert float(np.abs(default.params["gen.1.W"]).max()) <= 1 / math.sqrt(400)
+
+
+def test_rws_resampling_draws_rows_with_their_weights(backend):
+    """RWS with an RBM prior feeds the RBM one top-layer sample per example, drawn by its importance weights."""
+    model = HelmholtzMachine((4, 2), seed=0, dtype="float64")
+    n, k, omega = 20000, 3, np.array([0.2, 0.5, 0.3])
+    states = backend.asarray(np.tile(np.arange(k, dtype=np.float64), n).reshape(n * k, 1))   # row i*k + j holds j
+    picked = backend.to_numpy(model._resample(states, backend.asarray(np.tile(omega, (n, 1)))))[:, 0]
+    freq = np.bincount(picked.astype(int), minlength=k) / n
+    assert np.all(np.abs(freq - omega) < 4 * np.sqrt(omega * (1 - omega) / n)), freq
