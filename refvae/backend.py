@@ -198,33 +198,33 @@ class Backend:
         return Generator(self, seed, host)
 
     # -- fused element-wise kernels (hot loops; library-specific code stays in this module) ----
-    def adam_step(self, p, g, m, v, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
-        """In place: one Adam step on parameter ``p`` with gradient ``g`` and moments ``m``, ``v``.
+    def adam_step(self, p, g, m_sum, v_sum, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
+        """In place: one Adam step on parameter ``p`` with gradient ``g``, on the unnormalised moments of ``Adam``.
 
-        m <- m + (1 - b1)(g - m);   v <- v + (1 - b2)(g^2 - v);   p <- p - lr_t m / (sqrt(v) + eps_t)
+        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2;   p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
 
-        NumPy: in-place ufuncs with one scratch array (no other temporaries). CuPy: one fused kernel.
+        NumPy: ten in-place passes with one scratch array (no other temporaries). CuPy: one fused kernel.
         Other namespaces: the same expression in plain array-API operations.
         """
         if self.name == "numpy":
-            tmp = np.subtract(g, m)
-            tmp *= 1.0 - b1
-            m += tmp                                  # m <- b1 m + (1 - b1) g
-            np.multiply(g, g, out=tmp)
-            tmp -= v
-            tmp *= 1.0 - b2
-            v += tmp                                  # v <- b2 v + (1 - b2) g^2
-            np.sqrt(v, out=tmp)
+            m_sum *= b1
+            m_sum += g                                # m_sum <- b1 m_sum + g
+            tmp = np.multiply(g, g)
+            v_sum *= b2
+            v_sum += tmp                              # v_sum <- b2 v_sum + g^2
+            np.sqrt(v_sum, out=tmp)
             tmp += eps_t
-            np.divide(m, tmp, out=tmp)
+            np.divide(m_sum, tmp, out=tmp)
             tmp *= lr_t
-            p -= tmp
+            p -= tmp                                  # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
         elif self.name == "cupy":
-            _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m, v)
+            _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m_sum, v_sum)
         else:
-            m += (1.0 - b1) * (g - m)
-            v += (1.0 - b2) * (g * g - v)
-            p -= lr_t * (m / (self.xp.sqrt(v) + eps_t))
+            m_sum *= b1
+            m_sum += g
+            v_sum *= b2
+            v_sum += g * g
+            p -= lr_t * (m_sum / (self.xp.sqrt(v_sum) + eps_t))
 
     def map_blocks(self, fn, n: int, block: int) -> list:
         """``[fn(start, stop) for consecutive blocks of range(n)]``, in order.
@@ -267,11 +267,11 @@ def _cupy_adam_kernel():
         import cupy
 
         _ADAM_KERNEL = cupy.ElementwiseKernel(
-            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m, T v",
+            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m_sum, T v_sum",
             """
-            m += (T)(1.0 - b1) * (g - m);
-            v += (T)(1.0 - b2) * (g * g - v);
-            p -= (T)lr_t * m / (sqrt(v) + (T)eps_t);
+            m_sum = (T)b1 * m_sum + g;
+            v_sum = (T)b2 * v_sum + g * g;
+            p -= (T)lr_t * m_sum / (sqrt(v_sum) + (T)eps_t);
             """,
             "refvae_adam_step")
     return _ADAM_KERNEL

@@ -41,7 +41,8 @@ class Linear:
         }
 
     def forward(self, x):
-        y = x @ self.params["W"] + self.params["b"]  # (batch, in) @ (in, out) -> (batch, out)
+        y = x @ self.params["W"]  # (batch, in) @ (in, out) -> (batch, out)
+        y += self.params["b"]     # in place: no second (batch, out) array
         return y, x
 
     def backward(self, dy, cache, need_dx: bool = True):
@@ -71,7 +72,9 @@ class ReLU(_Activation):
 
     def backward(self, dy, cache, need_dx: bool = True):
         y = cache
-        return namespace(dy).where(y > 0, dy, 0.0), {}
+        xp = namespace(dy)
+        # dy * 1[y > 0]: a product with the 0/1 mask (NumPy's ``where`` with a scalar operand is several times slower)
+        return dy * xp.astype(y > 0, dy.dtype), {}
 
 
 class Tanh(_Activation):

@@ -70,7 +70,9 @@ def sigmoid(x):
     """1 / (1 + e^{-x}), with no overflow: e^{-|x|} is always <= 1."""
     xp = namespace(x)
     e = xp.exp(-xp.abs(x))  # in (0, 1]
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    # 1 / (1 + e) for x >= 0 and e^x / (1 + e^x) = e / (1 + e) for x < 0: the numerator is e^{min(x, 0)}
+    # (exactly 1, or exactly e), which is cheaper than selecting between two quotients with ``where``.
+    return xp.exp(xp.minimum(x, 0.0)) / (1.0 + e)
 
 
 def sigmoid_grad(x):
@@ -133,7 +135,7 @@ def bernoulli_log_prob_grad(x, logits):
 def bernoulli_log_prob_with_grad(x, logits):
     """(bernoulli_log_prob, bernoulli_log_prob_grad) together, sharing e = e^{-|l|} (for training loops).
 
-    softplus(l) = max(l, 0) + log1p(e);   sigmoid(l) = 1/(1+e) for l >= 0, e/(1+e) for l < 0
+    softplus(l) = max(l, 0) + log1p(e);   sigmoid(l) = e^{min(l, 0)} / (1 + e)  (1/(1+e) for l >= 0, e/(1+e) for l < 0)
 
     Returns
     -------
@@ -143,7 +145,7 @@ def bernoulli_log_prob_with_grad(x, logits):
     xp = namespace(logits)
     e = xp.exp(-xp.abs(logits))                                        # (batch, d), in (0, 1]
     log_prob = xp.sum(x * logits - xp.maximum(logits, 0.0) - xp.log1p(e), axis=-1)
-    sig = xp.where(logits >= 0, 1.0, e) / (1.0 + e)
+    sig = xp.exp(xp.minimum(logits, 0.0)) / (1.0 + e)                  # sigmoid(l), as in ``sigmoid``
     return log_prob, x - sig
 
 

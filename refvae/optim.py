@@ -88,11 +88,18 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1), with the bias corrections folded into the step size.
+    """Adam (Kingma & Ba 2015, Algorithm 1), keeping unnormalised moment sums and folding every constant into the step.
 
-    m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
-    p <- p - lr_t * m / (sqrt(v) + eps_t),   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),  eps_t = eps sqrt(1 - b2^t)
-    (the same update as with bias-corrected m_hat and v_hat and eps added to sqrt(v_hat)).
+    The paper's moments are m <- b1 m + (1 - b1) g and v <- b2 v + (1 - b2) g^2. Kept here instead are the plain
+    exponentially weighted sums, m = (1 - b1) m_sum and v = (1 - b2) v_sum:
+
+        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2            (two passes each, not three and four)
+        p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t),
+        s_t = sqrt((1 - b2) / (1 - b2^t)),   lr_t = lr (1 - b1) / ((1 - b1^t) s_t),   eps_t = eps / s_t
+
+    which is the paper's p <- p - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t),
+    since sqrt(v_hat) = s_t sqrt(v_sum). The slots are named ``m_sum`` and ``v_sum`` in ``state_dict``; a state with the
+    paper's ``m`` and ``v`` (older refvae checkpoints) is converted on loading.
     """
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
@@ -106,12 +113,20 @@ class Adam(Optimizer):
 
     def step(self, params: dict, grads: dict) -> None:
         t = self.t + 1
-        correction = math.sqrt(1.0 - self.b2 ** t)
-        self._lr_t = self.lr * correction / (1.0 - self.b1 ** t)
-        self._eps_t = self.eps * correction
+        s_t = math.sqrt((1.0 - self.b2) / (1.0 - self.b2 ** t))     # sqrt(v_hat) = s_t sqrt(v_sum)
+        self._lr_t = self.lr * (1.0 - self.b1) / ((1.0 - self.b1 ** t) * s_t)
+        self._eps_t = self.eps / s_t
         super().step(params, grads)
 
     def _update(self, name, p, g):
-        # m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  p <- p - lr_t m / (sqrt(v) + eps_t), fused in place
-        get_backend().adam_step(p, g, self._slot("m", name, p), self._slot("v", name, p),
+        # m_sum <- b1 m_sum + g;  v_sum <- b2 v_sum + g^2;  p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t), in place
+        get_backend().adam_step(p, g, self._slot("m_sum", name, p), self._slot("v_sum", name, p),
                                 self._lr_t, self.b1, self.b2, self._eps_t)
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        # the paper's moments (checkpoints written before the sums were kept): m_sum = m / (1 - b1), v_sum = v / (1 - b2)
+        for old, new, beta in (("m", "m_sum", self.b1), ("v", "v_sum", self.b2)):
+            if old in self.slots:
+                table = self.slots.pop(old)
+                self.slots[new] = {name: a / (1.0 - beta) for name, a in table.items()}

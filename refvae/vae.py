@@ -232,12 +232,16 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
 
     def _reconstruction_nll_with_grad(self, x, outs):
-        """(-log p(x|z) per example (batch,), {name: d(-log p(x|z)) / d outs[name]} each (batch, x_dim))."""
+        """(-log p(x|z) per example (batch,), {name: d log p(x|z) / d outs[name]} each (batch, x_dim)).
+
+        The gradient is that of log p, not of -log p: the caller negates it together with its 1/batch factor,
+        in one pass over the (batch, x_dim) array.
+        """
         if self.likelihood == "bernoulli":
             log_p, d_logits = bernoulli_log_prob_with_grad(x, outs["logits"])   # d_logits = x - sigmoid(l)
-            return -log_p, {"logits": -d_logits}
+            return -log_p, {"logits": d_logits}
         d_mean, d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
-        return -gaussian_log_prob(x, outs["mean"], outs["logvar"]), {"mean": -d_mean, "logvar": -d_logvar}
+        return -gaussian_log_prob(x, outs["mean"], outs["logvar"]), {"mean": d_mean, "logvar": d_logvar}
 
     def _kl(self, mu, logvar):
         """KL(q(z|x) || p(z)) per example, (batch,)."""
@@ -255,8 +259,8 @@ class GaussianVAE(ParameterSlots, Checkpointable):
     def _negative_elbo_terms(self, x, eps, with_grad=False):
         """(rec, kl, everything the backward pass needs); rec and kl of shape (batch,).
 
-        With ``with_grad`` the reconstruction term's gradient with respect to the decoder's outputs
-        comes along (``d_outs``), computed with the term itself.
+        With ``with_grad`` the gradient of log p(x|z) with respect to the decoder's outputs comes along
+        (``d_outs``), computed with the term itself.
         """
         xp = self.xp
         mu, logvar, c_enc = self._encode(x)
@@ -294,7 +298,7 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         x = self._data(x)
         n = x.shape[0]
         eps = self._noise(n, eps)
-        rec, kl, (mu, logvar, std, d_rec, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = \
+        rec, kl, (mu, logvar, std, d_log_p, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = \
             self._negative_elbo_terms(x, eps, with_grad=True)
         terms = self.backend.to_numpy(xp.stack([xp.mean(rec), xp.mean(kl)]))  # one transfer
         self.last_terms = {"rec": float(terms[0]), "kl": float(terms[1])}
@@ -305,7 +309,7 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         dh_dec = None
         # d loss / d logits = (sigmoid(l) - x) / n   (Gaussian: d/d mean, d/d logvar of -log N, over n)
         for name, head in self.dec_heads.items():
-            dh, g = head.backward(d_rec[name] * inv_n, c_heads[name])   # (batch, h_dec)
+            dh, g = head.backward(d_log_p[name] * -inv_n, c_heads[name])  # (batch, h_dec)
             dh_dec = dh if dh_dec is None else dh_dec + dh
             grads.update({f"decoder.{name}.{k}": v for k, v in g.items()})
         dz, g = self.decoder.backward(dh_dec, c_dec)                     # (batch, z_dim)

@@ -43,6 +43,8 @@ def test_extreme_logits_stay_finite(backend, dtype):
     assert host[-1] == pytest.approx(1e4) and host[0] == 0.0
     sig = backend.to_numpy(nm.sigmoid(x))
     assert sig[0] == 0.0 and sig[-1] == 1.0 and sig[3] == 0.5
+    if dtype == "float64":  # the left tail to full relative precision (1 - sigmoid(100) would round to 0)
+        assert sig[1] == pytest.approx(special.expit(-100.0), rel=1e-12)
     # log-sigmoid of a very negative logit is the logit itself, not -inf
     assert backend.to_numpy(nm.log_sigmoid(x))[0] == pytest.approx(-1e4)
     # a confident wrong prediction costs ~1e4 nats, finitely

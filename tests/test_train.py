@@ -139,6 +139,22 @@ def test_adam_matches_textbook_update(backend, host_rng):
     np.testing.assert_allclose(backend.to_numpy(params["w"]), p, rtol=1e-12)
 
 
+def test_adam_loads_the_papers_moments_from_older_checkpoints(numpy_backend, host_rng):
+    """A state holding the paper's m and v (slots "m", "v") continues exactly as the textbook update would."""
+    p0, g1, g2 = (host_rng.normal(size=4) for _ in range(3))
+    b1, b2, lr, eps = 0.8, 0.9, 0.1, 1e-3
+    m, v = (1 - b1) * g1, (1 - b2) * g1 * g1                                  # the paper's moments after step 1
+    old_state = {"meta": {"t": 1, "lr": lr}, "arrays": {"m/w": m, "v/w": v}}
+    opt = Adam(lr=lr, betas=(b1, b2), eps=eps)
+    opt.load_state_dict(old_state)
+    params = {"w": p0.copy()}
+    opt.step(params, {"w": g2})
+    m, v = b1 * m + (1 - b1) * g2, b2 * v + (1 - b2) * g2 * g2
+    expected = p0 - lr * (m / (1 - b1**2)) / (np.sqrt(v / (1 - b2**2)) + eps)
+    np.testing.assert_allclose(params["w"], expected, rtol=1e-12)
+    assert set(opt.state_dict()["arrays"]) == {"m_sum/w", "v_sum/w"}
+
+
 def test_sgd_momentum_and_sign(backend):
     """Optimisers subtract the gradient: on f(w) = w^2 / 2 (gradient w) the iterate shrinks."""
     params = {"w": backend.asarray(np.array([1.0]))}
