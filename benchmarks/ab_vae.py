@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,9 @@ import time
 from pathlib import Path
 
 import refvae
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_result  # noqa: E402 - benchmarks/ is on the path only now
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,8 +84,7 @@ def main(argv=None):
     print(f"current / base: median {result['ratio_current_over_base']:.3f} over {len(ratios)} pairs "
           f"(quartiles {q[0]:.3f}, {q[2]:.3f})")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_result(result, "ab_vae", "numpy", path=args.json)
     return result
 
 

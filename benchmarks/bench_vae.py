@@ -14,7 +14,6 @@ With --backend cupy the PyTorch side runs on CUDA and every timing is synchronis
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 import refvae
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import write_result  # noqa: E402 - benchmarks/ is on the path only now
 
 
 def vae_flops_per_example(x_dim=784, hidden=400, z_dim=20):
@@ -125,8 +125,7 @@ def main(argv=None):
     print(f"\n{gflop:.1f} GFLOP per epoch (matrix products); matmul rate on these shapes {peak:.1f} GFLOP/s"
           + (f"; refvae / PyTorch = {result['ratio_refvae_over_torch']:.2f}" if "torch" in med else ""))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_result(result, "bench_vae", args.backend, path=args.json)
     return result
 
 

@@ -14,7 +14,7 @@ epoch but attributes the time correctly.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +23,9 @@ import refvae
 from refvae import backend as backend_module
 from refvae import layers
 from refvae import vae as vae_module
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_result  # noqa: E402 - benchmarks/ is on the path only now
 
 SECTIONS = [  # (owner, attribute, label)
     (layers.Linear, "forward", "Linear forward (x W + b)"),
@@ -81,10 +84,8 @@ def main(argv=None):
         print(f"| {k} | {1e3 * v:.1f} | {v / (epoch / args.epochs):.0%} |")
     print(f"| **epoch** | **{1e3 * epoch / args.epochs:.1f}** | |")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "backend": args.backend,
-                                               "seconds_per_epoch": epoch / args.epochs,
-                                               "sections_seconds_per_epoch": per_epoch}, indent=1))
+        write_result({"date": time.strftime("%Y-%m-%d"), "backend": args.backend, "seconds_per_epoch": epoch / args.epochs,
+                      "sections_seconds_per_epoch": per_epoch}, "profile_vae", args.backend, path=args.json)
     return per_epoch
 
 
