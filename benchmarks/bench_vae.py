@@ -24,7 +24,7 @@ from pathlib import Path
 import refvae
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result  # noqa: E402 - benchmarks/ is on the path only now
+from common import matmul_rate, write_result  # noqa: E402 - benchmarks/ is on the path only now
 
 
 def vae_flops_per_example(x_dim=784, hidden=400, z_dim=20):
@@ -36,24 +36,10 @@ def vae_flops_per_example(x_dim=784, hidden=400, z_dim=20):
     return fwd + dW + dx
 
 
-def matmul_rate(B, batch, x_dim=784, hidden=400, z_dim=20, repeats=30):
-    """GFLOP/s of this backend's matmul on the step's shapes, float32."""
-    xp = B.xp
-    rng = B.rng(0)
-    shapes = [((batch, x_dim), (x_dim, hidden)), ((batch, hidden), (hidden, 2 * z_dim)), ((batch, z_dim), (z_dim, hidden)),
-              ((batch, hidden), (hidden, x_dim)), ((x_dim, batch), (batch, hidden)), ((hidden, batch), (batch, x_dim)),
-              ((batch, x_dim), (x_dim, hidden))]
-    mats = [(rng.uniform(a, "float32"), rng.uniform(b, "float32")) for a, b in shapes]
-    flops = sum(2 * a[0] * a[1] * b[1] for a, b in shapes)
-    for a, b in mats:
-        xp.matmul(a, b)
-    B.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        for a, b in mats:
-            xp.matmul(a, b)
-    B.synchronize()
-    return flops * repeats / (time.perf_counter() - t0) / 1e9
+def vae_shapes(batch, x_dim=784, hidden=400, z_dim=20):
+    """The (m, k, n) shapes of one training step's matrix products: forward, dx, and dW (as (in, batch, out))."""
+    return [(batch, x_dim, hidden), (batch, hidden, 2 * z_dim), (batch, z_dim, hidden), (batch, hidden, x_dim),
+            (x_dim, batch, hidden), (hidden, batch, x_dim), (batch, x_dim, hidden)]
 
 
 def main(argv=None):
@@ -106,7 +92,7 @@ def main(argv=None):
               + (f", torch {times['torch'][-1]:.3f} s" if times["torch"] else ""))
 
     gflop = vae_flops_per_example() * n / 1e9
-    peak = matmul_rate(B, args.batch_size)
+    peak = matmul_rate(B, vae_shapes(args.batch_size))
     med = {k: statistics.median(v[1:]) for k, v in times.items() if v}
     result = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "cpus": len(os.sched_getaffinity(0)),
               "backend": args.backend, "batch_size": args.batch_size, "epochs_measured": args.epochs - 1,
