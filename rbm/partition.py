@@ -181,7 +181,8 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
         return log_z
     shift = float(xp.max(log_w))
     r = xp.exp(log_w - shift)                                                            # w / max w
-    mean, sd = float(xp.mean(r)), float(xp.std(r, correction=1)) if M > 1 else 0.0
+    mean = float(xp.mean(r))
+    sd = math.sqrt(float(xp.sum((r - mean) ** 2)) / (M - 1)) if M > 1 else 0.0                # sample sd of w / max w
     half = 3.0 * sd / math.sqrt(M)
     lower = log_z_a + shift + math.log(mean - half) if mean - half > 0 else -math.inf
     upper = log_z_a + shift + math.log(mean + half)

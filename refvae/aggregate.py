@@ -138,7 +138,8 @@ def _kl_full_to_standard(xp, mean, cov):
     sign, logdet = xp.linalg.slogdet(cov)
     if float(sign) <= 0:
         return math.inf
-    return 0.5 * float(xp.sum(xp.linalg.diagonal(cov)) + xp.sum(mean * mean) - mean.shape[0] - logdet)
+    trace = xp.sum(cov * get_backend().eye(cov.shape[0], "float64"))     # tr cov (CuPy has no linalg.diagonal)
+    return 0.5 * float(trace + xp.sum(mean * mean) - mean.shape[0] - logdet)
 
 
 @dataclass

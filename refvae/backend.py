@@ -56,31 +56,45 @@ class Generator:
         self.seed = seed
         # On the host: numpy always; strict too (its arrays are then placed on its device).
         self.on_host = host or backend.name != "cupy"
+        self._device_gen = self._device_perm = None
         if self.on_host:
             self._gen = np.random.default_rng(seed)
-        else:
+
+    # CuPy's generators are made on first use: each costs a kernel that seeds its states, and an epoch
+    # makes several Generators that each use only one kind of draw.
+    @property
+    def _gen_device(self):
+        if self._device_gen is None:
             import cupy
 
-            self._gen = cupy.random.default_rng(_fold_seed(seed))
-            self._perm = cupy.random.RandomState(_fold_seed(seed))
+            self._device_gen = cupy.random.default_rng(_fold_seed(self.seed))
+        return self._device_gen
+
+    @property
+    def _perm_device(self):
+        if self._device_perm is None:
+            import cupy
+
+            self._device_perm = cupy.random.RandomState(_fold_seed(self.seed))
+        return self._device_perm
 
     def uniform(self, shape, dtype=None):
         """Samples of U[0, 1), an array of ``shape``."""
         if self.on_host:
             return self._place(self._gen.random(shape, dtype=np.dtype(self.backend.dtype_name(dtype))))
-        return self._gen.random(shape, dtype=self.backend.dtype(dtype))
+        return self._gen_device.random(shape, dtype=self.backend.dtype(dtype))
 
     def normal(self, shape, dtype=None):
         """Samples of N(0, 1), an array of ``shape``."""
         if self.on_host:
             return self._place(self._gen.standard_normal(shape, dtype=np.dtype(self.backend.dtype_name(dtype))))
-        return self._gen.standard_normal(shape, dtype=self.backend.dtype(dtype))
+        return self._gen_device.standard_normal(shape, dtype=self.backend.dtype(dtype))
 
     def permutation(self, n: int):
         """A random permutation of ``0 .. n-1`` as an int64 index array on the device."""
         if self.on_host:
             return self._place(self._gen.permutation(n))
-        return self._perm.permutation(n)
+        return self._perm_device.permutation(n)
 
     def _place(self, host_array):
         return host_array if self.backend.name == "numpy" else self.backend.asarray(host_array)

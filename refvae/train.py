@@ -180,6 +180,7 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(total)
         history["val_loss"].append(val)
+        B.synchronize()                                          # a GPU epoch ends when its queued work does
         history["seconds"].append(time.perf_counter() - t0)
         for k, v in sums.items():
             history.setdefault(f"train_{k}", []).append(v)

@@ -300,8 +300,6 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         eps = self._noise(n, eps)
         rec, kl, (mu, logvar, std, d_log_p, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = \
             self._negative_elbo_terms(x, eps, with_grad=True)
-        terms = self.backend.to_numpy(xp.stack([xp.mean(rec), xp.mean(kl)]))  # one transfer
-        self.last_terms = {"rec": float(terms[0]), "kl": float(terms[1])}
 
         # ---- backward: reconstruction term through the decoder ----------------------------
         inv_n = 1.0 / n
@@ -333,6 +331,10 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         grads.update({f"encoder.logvar.{k}": v for k, v in g.items()})
         _, g = self.encoder.backward(dh_mu + dh_lv, c_enc, need_dx=False)  # no gradient for the data
         grads.update({f"encoder.{k}": v for k, v in g.items()})
+
+        # One device -> host transfer, after the whole backward pass is queued (on a GPU it waits for the step).
+        terms = self.backend.to_numpy(xp.stack([xp.mean(rec), xp.mean(kl)]))
+        self.last_terms = {"rec": float(terms[0]), "kl": float(terms[1])}
         return float(terms[0] + terms[1]), grads
 
     def loss(self, x, eps=None) -> float:
