@@ -35,11 +35,28 @@ import numpy as np
 
 BACKENDS = ("numpy", "cupy", "strict")
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "Generator", "get_backend", "set_backend", "use_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "Generator", "get_backend", "namespace_of", "set_backend",
+           "use_backend"]
 
 
 class BackendError(RuntimeError):
     """The requested array backend cannot be used here."""
+
+
+def namespace_of(x):
+    """The array namespace of the array ``x``: ``x.__array_namespace__()`` (NumPy >= 2, array_api_strict), or the
+    library's module for arrays that do not declare one (CuPy 14's arrays, NumPy 1.x)."""
+    get = getattr(x, "__array_namespace__", None)
+    if get is not None:
+        return get()
+    library = type(x).__module__.split(".")[0]
+    if library == "cupy":
+        import cupy
+
+        return cupy
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np
+    raise TypeError(f"expected an array (NumPy, CuPy or array_api_strict), got {type(x).__name__}")
 
 
 class Generator:

@@ -1,7 +1,7 @@
 """Numerically stable building blocks, each with its derivative written beside it.
 
 Every function works on arrays of any backend (NumPy, CuPy, array_api_strict): the namespace is
-taken from the array itself through the array API's ``__array_namespace__``.
+taken from the array itself (the array API's ``__array_namespace__``, through the backend module).
 
 Stability rules used throughout (never ``log(sigmoid(x))`` or ``log(1 + exp(x))``):
 
@@ -22,6 +22,8 @@ Kingma & Welling (2014), "Auto-Encoding Variational Bayes", appendix B (Gaussian
 from __future__ import annotations
 
 import math
+
+from .backend import namespace_of
 
 __all__ = [
     "bernoulli_log_prob",
@@ -48,8 +50,8 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def namespace(x):
-    """The array namespace of ``x`` (numpy, cupy or array_api_strict)."""
-    return x.__array_namespace__()
+    """The array namespace of ``x`` (numpy, cupy or array_api_strict); see :func:`refvae.backend.namespace_of`."""
+    return namespace_of(x)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The backend switch: selection, errors, host/device transfers, generators, and the strict safety net."""
 
+import os
 import subprocess
 import sys
 
@@ -15,10 +16,15 @@ def test_unknown_backend_names_the_choices():
         refvae.set_backend("torch")
 
 
+def _pythonpath():
+    """PYTHONPATH for a child process, where refvae runs uninstalled (benchmarks/gpu_check.sh)."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+
+
 def test_environment_variable_sets_the_default():
     code = "import refvae; print(refvae.get_backend().name)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"REFVAE_BACKEND": "strict", "PATH": ""}, check=True)
+                         env={"REFVAE_BACKEND": "strict", "PATH": "", **_pythonpath()}, check=True)
     assert out.stdout.strip() == "strict"
 
 
@@ -86,3 +92,12 @@ def test_map_blocks_covers_every_row_in_order(backend):
     assert len(blocks) == 8
     np.testing.assert_array_equal(backend.to_numpy(xp.concat(blocks)), backend.to_numpy(xp.sum(x, axis=1)))
     assert backend.map_blocks(lambda a, b: (a, b), 10, block=64) == [(0, 10)]
+
+
+def test_namespace_of_every_backend(backend):
+    assert refvae.backend.namespace_of(backend.zeros((2,))) is backend.xp
+
+
+def test_namespace_of_refuses_a_non_array():
+    with pytest.raises(TypeError, match="expected an array.*got list"):
+        refvae.backend.namespace_of([1.0, 2.0])
