@@ -19,6 +19,7 @@
 #   bench_rbm  benchmarks/bench_rbm.py (PCD-1; scikit-learn on the CPU beside it)
 #   bench_eval benchmarks/bench_eval.py --compare-numpy (IW k=5000, AIS 100 chains x 14,500 temperatures, and the
 #              same estimates on NumPy for the agreement test: IW on 500 test images, AIS in full)
+#   ais_spread benchmarks/ais_spread.py: AIS log Z over 6 seeds (the error bar the weights' spread cannot give)
 #   profile    benchmarks/profile_gpu.py (every kernel of an epoch, refvae and PyTorch) and profile_vae.py
 #   summary    benchmarks/gpu_summary.py -> OUTDIR/gpu_check.json (commit it as benchmarks/results/gpu_check.json)
 # A failing stage does not stop the others; the exit status is 0 only when every stage succeeded.
@@ -124,6 +125,8 @@ stage bench_vae_b1024 60 "$PY" benchmarks/bench_vae.py --backend "$BACKEND" --ba
 stage bench_rbm 60 "$PY" benchmarks/bench_rbm.py --backend "$BACKEND" "${RBM[@]}" --json "$OUTDIR/bench_rbm.json"
 stage bench_eval 200 "$PY" benchmarks/bench_eval.py --backend "$BACKEND" --compare-numpy "${EVAL[@]}" \
     --json "$OUTDIR/bench_eval.json"
+if [ "$QUICK" = 1 ]; then AIS=(--quick --seeds 0 1); else AIS=(--seeds 0 1 2 3 4 5); fi
+stage ais_spread 120 "$PY" benchmarks/ais_spread.py --backend "$BACKEND" "${AIS[@]}" --json "$OUTDIR/ais_spread.json"
 if [ "$BACKEND" = cupy ]; then
     stage profile_gpu 60 "$PY" benchmarks/profile_gpu.py --json "$OUTDIR/profile_gpu.json"
 fi

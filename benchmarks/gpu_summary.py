@@ -3,7 +3,8 @@
     python benchmarks/gpu_summary.py OUTDIR [--backend cupy|numpy]
 
 Reads what ``benchmarks/gpu_check.sh`` left in OUTDIR (``junit.xml``, ``examples.tsv``, ``stages.tsv``,
-``bench_vae_b128.json``, ``bench_vae_b1024.json``, ``bench_rbm.json``, ``bench_eval.json``, ``profile_gpu.json``)
+``bench_vae_b128.json``, ``bench_vae_b1024.json``, ``bench_rbm.json``, ``bench_eval.json``, ``ais_spread.json``,
+``profile_gpu.json``)
 and writes ``OUTDIR/gpu_check.json``. A missing part gives null values and its reason under ``"missing"``; the
 script never fails on a partial run, so a run cut short still reports what it measured.
 """
@@ -118,6 +119,11 @@ def summarise(out: Path, backend: str) -> dict:
     result["ais_seconds"] = (r or {}).get("ais", {}).get("seconds")
     if r and "agreement_with_numpy" in r:
         result["agreement_with_numpy"] = r["agreement_with_numpy"]
+    r = load("ais_spread.json")
+    if r:
+        result["ais_spread"] = {k: r[k] for k in ("chains", "betas", "mean_log_z", "sd_log_z", "standard_error_of_mean",
+                                                  "runs_with_infinite_lower_bound")}
+        result["ais_spread"]["log_z"] = [run["log_z"] for run in r["runs"]]
     r = load("profile_gpu.json") if backend == "cupy" else None
     if r:
         result["profile"] = {batch: {impl: {k: p[k] for k in ("kernels_per_step", "kernel_seconds",

@@ -89,4 +89,10 @@ def test_agreement_accepts_noise_and_rejects_a_shift():
     assert same["iw"]["within_3_se"] and same["ais"]["within_3_se"]
     assert same["ais"]["standard_error_a"] == pytest.approx(math.expm1(0.2) / 3)
     shifted = bench_eval.agreement(a, ais, b + 0.05, (402.0, 401.0, 402.2))
-    assert not shifted["iw"]["within_3_se"] and not shifted["ais"]["within_3_se"]
+    assert not shifted["iw"]["within_3_se"] and shifted["ais"]["within_3_se"] is False
+
+
+def test_agreement_leaves_ais_undecided_when_an_error_bar_cannot_be_trusted():
+    a = np.zeros(10)
+    r = bench_eval.agreement(a, (400.0, -math.inf, 401.3), a, (408.0, 407.0, 408.2))
+    assert r["ais"]["error_bars_trustworthy"] is False and r["ais"]["within_3_se"] is None

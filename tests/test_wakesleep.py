@@ -107,9 +107,12 @@ def test_importance_estimate_converges_to_the_exact_value(backend):
     model = _random_machine(backend, (5, 3, 2), seed=5)
     X = _all_binary(5)[::3]
     exact = backend.to_numpy(model.log_likelihood(X, method="exact"))
+    # Mean absolute error over the examples and four seeds: with one seed the error at k = 100000 ranged from
+    # 0.010 to 0.033 over 8 NumPy seeds (0.039 on CuPy), too wide for a fixed bound; the four-seed mean narrows it.
     errors = []
     for k in (1, 100, 10000, 100000):
-        est = backend.to_numpy(model.log_likelihood(X, method="importance", k=k, seed=0, max_rows=2**16))
+        est = np.stack([backend.to_numpy(model.log_likelihood(X, method="importance", k=k, seed=s, max_rows=2**16))
+                        for s in range(4)])
         errors.append(float(np.mean(np.abs(est - exact))))
     # the error falls as k grows, about as 1/sqrt(k) (sqrt(1000) ~ 32 from k = 100 to k = 100000)
     assert errors[0] > errors[1] > errors[2] > errors[3]
