@@ -96,3 +96,25 @@ def test_agreement_leaves_ais_undecided_when_an_error_bar_cannot_be_trusted():
     a = np.zeros(10)
     r = bench_eval.agreement(a, (400.0, -math.inf, 401.3), a, (408.0, 407.0, 408.2))
     assert r["ais"]["error_bars_trustworthy"] is False and r["ais"]["within_3_se"] is None
+
+
+def test_bench_eval_compares_backends_on_the_same_models(tmp_path):
+    import refvae
+    with refvae.use_backend("numpy"):                        # main() sets the backend; restored on exit
+        r = bench_eval.main(["--backend", "strict", "--quick", "--compare-numpy", "--json", str(tmp_path / "e.json")])
+    agree = r["agreement_with_numpy"]
+    assert r["trained_on"] == "numpy" and agree["n_test"] == 100
+    # strict draws its numbers on the host: the same model and seed give the same estimates as NumPy
+    assert agree["iw"]["mean_difference"] == pytest.approx(0.0, abs=1e-4)
+    assert agree["ais"]["difference"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ais_spread_over_seeds(tmp_path):
+    import ais_spread
+    import refvae
+    with refvae.use_backend("numpy"):
+        r = ais_spread.main(["--backend", "numpy", "--quick", "--seeds", "0", "1", "2", "--json", str(tmp_path / "a.json")])
+    values = [run["log_z"] for run in r["runs"]]
+    assert len(values) == 3 and len(set(values)) == 3                 # seeds give different estimates
+    assert r["sd_log_z"] == pytest.approx(float(np.std(values, ddof=1)))
+    assert r["runs_with_infinite_lower_bound"] == sum(run["lower"] is None for run in r["runs"])
