@@ -9,7 +9,8 @@
 # It needs no network: refvae runs from this checkout through PYTHONPATH (no install), with the Python named by
 # $PYTHON (default python3). Packages it lacks can be put as wheels in the git-ignored folder .whl/ at the
 # repository root (array-api-strict, for the strict backend's tests); they are installed into a temporary folder,
-# never into the system. On your own GPU machine, install as usual instead: pip install -e ".[test,gpu13]"
+# never into the system. Fetch it where pip reaches PyPI:
+#   python3 -m pip download --no-deps --only-binary=:all: -d .whl array-api-strict On your own GPU machine, install as usual instead: pip install -e ".[test,gpu13]"
 # (CUDA 13) or ".[test,gpu]" (CUDA 12), plus ".[bench]" for the PyTorch and scikit-learn comparisons.
 #
 # Stages (each with a time limit, logged to OUTDIR/<stage>.log, its status and seconds in OUTDIR/stages.tsv):
