@@ -28,9 +28,10 @@ import math
 
 from refvae.backend import get_backend
 from refvae.checks import check_finite_params, check_positive_int
+from refvae.enumeration import binary_states
 from refvae.numerics import logsumexp, sigmoid, softplus
 
-__all__ = ["MAX_ENUMERATION", "ais_betas", "binary_states", "ais_log_partition", "exact_log_partition", "model_expectations"]
+__all__ = ["MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition", "model_expectations"]
 
 MAX_ENUMERATION = 25   # units in the smaller layer (2^25 = 33.5 million states)
 
@@ -43,15 +44,6 @@ def _enumeration_layer(model):
                          f"limit of {MAX_ENUMERATION} units (2^{MAX_ENUMERATION} states): use "
                          "log_partition(method='ais') and log_likelihood(V, log_z=...) for a model this large")
     return "hidden" if model.n_hidden <= model.n_visible else "visible"
-
-
-def binary_states(start, stop, n_bits, dtype):
-    """All binary vectors with integer codes start..stop-1, (stop - start, n_bits), on the device."""
-    B = get_backend()
-    xp = B.xp
-    codes = B.asarray(xp.arange(start, stop, dtype=xp.int64))
-    bits = B.asarray(xp.arange(n_bits, dtype=xp.int64))
-    return xp.astype((xp.reshape(codes, (-1, 1)) >> xp.reshape(bits, (1, -1))) & 1, B.dtype(dtype))
 
 
 def _log_unnormalised(model, S, layer):

@@ -58,6 +58,7 @@ import math
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable, register_model
 from refvae.checks import as_data, check_positive_int
+from refvae.enumeration import binary_states
 from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
 
@@ -500,7 +501,6 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         raise ValueError(f"method must be 'exact' or 'importance', got {method!r}")
 
     def _exact_log_likelihood(self, X, chunk):
-        from rbm.partition import binary_states
 
         xp = self.xp
         sizes = self.layer_sizes[1:]
