@@ -501,7 +501,6 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         raise ValueError(f"method must be 'exact' or 'importance', got {method!r}")
 
     def _exact_log_likelihood(self, X, chunk):
-
         xp = self.xp
         sizes = self.layer_sizes[1:]
         H = sum(sizes)
