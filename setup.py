@@ -15,7 +15,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=["refvae", "rbm", "wakesleep"],
+    packages=["refvae", "refvae.vae", "rbm", "wakesleep"],
     package_data={"refvae": ["data/*.gz"]},
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "matplotlib>=3.6", "tqdm>=4.60"],
@@ -25,7 +25,7 @@ setup(
         "gpu13": ["cupy-cuda13x>=13"],
         "bench": ["torch>=2.0", "scikit-learn>=1.3"],
     },
-    entry_points={"console_scripts": ["refvae = refvae.cli:main"]},
+    entry_points={"console_scripts": ["refvae = refvae.app:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Intended Audience :: Science/Research",

@@ -100,7 +100,7 @@ run_examples() {
     done
     # The main command (README quickstart), one epoch on a subset
     t0=$(date +%s.%N)
-    timeout 150 "$PY" -m refvae.cli train vae --backend "$BACKEND" --epochs 1 --train-size 2000 --test-size 200 \
+    timeout 150 "$PY" -m refvae train vae --backend "$BACKEND" --epochs 1 --train-size 2000 --test-size 200 \
         --iw-samples 50 --no-progress --out "$OUTDIR/examples/refvae_train_vae" > "$OUTDIR/example_cli_train_vae.log" 2>&1
     rc=$?
     printf '%s\t%s\t%.1f\n' "refvae_train_vae" "$rc" "$(since "$t0")" >> "$OUTDIR/examples.tsv"

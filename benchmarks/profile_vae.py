@@ -22,7 +22,7 @@ from pathlib import Path
 import refvae
 from refvae import backend as backend_module
 from refvae import layers
-from refvae import vae as vae_module
+from refvae.vae import model as vae_module
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_result  # noqa: E402 - benchmarks/ is on the path only now

@@ -24,7 +24,7 @@ def run_refvae(seed, epochs, k):
     model = refvae.GaussianVAE(784, 20, hidden=(400,), seed=seed)
     h = refvae.fit(model, train, epochs=epochs, batch_size=128, optimizer=refvae.Adam(1e-3), binarize="dynamic",
                    seed=seed, progress=False)
-    ev = refvae.evaluation.evaluate_vae(model, test, k=k, seed=seed)
+    ev = refvae.vae.evaluate_vae(model, test, k=k, seed=seed)
     return {"seed": seed, "test_negative_elbo": -ev["elbo"], "test_nll_iw": -ev["log_likelihood"], "k": k,
             "train_loss": h["train_loss"], "seconds_per_epoch": h["seconds"]}
 

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 import refvae
-from refvae import aggregate_plots
+from refvae.vae import plots as vae_plots
 from refvae.evaluation import binarize_fixed
 
 RUNS = {
@@ -58,7 +58,7 @@ def main(argv=None):
         history = refvae.fit(model, train, epochs=epochs, batch_size=128, optimizer=refvae.Adam(spec["lr"]),
                              binarize="dynamic", seed=args.seed, progress=False)
         report = refvae.prior_mismatch(model, train)
-        aggregate_plots.plot_aggregate_vs_prior(report, out / f"aggregate_{name.replace(' ', '_')}.png",
+        vae_plots.plot_aggregate_vs_prior(report, out / f"aggregate_{name.replace(' ', '_')}.png",
                                                 title=f"{name}: aggregate posterior vs prior after {epochs} epochs")
         elbo = float(B.xp.mean(model.elbo(test_bin)))
         results[name] = {"mismatch_kl": history["mismatch_kl"], "mismatch_kl_full": history["mismatch_kl_full"],
@@ -68,10 +68,10 @@ def main(argv=None):
               + " ".join(f"{v:.2f}" for v in history["mismatch_kl"]))
         print(report)
 
-    aggregate_plots.plot_series({n: r["mismatch_kl"] for n, r in results.items()}, out / "mismatch_per_epoch.png",
+    vae_plots.plot_series({n: r["mismatch_kl"] for n, r in results.items()}, out / "mismatch_per_epoch.png",
                                 ylabel="KL(aggregate || N(0, I)), nats", logy=True,
                                 title="Mismatch between the aggregate posterior and the prior during training")
-    aggregate_plots.plot_series({n: r["active_units"] for n, r in results.items()}, out / "active_units.png",
+    vae_plots.plot_series({n: r["active_units"] for n, r in results.items()}, out / "active_units.png",
                                 ylabel="active units (Var[mu] > 0.01)", title="Active latent units during training")
     (out / "results.json").write_text(json.dumps(results, indent=1))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import refvae
-from refvae import aggregate_plots
+from refvae.vae import plots as vae_plots
 from refvae.evaluation import binarize_fixed
 
 ARMS = {"none": dict(align=None), "init": dict(align="init"), "epoch": dict(align="epoch", align_epochs=3)}
@@ -64,7 +64,7 @@ def summarise(curves, epochs, n_seeds, out: Path, quick: bool):
     arr = {arm: np.array(v) for arm, v in curves.items()}                 # (seeds, epochs)
     mean = {arm: a.mean(axis=0) for arm, a in arr.items()}
     sd = {arm: a.std(axis=0, ddof=1) if n_seeds > 1 else 0 * a[0] for arm, a in arr.items()}
-    aggregate_plots.plot_series({f"{arm} (mean of {n_seeds} seeds)": mean[arm] for arm in arr}, out / "prior_alignment.png",
+    vae_plots.plot_series({f"{arm} (mean of {n_seeds} seeds)": mean[arm] for arm in arr}, out / "prior_alignment.png",
                                 ylabel="test ELBO (nats, higher is better)",
                                 title="Aligning the aggregate posterior to the prior: test ELBO per epoch",
                                 spread={f"{arm} (mean of {n_seeds} seeds)": sd[arm] for arm in arr})

@@ -33,7 +33,7 @@ def main(argv=None):
     for e, loss, rec, kl in zip(history["epoch"], history["train_loss"], history["train_rec"], history["train_kl"]):
         print(f"epoch {e:2d}: -ELBO {loss:7.2f} = reconstruction {rec:7.2f} + KL {kl:5.2f} nats")
 
-    metrics = refvae.evaluation.evaluate_vae(model, test, k=k, seed=args.seed)
+    metrics = refvae.vae.evaluate_vae(model, test, k=k, seed=args.seed)
     print(f"test ELBO {metrics['elbo']:.2f} nats; importance-weighted log-likelihood (k={k}) "
           f"{metrics['log_likelihood']:.2f} nats on {metrics['n']} binarised test images")
     return metrics

@@ -2,8 +2,7 @@
 central differences, and the exact-negative-phase gradient against the exact negative log-likelihood."""
 
 from refvae.backend import get_backend
-from refvae.gradcheck import gradcheck
-from refvae.gradcheck_models import register_check
+from refvae.gradcheck import gradcheck, register_check
 
 
 def _tiny(seed):

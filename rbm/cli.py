@@ -14,14 +14,15 @@ from pathlib import Path
 
 from refvae import plots
 from refvae.backend import get_backend
-from refvae.cli import add_backend_argument, image_shape, load_from_args, write_json
+from refvae.cli import (add_backend_argument, image_shape, load_from_args, register_evaluator,
+                        register_train_command, write_json)
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
 
 from .model import BernoulliRBM
 
-__all__ = ["EVALUATORS", "add_train_parser", "evaluate_rbm"]
+__all__ = ["add_train_parser", "evaluate_rbm"]
 
 EXACT_LIMIT = 20   # units in the smaller layer up to which the CLI computes log Z exactly
 
@@ -135,4 +136,5 @@ def _evaluate(model, args) -> int:
     return 0
 
 
-EVALUATORS = {"BernoulliRBM": _evaluate}
+register_train_command(add_train_parser)
+register_evaluator("BernoulliRBM", _evaluate)

@@ -10,12 +10,14 @@ Quick tour::
                          binarize="dynamic")
     print(model.log_likelihood(test[:100], k=1000).mean())
 
-Sub-packages ``rbm`` (restricted Boltzmann machines) and ``wakesleep`` (Helmholtz machines) reuse
-this core: backend, numerics, layers, optimisers, ``fit``, ``gradcheck``, datasets, checkpoints.
+Layout: the modules directly in ``refvae/`` are the core, which knows no model (backend, numerics, layers,
+optimisers, ``fit``, checkpoints, input checks, ``gradcheck``, datasets, shared evaluation and plots, the
+command-line framework). The models use the core: the Gaussian VAE in ``refvae.vae``, and the sibling packages
+``rbm`` (restricted Boltzmann machines) and ``wakesleep`` (Helmholtz machines). ``refvae.app`` is the program
+that puts them together. This module re-exports the public API.
 """
 
 from . import datasets, evaluation, numerics
-from .aggregate import PriorMismatch, absorb_prior, aggregate_posterior, align_to_prior, prior_mismatch
 from .backend import BACKENDS, Backend, BackendError, get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError, load_model as load
 from .checks import DataError
@@ -23,12 +25,13 @@ from .gradcheck import GradcheckResult, gradcheck
 from .layers import MLP, Linear, ReLU, Sigmoid, Softplus, Tanh
 from .optim import SGD, Adam
 from .train import TrainingError, fit
-from .vae import GaussianVAE
+from .vae import GaussianVAE, PriorMismatch, absorb_prior, aggregate_posterior, align_to_prior, prior_mismatch
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BACKENDS", "Adam", "PriorMismatch", "absorb_prior", "aggregate_posterior", "align_to_prior", "prior_mismatch", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE",
-    "GradcheckResult", "Linear", "MLP", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
-    "datasets", "evaluation", "fit", "get_backend", "gradcheck", "load", "numerics", "set_backend", "use_backend",
+    "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE", "GradcheckResult",
+    "Linear", "MLP", "PriorMismatch", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
+    "absorb_prior", "aggregate_posterior", "align_to_prior", "datasets", "evaluation", "fit", "get_backend",
+    "gradcheck", "load", "numerics", "prior_mismatch", "set_backend", "use_backend",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .backend import get_backend
 
-__all__ = ["GradcheckResult", "gradcheck"]
+__all__ = ["GradcheckResult", "gradcheck", "CHECKS", "register_check", "run_all"]
 
 
 @dataclass
@@ -136,3 +136,23 @@ def gradcheck(fn, params: dict, grads: dict | None = None, *, h: float = 1e-6, t
         errors[name] = diff / scale if scale > 0 else diff
         checked[name] = len(idx)
     return GradcheckResult(errors, tol, checked)
+
+
+# ------------------------------------------------------------------------------------------------
+# The registry behind ``refvae gradcheck``: each model package registers its checks on tiny models.
+# ------------------------------------------------------------------------------------------------
+CHECKS: dict = {}
+
+
+def register_check(name: str):
+    """Decorator: ``fn(seed) -> GradcheckResult`` is run by ``refvae gradcheck`` under ``name``."""
+    def wrap(fn):
+        CHECKS[name] = fn
+        return fn
+    return wrap
+
+
+def run_all(seed: int = 0):
+    """Yield ``(name, GradcheckResult)`` for every registered check, on the active backend."""
+    for name, fn in CHECKS.items():
+        yield name, fn(seed)

@@ -16,16 +16,14 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["ACTIVE_THRESHOLD", "DPI", "plot_firing_rates", "plot_histogram_pairs", "plot_image_grid", "plot_latent_scatter",
-           "plot_posterior_stats", "plot_reconstructions", "plot_training_curves", "plot_weights", "save_figure"]
+__all__ = ["DPI", "MAX_INCHES", "finite_array", "integer_axis", "plot_firing_rates", "plot_histogram_pairs", "plot_image_grid",
+           "plot_reconstructions", "plot_training_curves", "plot_weights", "register_panel", "register_series",
+           "save_figure"]
 
 DPI = 120
-#: Var over the data of a unit's posterior mean above which the unit counts as active (Burda et al. 2015).
-ACTIVE_THRESHOLD = 0.01
-_MAX_INCHES = 16.0          # no figure side grows beyond this; image grids shrink their tiles instead
+MAX_INCHES = 16.0          # no figure side grows beyond this; image grids shrink their tiles instead
 _TILE_INCHES = 0.8          # width of one image tile in a grid
 
 
@@ -67,7 +65,7 @@ def _check_image_shape(image_shape):
     return int(shape[0]), int(shape[1])
 
 
-def _finite_array(values, name, ndim=None):
+def finite_array(values, name, ndim=None):
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -96,7 +94,7 @@ def _as_images(images, image_shape, name="images"):
         per = f"{arr.shape[1]} values per image" if arr.ndim == 2 else f"{arr.ndim}-D input"
         raise ValueError(f"{name} must have shape (n, {size}) for image_shape=({h}, {w}), i.e. {h}*{w} = {size} "
                          f"values per image; got {arr.shape} ({per}): pass the image_shape of the data")
-    return _finite_array(arr, name)
+    return finite_array(arr, name)
 
 
 def _tile(images, image_shape, ncols, pad=1, fill=1.0):
@@ -118,18 +116,18 @@ def _grid_size(grid_shape, ncols, extra_w=0.0, extra_h=0.0, min_w=3.0, min_h=1.5
     """Figure size (inches) for a tiled image of ``grid_shape`` pixels with ``ncols`` tiles per row.
 
     Tiles are about ``_TILE_INCHES`` wide, the aspect ratio of the pixels is kept, and the whole is scaled
-    down so that no side exceeds ``_MAX_INCHES``.
+    down so that no side exceeds ``MAX_INCHES``.
     """
     gh, gw = grid_shape
     width = ncols * _TILE_INCHES
     height = width * gh / gw
     # extreme aspect ratios (e.g. 1-pixel-tall images): keep the image readable in the other direction
-    height = min(height, _MAX_INCHES)
-    shrink = min(1.0, _MAX_INCHES / max(width, height))
+    height = min(height, MAX_INCHES)
+    shrink = min(1.0, MAX_INCHES / max(width, height))
     return max(min_w, width * shrink + extra_w), max(min_h, height * shrink + extra_h)
 
 
-def _integer_axis(ax, axis="x"):
+def integer_axis(ax, axis="x"):
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
 
 
@@ -138,26 +136,34 @@ def _integer_axis(ax, axis="x"):
 # ------------------------------------------------------------------------------------------------------
 _CORE_SERIES = ("epoch", "seconds", "train_loss", "val_loss")
 
-#: Known per-epoch series: the panel they go in and their legend label. Unknown ones go in "other".
-_KNOWN_SERIES = {
-    "train_rec": ("elbo", "reconstruction  −log p(x|z)"),
-    "train_kl": ("elbo", "KL(q(z|x) ‖ p(z))"),
-    "mismatch_kl": ("mismatch", "KL(aggregate q(z) ‖ p(z)), diagonal Gaussian fit"),
-    "mismatch_kl_full": ("mismatch", "KL(aggregate q(z) ‖ p(z)), full-covariance fit"),
-    "active_units": ("mismatch", "active units (right axis)"),
-    "aggregate_posterior_mean": ("firing", "aggregate posterior ⟨P(h=1|v)⟩, mean over units"),
-    "model_marginal_mean": ("firing", "model marginal P(h=1), mean over units"),
-    "prior_gap_max": ("firing", "largest |aggregate − marginal| over units"),
-    "kl_data_model": ("data", "KL(data ‖ model), exact"),
-}
-#: Panel name -> (panel title, y-axis label), in drawing order.
-_PANELS = {
-    "elbo": ("Terms of the training loss", "nats per example"),
-    "mismatch": ("Aggregate posterior against the prior", "nats"),
-    "firing": ("Hidden units", "firing probability"),
-    "data": ("Fit to the known data distribution", "nats"),
-    "other": ("Other recorded series", "value (as recorded)"),
-}
+#: Known per-epoch series: key -> (panel, legend label). Models add theirs with :func:`register_series`; a
+#: series nobody registered goes in the "other" panel.
+_KNOWN_SERIES: dict = {}
+#: Panel name -> (panel title, y-axis label, right-hand axis (series key, axis label) or None), in the order
+#: registered; "other" is always drawn last.
+_PANELS: dict = {}
+_OTHER_PANEL = ("Other recorded series", "value (as recorded)", None)
+
+
+def register_panel(name: str, title: str, ylabel: str, right_axis=None) -> None:
+    """A panel of :func:`plot_training_curves` for a group of per-epoch series of one quantity (one unit).
+
+    ``right_axis``: ``(series key, axis label)`` of one series drawn on a right-hand axis of its own (a count
+    beside the panel's quantity, e.g. the VAE's active units beside its mismatch KL). Registering the same
+    panel again with the same definition is allowed (two models may record the same series)."""
+    spec = (title, ylabel, right_axis)
+    if name == "other" or _PANELS.get(name, spec) != spec:
+        raise ValueError(f"panel {name!r} is already registered as {_PANELS.get(name, _OTHER_PANEL)}")
+    _PANELS[name] = spec
+
+
+def register_series(key: str, panel: str, label: str) -> None:
+    """Draw the per-epoch history series ``key`` in ``panel`` (registered first) with legend ``label``."""
+    if panel not in _PANELS:
+        raise ValueError(f"unknown panel {panel!r}: register it with register_panel first")
+    if _KNOWN_SERIES.get(key, (panel, label)) != (panel, label):
+        raise ValueError(f"series {key!r} is already registered as {_KNOWN_SERIES[key]}")
+    _KNOWN_SERIES[key] = (panel, label)
 
 
 def _is_number(x):
@@ -219,10 +225,10 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
         - ``"train_loss"``: list of n floats, the mean loss over the epoch (negative ELBO, nats per example);
         - ``"val_loss"`` (optional): list of n floats or None (None: not measured that epoch; skipped);
         - ``"seconds"`` (optional): list of n floats, wall time per epoch (shown in the legend title);
-        - any other key holding n numbers (or None) is drawn in a second panel grouped by quantity:
-          the loss terms ``train_rec``/``train_kl`` (nats per example); the prior mismatch ``mismatch_kl``,
-          ``mismatch_kl_full`` (nats) with ``active_units`` on a right-hand axis; an RBM's hidden firing
-          rates; anything else in an "other" panel. Keys whose values are not n numbers are ignored.
+        - any other key holding n numbers (or None) is drawn in a further panel, grouped by the panel its
+          model registered it in (:func:`register_series`; e.g. a VAE's loss terms ``train_rec``/``train_kl``,
+          its prior mismatch with ``active_units`` on a right-hand axis, an RBM's hidden firing rates);
+          anything unregistered in an "other" panel. Keys whose values are not n numbers are ignored.
 
         ``history`` is not modified.
     path : str or os.PathLike
@@ -266,7 +272,7 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
         except ValueError:
             seconds = None                                    # a cosmetic extra: never fatal
 
-    groups = {name: {} for name in _PANELS}
+    groups = {name: {} for name in [*_PANELS, "other"]}
     for key, values in _extra_series(history, n).items():
         panel = _KNOWN_SERIES.get(key, ("other", None))[0]
         groups[panel][key] = values
@@ -293,31 +299,31 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
     ax.grid(alpha=0.3)
 
     for ax, (name, series) in zip(axes[1:], panels):
-        panel_title, panel_ylabel = _PANELS[name]
-        units = series.pop("active_units", None) if name == "mismatch" else None
+        panel_title, panel_ylabel, right_axis = _PANELS.get(name, _OTHER_PANEL)
+        right = series.pop(right_axis[0], None) if right_axis else None
         for i, (key, values) in enumerate(series.items()):
             label = _KNOWN_SERIES.get(key, (None, key.replace("_", " ")))[1]
             _plot_present(ax, epochs, values, "o-", ms=3, color=colormaps["tab10"](i % 10), label=label)
         handles, labels = ax.get_legend_handles_labels()
-        if units is not None:
+        if right is not None:
             twin = ax.twinx()
-            (h,) = _plot_present(twin, epochs, units, ":", marker="D", ms=3, color="k",
-                                 label=_KNOWN_SERIES["active_units"][1])
-            twin.set_ylabel("active units (count)")
-            top = np.nanmax(units)
+            (h,) = _plot_present(twin, epochs, right, ":", marker="D", ms=3, color="k",
+                                 label=_KNOWN_SERIES[right_axis[0]][1])
+            twin.set_ylabel(right_axis[1])
+            top = np.nanmax(right)
             twin.set_ylim(0, 1.35 * top + 1)                     # headroom for the legend
-            _integer_axis(twin, "y")
+            integer_axis(twin, "y")
             handles, labels = handles + [h], labels + [h.get_label()]
         if series:
             ax.set_ylabel(panel_ylabel)
-        else:                                                    # only active units: the left axis is empty
+        else:                                                    # only the right-axis series: the left axis is empty
             ax.set_yticks([])
         ax.legend(handles, labels, fontsize=8, loc="best")
         ax.set_title(panel_title, fontsize=10)
         ax.grid(alpha=0.3)
 
     axes[-1].set_xlabel("epoch")
-    _integer_axis(axes[-1], "x")
+    integer_axis(axes[-1], "x")
     return save_figure(fig, path)
 
 
@@ -460,7 +466,7 @@ def plot_weights(W, path, image_shape=(28, 28), n=100, title=None) -> Path:
     """
     image_shape = _check_image_shape(image_shape)
     size = image_shape[0] * image_shape[1]
-    W = _finite_array(W, "W")
+    W = finite_array(W, "W")
     if W.ndim != 2 or W.shape[0] != size:
         raise ValueError(f"W must have shape ({size}, n_hidden) for image_shape={image_shape} (one column per "
                          f"hidden unit, {size} rows); got {W.shape}")
@@ -482,198 +488,6 @@ def plot_weights(W, path, image_shape=(28, 28), n=100, title=None) -> Path:
     cb.set_label("weight / that filter's max |w|", fontsize=8)
     ax.set_title(title or f"First {k} of {W.shape[1]} filters, each scaled to its own largest |weight|",
                  fontsize=11)
-    return save_figure(fig, path)
-
-
-# ------------------------------------------------------------------------------------------------------
-# Latent space
-# ------------------------------------------------------------------------------------------------------
-def _project_2d(z):
-    """Two coordinates to plot for codes z (n, d), and their axis labels.
-
-    d = 1: the code against a uniform jitter in [-1, 1) (fixed seed; the vertical position means nothing);
-    d = 2: the two dimensions; d > 2: the projections on the first two principal components of the centred
-    codes (right singular vectors of the SVD), labelled with the share of the variance each explains.
-    """
-    n, d = z.shape
-    if d == 1:
-        jitter = np.random.default_rng(0).uniform(-1.0, 1.0, n)
-        return np.column_stack([z[:, 0], jitter]), "z[0]", "random jitter (no meaning)"
-    if d == 2:
-        return z, "z[0]", "z[1]"
-    centred = z - z.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    total = np.sum(s**2)
-    share = s[:2] ** 2 / total if total > 0 else np.zeros(2)
-    xy = centred @ vt[:2].T
-    return (xy, f"principal component 1 of {d} dims ({share[0]:.0%} of variance)",
-            f"principal component 2 ({share[1]:.0%} of variance)")
-
-
-def plot_latent_scatter(z, labels, path, title=None) -> Path:
-    """Latent codes as points in the plane, coloured by class.
-
-    Parameters
-    ----------
-    z : array_like, shape (n, d)
-        Codes, e.g. posterior means. d = 2: plotted as they are. d > 2: projected on their first two
-        principal components (SVD of the centred codes; the axis labels say so and give the share of the
-        variance). d = 1: z[0] on the x axis against a random vertical jitter (labelled as meaningless), so
-        that overlapping classes stay visible.
-    labels : array_like of int, shape (n,), or None
-        Class of each point. Up to 10 classes: the qualitative ``tab10`` colour map and a legend; more: a
-        sequential colour map with a colour bar. None: one colour, no legend.
-    path : str or os.PathLike
-        PNG file to write.
-    title : str, optional
-        Axes title (default "Latent codes").
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    ValueError
-        If z is not a non-empty, finite (n, d) array with d >= 1, or labels are not n integers.
-    """
-    z = _finite_array(z, "z")
-    if z.ndim != 2 or z.shape[1] == 0:
-        raise ValueError(f"z must have shape (n, d) with d >= 1, got {z.shape}")
-    n = z.shape[0]
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (n,):
-            raise ValueError(f"labels must have shape ({n},), one per row of z; got {labels.shape}")
-        if labels.dtype.kind not in "iu":
-            as_float = np.asarray(labels, dtype=np.float64) if labels.dtype.kind in "fb" else None
-            if as_float is None or not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
-                raise ValueError(f"labels must be integers (class indices), got dtype {labels.dtype}")
-            labels = as_float.astype(np.int64)
-    xy, xlabel, ylabel = _project_2d(z)
-    order = np.random.default_rng(0).permutation(n)                 # no class systematically drawn on top
-    size = 14.0 if n <= 1000 else 6.0 if n <= 10000 else 2.0
-    fig = Figure(figsize=(7.4, 6.0), layout="constrained")
-    ax = fig.subplots()
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6, color="tab:blue", linewidths=0)
-    else:
-        classes, index = np.unique(labels, return_inverse=True)
-        if len(classes) <= 10:
-            cmap = colormaps["tab10"]
-            colours = cmap(index % 10)
-            ax.scatter(xy[order, 0], xy[order, 1], s=size, alpha=0.75, c=colours[order], linewidths=0)
-            handles = [Line2D([], [], ls="", marker="o", ms=7, color=cmap(i), label=str(c))
-                       for i, c in enumerate(classes)]
-            ax.legend(handles=handles, title="label", fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      borderaxespad=0.0)
-        else:
-            sc = ax.scatter(xy[order, 0], xy[order, 1], s=size, alpha=0.75, c=labels[order], cmap="viridis",
-                            linewidths=0)
-            fig.colorbar(sc, ax=ax, label="label")
-    if z.shape[1] == 1:
-        ax.set_yticks([])
-        ax.set_ylim(-1.6, 1.6)
-    else:
-        ax.set_aspect("equal", adjustable="datalim")               # distances in the plot are distances in z
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.set_title(title or f"Latent codes (n = {n})")
-    return save_figure(fig, path)
-
-
-def plot_posterior_stats(mu, logvar, path, title=None) -> Path:
-    """Per-dimension statistics of a Gaussian encoder's posteriors over a data set.
-
-    Four panels, latent dimension on the x axis:
-
-    1. the mean over the data of mu;
-    2. the activity Var over the data of mu (log scale) with the active-unit threshold
-       ``ACTIVE_THRESHOLD`` = 0.01 of Burda et al. (2015) as a dashed line;
-    3. the mean posterior variance <exp(logvar)>, against the prior's variance 1;
-    4. the aggregate posterior's variance <exp(logvar)> + Var[mu] (law of total variance), against the
-       prior's 1 (dashed line): a dimension that matches the prior sits on the line.
-
-    Inactive dimensions (activity <= 0.01) are drawn grey in every panel.
-
-    Parameters
-    ----------
-    mu, logvar : array_like, shape (n, z_dim)
-        Posterior means and log-variances, one row per data point.
-    path : str or os.PathLike
-        PNG file to write.
-    title : str, optional
-        Figure title.
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    ValueError
-        If mu and logvar are not finite (n, z_dim) arrays of the same shape.
-    """
-    mu, logvar = _finite_array(mu, "mu"), _finite_array(logvar, "logvar")
-    if mu.ndim != 2 or mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must both have shape (n, z_dim); got {mu.shape} and {logvar.shape}")
-    z_dim = mu.shape[1]
-    dims = np.arange(z_dim)
-    activity = mu.var(axis=0)
-    active = activity > ACTIVE_THRESHOLD
-    post_var = np.exp(logvar).mean(axis=0)
-    aggregate = post_var + activity
-    colour = lambda c: np.where(active, c, "tab:gray")          # noqa: E731
-
-    fig = Figure(figsize=(min(_MAX_INCHES, max(9.0, 0.25 * z_dim + 5.0)), 7.0), layout="constrained")
-    (a1, a2), (a3, a4) = fig.subplots(2, 2, sharex=True)
-
-    a1.bar(dims, mu.mean(axis=0), color=colour("tab:blue"))
-    a1.axhline(0.0, color="k", ls="--", lw=1, label="prior mean 0")
-    a1.set_title("Mean of μ(x) over the data", fontsize=10)
-    a1.set_ylabel("⟨μ⟩")
-
-    floor = max(1e-12, 0.3 * min(np.min(activity[activity > 0], initial=np.inf), ACTIVE_THRESHOLD))
-    a2.bar(dims, np.maximum(activity, floor), color=colour("tab:blue"))
-    a2.set_yscale("log")
-    a2.set_ylim(bottom=floor)
-    a2.axhline(ACTIVE_THRESHOLD, color="tab:red", ls="--", lw=1.2,
-               label=f"active-unit threshold {ACTIVE_THRESHOLD:g} (Burda et al. 2015)")
-    a2.set_title(f"Activity Var[μ(x)]: {int(active.sum())} of {z_dim} units active", fontsize=10)
-    a2.set_ylabel("Var[μ] (log scale)")
-
-    a3.bar(dims, post_var, color=colour("tab:orange"))
-    a3.axhline(1.0, color="k", ls="--", lw=1, label="prior variance 1")
-    a3.set_title("Mean posterior variance ⟨σ²(x)⟩", fontsize=10)
-    a3.set_ylabel("⟨exp(logvar)⟩")
-
-    a4.bar(dims, aggregate, color=colour("tab:green"))
-    a4.axhline(1.0, color="k", ls="--", lw=1, label="prior variance 1")
-    a4.set_title("Aggregate posterior variance ⟨σ²⟩ + Var[μ]", fontsize=10)
-    a4.set_ylabel("variance")
-
-    # headroom above the bars for the legends
-    lo, hi = a1.get_ylim()
-    a1.set_ylim(lo, hi + 0.3 * (hi - lo))
-    a2.set_ylim(top=max(activity.max(), ACTIVE_THRESHOLD) * 30)
-    for a, values in ((a3, post_var), (a4, aggregate)):
-        a.set_ylim(0, 1.3 * max(values.max(), 1.0))
-    for a in (a1, a2, a3, a4):
-        a.legend(fontsize=8, loc="upper right")
-        a.grid(axis="y", alpha=0.3)
-        a.set_xlim(-0.6, z_dim - 0.4)
-    for a in (a3, a4):
-        a.set_xlabel("latent dimension")
-        if z_dim <= 32:
-            a.set_xticks(dims)
-            a.tick_params(axis="x", labelsize=8 if z_dim <= 20 else 6)
-        else:
-            _integer_axis(a, "x")
-    note = " (grey bars: inactive units)" if not active.all() else ""
-    fig.suptitle((title or f"Posterior statistics per latent dimension, n = {mu.shape[0]}") + note)
     return save_figure(fig, path)
 
 
@@ -710,8 +524,8 @@ def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None
     ValueError
         If either sample is empty or non-finite, or ``labels`` is not two names.
     """
-    a = _finite_array(values_a, "values_a").ravel()
-    b = _finite_array(values_b, "values_b").ravel()
+    a = finite_array(values_a, "values_a").ravel()
+    b = finite_array(values_b, "values_b").ravel()
     if isinstance(labels, str) or len(labels) != 2:
         raise ValueError(f"labels must be two names, one per sample; got {labels!r}")
     lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
@@ -729,7 +543,7 @@ def plot_histogram_pairs(values_a, values_b, path, labels=("a", "b"), title=None
     ax.set_xlabel(xlabel or "value")
     ax.set_ylabel("count per bin" if same else "fraction of the sample per bin")
     if same:
-        _integer_axis(ax, "y")
+        integer_axis(ax, "y")
     ax.set_ylim(top=ax.get_ylim()[1] * 1.25)                        # room for the legend above the bars
     ax.legend(fontsize=8, loc="upper center", ncols=1)
     ax.grid(alpha=0.3)
@@ -763,8 +577,8 @@ def plot_firing_rates(layers, path, labels=("aggregate recognition ⟨Q(h=1|·)�
     for i, pair in enumerate(layers):
         if len(pair) != 2:
             raise ValueError(f"layers[{i}] must be a pair (aggregate rates, generative rates)")
-        a = _finite_array(pair[0], f"layers[{i}][0]", ndim=1)
-        g = _finite_array(pair[1], f"layers[{i}][1]", ndim=1)
+        a = finite_array(pair[0], f"layers[{i}][0]", ndim=1)
+        g = finite_array(pair[1], f"layers[{i}][1]", ndim=1)
         if a.shape != g.shape:
             raise ValueError(f"layers[{i}]: the two rate vectors differ in length ({a.size} and {g.size})")
         pairs.append((a, g))

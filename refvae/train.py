@@ -11,7 +11,8 @@ returning ``(loss, grads)``. It uses, when the model has them:
 * ``model.config``, ``model.checkpoint_arrays()``, ``model.set_params()`` — for checkpoints;
 * ``model.validate_data(X)`` — to check data once (else the model checks each batch itself);
 * ``model.epoch_diagnostics(X_subset)`` — a dict of numbers recorded in the history after every epoch,
-  on a fixed subset of the training data (the VAE records its aggregate-posterior mismatch KL).
+  on a fixed subset of the training data (the VAE records its aggregate-posterior mismatch KL);
+* ``model.align_to_prior(X)`` — with ``align=...`` (the VAE's alignment of its aggregate posterior).
 
 The data moves to the device once; every random number (shuffling, binarisation, model noise)
 comes from the backend's generator seeded by ``(seed, epoch, stream)``.
@@ -77,8 +78,9 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     callbacks : iterable of callables
         Each is called as ``cb(model, history)`` after every epoch (e.g. to record diagnostics).
     align : {None, "init", "epoch"}
-        Align the aggregate posterior to the prior on the training data (:func:`refvae.align_to_prior`,
-        a Gaussian VAE only): "init" once before training, "epoch" after each of the first
+        Align the aggregate posterior to the prior on the training data with the model's
+        ``align_to_prior(X)`` (a Gaussian VAE's, :func:`refvae.align_to_prior`): "init" once before training,
+        "epoch" after each of the first
         ``align_epochs`` epochs. The decoder's function is unchanged; the optimiser's moment estimates
         are kept as they are.
     align_epochs : int
@@ -104,7 +106,9 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     if align not in ALIGN:
         raise ValueError(f"align must be one of {ALIGN}, got {align!r}")
     if align is not None:
-        from .aggregate import align_to_prior
+        if not callable(getattr(model, "align_to_prior", None)):
+            raise TypeError(f"align={align!r} needs a model with align_to_prior(X) (a Gaussian VAE); "
+                            f"{type(model).__name__} has none")
         align_epochs = check_positive_int(align_epochs, "align_epochs")
     if not hasattr(model, "params") or not hasattr(model, "loss_and_grads"):
         raise TypeError("fit needs a model with .params and .loss_and_grads(batch)")
@@ -141,7 +145,7 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         pick = B.rng((seed, 0, _MONITOR)).permutation(n)[:min(MONITOR_SIZE, n)]
         X_monitor = xp.take(X, pick, axis=0)
     if align == "init" and start_epoch == 0:
-        align_to_prior(model, X, inplace=True)
+        model.align_to_prior(X)
 
     steps_per_epoch = math.ceil(n / batch_size)
     for epoch in range(start_epoch, epochs):
@@ -185,7 +189,7 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         for k, v in sums.items():
             history.setdefault(f"train_{k}", []).append(v)
         if align == "epoch" and epoch < align_epochs:
-            align_to_prior(model, X, inplace=True)
+            model.align_to_prior(X)
         if X_monitor is not None:
             with values_already_checked():
                 diagnostics = model.epoch_diagnostics(X_monitor)

@@ -66,7 +66,6 @@ def test_mismatch_report(backend, host_rng):
 
 def test_findings_name_collapsed_and_dispersed_dimensions(numpy_backend, host_rng):
     model, X = _model_and_data(host_rng)
-    B = refvae.get_backend()
     # dimension 2: mean independent of x and unit variance -> collapsed
     for key in ("W",):
         W = model.enc_mu.params[key].copy(); W[:, 2] = 0.0; model.enc_mu.params[key] = W

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import refvae
-from refvae.cli import main
+from refvae.app import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_errors_are_one_clear_line(argv, message, tmp_path, capsys):
 
 
 def test_gradcheck_command_passes_on_strict():
-    out = subprocess.run([sys.executable, "-m", "refvae.cli", "gradcheck", "--backend", "strict"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "refvae", "gradcheck", "--backend", "strict"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "all gradient checks passed" in out.stdout

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from refvae import aggregate_plots, plots
+from refvae import plots
+from refvae.vae import plots as vae_plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -41,14 +42,14 @@ def test_image_plots(tmp_path, host_rng):
 def test_latent_scatter(d, with_labels, tmp_path, host_rng):
     z = host_rng.normal(size=(200, d))
     labels = host_rng.integers(0, 10, 200) if with_labels else None
-    assert _is_png(plots.plot_latent_scatter(z, labels, tmp_path / "z.png"))
+    assert _is_png(vae_plots.plot_latent_scatter(z, labels, tmp_path / "z.png"))
 
 
 def test_posterior_stats_and_histograms(tmp_path, host_rng):
     mu, logvar = host_rng.normal(size=(100, 6)), host_rng.normal(size=(100, 6))
-    assert _is_png(plots.plot_posterior_stats(mu, logvar, tmp_path / "p.png"))
+    assert _is_png(vae_plots.plot_posterior_stats(mu, logvar, tmp_path / "p.png"))
     with pytest.raises(ValueError, match="same|shape"):
-        plots.plot_posterior_stats(mu, logvar[:, :5], tmp_path / "bad.png")
+        vae_plots.plot_posterior_stats(mu, logvar[:, :5], tmp_path / "bad.png")
     assert _is_png(plots.plot_histogram_pairs(host_rng.random(50), host_rng.random(60), tmp_path / "h.png",
                                               labels=("aggregate", "model")))
 
@@ -58,11 +59,11 @@ def test_aggregate_plots(tmp_path, host_rng, numpy_backend):
 
     model = refvae.GaussianVAE(6, 3, hidden=(5,), seed=0)
     report = refvae.prior_mismatch(model, host_rng.random((40, 6)))
-    assert _is_png(aggregate_plots.plot_aggregate_vs_prior(report, tmp_path / "a.png"))
-    assert _is_png(aggregate_plots.plot_correlation(report.correlation, tmp_path / "c.png"))
-    assert _is_png(aggregate_plots.plot_aggregate_histograms(host_rng.normal(size=(300, 3)), [2, 0], tmp_path / "h.png",
+    assert _is_png(vae_plots.plot_aggregate_vs_prior(report, tmp_path / "a.png"))
+    assert _is_png(vae_plots.plot_correlation(report.correlation, tmp_path / "c.png"))
+    assert _is_png(vae_plots.plot_aggregate_histograms(host_rng.normal(size=(300, 3)), [2, 0], tmp_path / "h.png",
                                                              kls=report.kl))
-    assert _is_png(aggregate_plots.plot_series({"a": [3, 2, 1], "b": [1, 2, 3]}, tmp_path / "s.png",
+    assert _is_png(vae_plots.plot_series({"a": [3, 2, 1], "b": [1, 2, 3]}, tmp_path / "s.png",
                                                spread={"a": [0.1, 0.1, 0.2]}, logy=True))
 
 

@@ -20,7 +20,7 @@ def test_ten_epochs_match_the_pytorch_reference(numpy_backend):
     model = refvae.GaussianVAE(784, 20, hidden=(400,), seed=0)
     refvae.fit(model, train, epochs=10, batch_size=128, optimizer=refvae.Adam(1e-3), binarize="dynamic", seed=0,
                progress=False)
-    metrics = refvae.evaluation.evaluate_vae(model, test[:500], k=200, seed=0)
-    full = refvae.evaluation.evaluate_vae(model, test, k=1, seed=0)  # the -ELBO on all 2,000 test images
+    metrics = refvae.vae.evaluate_vae(model, test[:500], k=200, seed=0)
+    full = refvae.vae.evaluate_vae(model, test, k=1, seed=0)  # the -ELBO on all 2,000 test images
     assert abs(-full["elbo"] - torch_mean) <= 2.0, (full["elbo"], torch_mean)
     assert -metrics["log_likelihood"] < -metrics["elbo"]

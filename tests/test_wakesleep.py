@@ -249,7 +249,7 @@ def test_checkpoint_round_trip(numpy_backend, tmp_path, prior):
 
 
 def test_command_line_train_and_evaluate(tmp_path, capsys):
-    from refvae.cli import main
+    from refvae.app import main
 
     with refvae.use_backend("numpy"):
         assert main(["train", "helmholtz", "--dataset", "hinton-bars", "--layers", "8,1", "--epochs", "2",

@@ -4,8 +4,7 @@
 import math
 
 from refvae.backend import get_backend
-from refvae.gradcheck import gradcheck
-from refvae.gradcheck_models import register_check
+from refvae.gradcheck import gradcheck, register_check
 from refvae.numerics import logsumexp
 
 

@@ -23,14 +23,15 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import add_backend_argument, image_shape, load_from_args, write_json
+from refvae.cli import (add_backend_argument, image_shape, load_from_args, register_evaluator,
+                        register_train_command, write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
 from refvae.train import fit
 
 from .model import ALGORITHMS, MAX_HIDDEN_ENUMERATION, PRIOR_UPDATES, PRIORS, HelmholtzMachine
 
-__all__ = ["EVALUATORS", "add_train_parser", "evaluate_helmholtz"]
+__all__ = ["add_train_parser", "evaluate_helmholtz"]
 
 TOY = ("bars", "hinton-bars")      # datasets whose exact distribution is known
 
@@ -188,4 +189,5 @@ def _evaluate(model, args) -> int:
     return 0
 
 
-EVALUATORS = {"HelmholtzMachine": _evaluate}
+register_train_command(add_train_parser)
+register_evaluator("HelmholtzMachine", _evaluate)

@@ -33,9 +33,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import get_backend
-from .checks import DataError
-from .vae import GaussianVAE
+from ..backend import get_backend
+from ..checks import DataError
 
 __all__ = ["ACTIVE_THRESHOLD", "PriorMismatch", "absorb_prior", "aggregate_posterior", "align_to_prior",
            "prior_mismatch"]
@@ -48,7 +47,7 @@ CORRELATION = 0.5            # |correlation| above this between active dimension
 
 
 def _check_model(model):
-    if not isinstance(model, GaussianVAE) and not (hasattr(model, "encode") and hasattr(model, "z_dim")):
+    if not (hasattr(model, "encode") and hasattr(model, "z_dim")):
         raise TypeError(f"the aggregate posterior needs a model with a Gaussian encoder (encode(x) -> (mu, logvar)), "
                         f"got {type(model).__name__}")
 
@@ -348,7 +347,7 @@ def absorb_prior(model):
     s = xp.exp(0.5 * xp.astype(model.learned_prior.params["logvar"], xp.float64))
     config = dict(model.config)
     config.pop("prior")
-    new = GaussianVAE(**config)
+    new = type(model)(**config)
     new.set_params({k: v for k, v in model.params.items() if not k.startswith("prior.")})
     return _shift_scale_latent(new, m, s)
 

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import math
 
-from .backend import get_backend
-from .checkpoint import Checkpointable, register_model
-from .checks import DataError, as_data, check_positive_int
-from .layers import ACTIVATIONS, MLP, Linear, ParameterSlots
-from .numerics import (
+from ..backend import get_backend
+from ..checkpoint import Checkpointable, register_model
+from ..checks import DataError, as_data, check_positive_int
+from ..layers import ACTIVATIONS, MLP, Linear, ParameterSlots
+from . import aggregate
+from ..numerics import (
     LOG_2PI,
     bernoulli_log_prob,
     bernoulli_log_prob_with_grad,
@@ -467,11 +468,14 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         """Numbers ``fit`` records after every epoch on a fixed subset of the training data:
         the aggregate posterior's mismatch with the prior (diagonal and full-covariance KL, nats) and
         the number of active units (see :func:`refvae.prior_mismatch`)."""
-        from .aggregate import prior_mismatch, absorb_prior
-
-        model = self if self.prior == "standard" else absorb_prior(self)
-        r = prior_mismatch(model, x)
+        model = self if self.prior == "standard" else aggregate.absorb_prior(self)
+        r = aggregate.prior_mismatch(model, x)
         return {"mismatch_kl": r.kl_diag, "mismatch_kl_full": r.kl_full, "active_units": r.n_active}
+
+    def align_to_prior(self, x) -> None:
+        """Align the aggregate posterior over x (n, x_dim) to N(0, I) in place (:func:`refvae.align_to_prior`);
+        ``fit(..., align="init" | "epoch")`` calls it."""
+        aggregate.align_to_prior(self, x, inplace=True)
 
     # ----------------------------------------------------------------------------------------
     # Checkpoints

@@ -1,0 +1,97 @@
+"""The layout is the design: the core (the modules directly in refvae/) knows no model, and no module imports
+another that (directly or not) imports it back.
+
+Models: the Gaussian VAE (refvae/vae/), rbm/ and wakesleep/. refvae/__init__.py (the public API, re-exporting
+the VAE), refvae/app.py (the program, which lists the models) and refvae/__main__.py put core and models
+together and are not core.
+"""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("refvae", "rbm", "wakesleep")
+MODEL_PACKAGES = ("refvae.vae", "rbm", "wakesleep")
+COMPOSITION = ("refvae", "refvae.app", "refvae.__main__")
+
+
+def _modules():
+    """{dotted module name: path} of every module of the three packages (a package as its __init__)."""
+    found = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join(parts)] = path
+    return found
+
+
+def _imports(name, path, modules):
+    """The modules of the three packages that ``name`` imports anywhere in its file (functions included)."""
+    is_package = path.name == "__init__.py"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[:len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module
+            targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:          # "refvae.plots.save_figure" -> "refvae.plots"
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                out.add(target)
+    return out
+
+
+def _graph():
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def _is_model(name):
+    return any(name == pkg or name.startswith(pkg + ".") for pkg in MODEL_PACKAGES)
+
+
+def test_the_core_imports_no_model():
+    graph = _graph()
+    core = [name for name in graph if name.startswith("refvae") and not _is_model(name) and name not in COMPOSITION]
+    assert "refvae.train" in core and "refvae.cli" in core and "refvae.plots" in core
+    offending = {name: sorted(t for t in graph[name] if _is_model(t) or t in COMPOSITION) for name in core}
+    assert not {k: v for k, v in offending.items() if v}, offending
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles
+
+
+def test_the_checker_sees_imports_inside_functions(tmp_path):
+    src = tmp_path / "refvae" / "x.py"
+    src.parent.mkdir()
+    src.write_text("def f():\n    from .vae import model\n    import rbm.cli\n")
+    modules = {"refvae.x": src, "refvae.vae": None, "refvae.vae.model": None, "rbm": None, "rbm.cli": None}
+    assert _imports("refvae.x", src, modules) == {"refvae.vae.model", "rbm.cli"}
