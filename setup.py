@@ -24,6 +24,9 @@ setup(
         "gpu": ["cupy-cuda12x>=13"],
         "gpu13": ["cupy-cuda13x>=13"],
         "bench": ["torch>=2.0", "scikit-learn>=1.3"],
+        # everything a developer runs: the tests (with xdist), the linter of .ci/run, the benchmarks' comparisons
+        "dev": ["pytest>=7", "pytest-xdist>=3", "array-api-strict>=2.2", "ruff>=0.5", "torch>=2.0",
+                "scikit-learn>=1.3", "threadpoolctl>=3"],
     },
     entry_points={"console_scripts": ["refvae = refvae.app:main"]},
     classifiers=[

@@ -101,7 +101,8 @@ def parse_hidden(text: str):
     try:
         return tuple(int(h) for h in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated widths such as 400 or 500,200; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--hidden takes comma-separated widths such as 400 or 500,200; got {text!r}") from None
 
 
 def _json_default(o):

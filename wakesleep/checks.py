@@ -18,7 +18,7 @@ def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1):
     model = HelmholtzMachine(layer_sizes, seed=seed, dtype="float64", prior=prior,
                              algorithm="rws" if k > 1 else "wake-sleep", k=k)
     init = B.rng((seed, 7), host=True)
-    for name, p in model.params.items():
+    for p in model.params.values():
         p[...] = init.normal(tuple(p.shape), "float64")
     x = xp.astype(init.uniform((batch, layer_sizes[0]), "float64") < 0.5, B.dtype("float64"))
     xk = model._repeat(x, k)
