@@ -21,6 +21,7 @@ from pathlib import Path
 
 import refvae
 from refvae import backend as backend_module
+from refvae import optim as optim_module
 from refvae import layers
 from refvae.vae import model as vae_module
 
@@ -32,10 +33,10 @@ SECTIONS = [  # (owner, attribute, label)
     (layers.Linear, "backward", "Linear backward (x^T dy, sum dy, dy W^T)"),
     (layers.ReLU, "forward", "ReLU forward"),
     (layers.ReLU, "backward", "ReLU backward"),
-    (vae_module, "bernoulli_log_prob_with_grad", "Bernoulli log p(x|z) and its gradient"),
+    (vae_module, "bernoulli_nll_with_grad", "Bernoulli -log p(x|z) and its gradient"),
     (vae_module, "kl_standard_normal", "KL term"),
     (vae_module, "kl_standard_normal_grad", "KL gradient"),
-    (backend_module.Backend, "adam_step", "Adam update"),
+    (optim_module, "adam_step_sums", "Adam update"),
     (backend_module.Generator, "bernoulli", "binarisation (uniform draws, compare)"),
 ]
 

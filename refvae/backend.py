@@ -228,84 +228,10 @@ class Backend:
         """
         return Generator(self, seed, host)
 
-    # -- fused element-wise kernels (hot loops; library-specific code stays in this module) ----
-    def adam_step(self, p, g, m_sum, v_sum, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
-        """In place: one Adam step on parameter ``p`` with gradient ``g``, on the unnormalised moments of ``Adam``.
-
-        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2;   p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
-
-        NumPy: ten in-place passes with one scratch array (no other temporaries). CuPy: one fused kernel.
-        Other namespaces: the same expression in plain array-API operations.
-        """
-        if self.name == "numpy":
-            m_sum *= b1
-            m_sum += g                                # m_sum <- b1 m_sum + g
-            tmp = np.multiply(g, g)
-            v_sum *= b2
-            v_sum += tmp                              # v_sum <- b2 v_sum + g^2
-            np.sqrt(v_sum, out=tmp)
-            tmp += eps_t
-            np.divide(m_sum, tmp, out=tmp)
-            tmp *= lr_t
-            p -= tmp                                  # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
-        elif self.name == "cupy":
-            _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m_sum, v_sum)
-        else:
-            m_sum *= b1
-            m_sum += g
-            v_sum *= b2
-            v_sum += g * g
-            p -= lr_t * (m_sum / (self.xp.sqrt(v_sum) + eps_t))
-
-    def map_blocks(self, fn, n: int, block: int) -> list:
-        """``[fn(start, stop) for consecutive blocks of range(n)]``, in order.
-
-        NumPy: the blocks run on a pool of one thread per usable core. NumPy's element-wise ufuncs release the
-        GIL, so long element-wise work (such as a log-likelihood over millions of decoded pixels) uses every core,
-        and blocks of ``block`` rows keep each pass's operands in cache. Other backends: one after the other
-        (the device parallelises within each call). ``fn`` must not change shared state.
-        """
-        starts = range(0, n, block)
-        if self.name != "numpy" or len(starts) < 2:
-            return [fn(a, min(a + block, n)) for a in starts]
-        return list(_thread_pool().map(lambda a: fn(a, min(a + block, n)), starts))
-
     def synchronize(self) -> None:
         """Wait for the device to finish queued work (for timing)."""
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()
-
-
-_ADAM_KERNEL = None
-_POOL = None
-
-
-def _thread_pool():
-    """The shared thread pool of Backend.map_blocks (one worker per usable core, created on first use)."""
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        _POOL = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="refvae")
-    return _POOL
-
-
-def _cupy_adam_kernel():
-    """The fused CuPy kernel for Backend.adam_step (compiled once, on first use)."""
-    global _ADAM_KERNEL
-    if _ADAM_KERNEL is None:
-        import cupy
-
-        _ADAM_KERNEL = cupy.ElementwiseKernel(
-            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m_sum, T v_sum",
-            """
-            m_sum = (T)b1 * m_sum + g;
-            v_sum = (T)b2 * v_sum + g * g;
-            p -= (T)lr_t * m_sum / (sqrt(v_sum) + (T)eps_t);
-            """,
-            "refvae_adam_step")
-    return _ADAM_KERNEL
 
 
 def _make_backend(name: str) -> Backend:

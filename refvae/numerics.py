@@ -28,7 +28,6 @@ from .backend import namespace_of
 __all__ = [
     "bernoulli_log_prob",
     "bernoulli_log_prob_grad",
-    "bernoulli_log_prob_with_grad",
     "gaussian_log_prob",
     "gaussian_log_prob_grad",
     "kl_normal",
@@ -132,23 +131,6 @@ def bernoulli_log_prob(x, logits):
 def bernoulli_log_prob_grad(x, logits):
     """d bernoulli_log_prob / d logits = x - sigmoid(logits), shape (batch, d)."""
     return x - sigmoid(logits)
-
-
-def bernoulli_log_prob_with_grad(x, logits):
-    """(bernoulli_log_prob, bernoulli_log_prob_grad) together, sharing e = e^{-|l|} (for training loops).
-
-    softplus(l) = max(l, 0) + log1p(e);   sigmoid(l) = e^{min(l, 0)} / (1 + e)  (1/(1+e) for l >= 0, e/(1+e) for l < 0)
-
-    Returns
-    -------
-    log_prob : array (batch,)
-    grad : array (batch, d), d log_prob / d logits = x - sigmoid(logits)
-    """
-    xp = namespace(logits)
-    e = xp.exp(-xp.abs(logits))                                        # (batch, d), in (0, 1]
-    log_prob = xp.sum(x * logits - xp.maximum(logits, 0.0) - xp.log1p(e), axis=-1)
-    sig = xp.exp(xp.minimum(logits, 0.0)) / (1.0 + e)                  # sigmoid(l), as in ``sigmoid``
-    return log_prob, x - sig
 
 
 def gaussian_log_prob(x, mean, logvar):

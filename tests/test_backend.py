@@ -85,15 +85,6 @@ def test_use_backend_restores_previous():
     assert refvae.get_backend().name == before
 
 
-def test_map_blocks_covers_every_row_in_order(backend):
-    xp = backend.xp
-    x = backend.asarray(np.arange(1000, dtype=np.float32).reshape(500, 2))
-    blocks = backend.map_blocks(lambda a, b: xp.sum(x[a:b, :], axis=1), 500, block=64)
-    assert len(blocks) == 8
-    np.testing.assert_array_equal(backend.to_numpy(xp.concat(blocks)), backend.to_numpy(xp.sum(x, axis=1)))
-    assert backend.map_blocks(lambda a, b: (a, b), 10, block=64) == [(0, 10)]
-
-
 def test_namespace_of_every_backend(backend):
     assert refvae.backend.namespace_of(backend.zeros((2,))) is backend.xp
 

@@ -36,7 +36,7 @@ def test_extreme_logits_stay_finite(backend, dtype):
     target = backend.asarray(np.array([0.0, 1.0, 0.5, 1.0, 0.0, 0.3, 1.0]), dtype=dtype)
     outputs = [nm.softplus(x), nm.sigmoid(x), nm.log_sigmoid(x), nm.softplus_grad(x), nm.sigmoid_grad(x),
                nm.log_sigmoid_grad(x), nm.bernoulli_log_prob(target, x), nm.bernoulli_log_prob_grad(target, x),
-               nm.logsumexp(x), nm.logsumexp_grad(x), *nm.bernoulli_log_prob_with_grad(target, x)]
+               nm.logsumexp(x), nm.logsumexp_grad(x)]
     for out in outputs:
         assert bool(xp.all(xp.isfinite(out)))
     host = backend.to_numpy(nm.softplus(x))
@@ -80,15 +80,6 @@ def test_bernoulli_log_prob_equals_textbook_form(backend, host_rng):
     expected = np.sum(x_host * np.log(p) + (1 - x_host) * np.log1p(-p), axis=1)
     out = nm.bernoulli_log_prob(backend.asarray(x_host), backend.asarray(l_host))
     np.testing.assert_allclose(backend.to_numpy(out), expected, rtol=1e-12)
-
-
-def test_bernoulli_log_prob_with_grad_equals_the_separate_functions(backend, host_rng):
-    x = backend.asarray(host_rng.random((4, 9)))
-    logits = backend.asarray(np.concatenate([host_rng.normal(0, 5, (4, 7)), [[1e4, -1e4]] * 4], axis=1))
-    log_p, grad = nm.bernoulli_log_prob_with_grad(x, logits)
-    np.testing.assert_allclose(backend.to_numpy(log_p), backend.to_numpy(nm.bernoulli_log_prob(x, logits)), rtol=1e-14)
-    np.testing.assert_allclose(backend.to_numpy(grad), backend.to_numpy(nm.bernoulli_log_prob_grad(x, logits)),
-                               rtol=1e-14, atol=1e-300)
 
 
 def test_bernoulli_log_prob_derivative(backend, host_rng):

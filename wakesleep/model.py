@@ -59,6 +59,7 @@ from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable, register_model
 from refvae.checks import as_data, check_positive_int
 from refvae.enumeration import binary_states
+from refvae.fast import map_blocks
 from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
 
@@ -548,7 +549,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
                     h_ab = [h[a:b, :] for h in hs]
                     return self._log_joint(xs[a:b, :], h_ab, self._gen_logits(h_ab), log_z)
 
-                blocks = B.map_blocks(log_joint_rows, m * s, block=512)            # on every core with NumPy
+                blocks = map_blocks(B, log_joint_rows, m * s, block=512)            # on every core with NumPy
                 log_joint = xp.concat(blocks) if len(blocks) > 1 else blocks[0]
                 parts.append(xp.reshape(log_joint - log_q, (m, s)))
             log_w = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]          # (m, k)

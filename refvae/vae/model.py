@@ -41,12 +41,11 @@ import math
 from ..backend import get_backend
 from ..checkpoint import Checkpointable, register_model
 from ..checks import DataError, as_data, check_positive_int
+from ..fast import bernoulli_nll_with_grad, map_blocks
 from ..layers import ACTIVATIONS, MLP, Linear, ParameterSlots
-from . import aggregate
 from ..numerics import (
     LOG_2PI,
     bernoulli_log_prob,
-    bernoulli_log_prob_with_grad,
     gaussian_log_prob,
     gaussian_log_prob_grad,
     kl_normal,
@@ -56,6 +55,8 @@ from ..numerics import (
     logsumexp,
     sigmoid,
 )
+
+from . import aggregate
 
 __all__ = ["GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS"]
 
@@ -232,18 +233,6 @@ class GaussianVAE(ParameterSlots, Checkpointable):
             return -bernoulli_log_prob(x, outs["logits"])
         return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
 
-    def _reconstruction_nll_with_grad(self, x, outs):
-        """(-log p(x|z) per example (batch,), {name: d log p(x|z) / d outs[name]} each (batch, x_dim)).
-
-        The gradient is that of log p, not of -log p: the caller negates it together with its 1/batch factor,
-        in one pass over the (batch, x_dim) array.
-        """
-        if self.likelihood == "bernoulli":
-            log_p, d_logits = bernoulli_log_prob_with_grad(x, outs["logits"])   # d_logits = x - sigmoid(l)
-            return -log_p, {"logits": d_logits}
-        d_mean, d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
-        return -gaussian_log_prob(x, outs["mean"], outs["logvar"]), {"mean": d_mean, "logvar": d_logvar}
-
     def _kl(self, mu, logvar):
         """KL(q(z|x) || p(z)) per example, (batch,)."""
         if self.learned_prior is None:
@@ -257,23 +246,13 @@ class GaussianVAE(ParameterSlots, Checkpointable):
             return None, None
         return self.learned_prior.params["mean"], self.learned_prior.params["logvar"]
 
-    def _negative_elbo_terms(self, x, eps, with_grad=False):
-        """(rec, kl, everything the backward pass needs); rec and kl of shape (batch,).
-
-        With ``with_grad`` the gradient of log p(x|z) with respect to the decoder's outputs comes along
-        (``d_outs``), computed with the term itself.
-        """
-        xp = self.xp
-        mu, logvar, c_enc = self._encode(x)
-        std = xp.exp(0.5 * logvar)                        # (batch, z_dim)
-        z = mu + std * eps                                # reparameterisation
-        outs, c_dec = self._decode(z)
-        if with_grad:
-            rec, d_outs = self._reconstruction_nll_with_grad(x, outs)  # -log p(x|z), (batch,)
-        else:
-            rec, d_outs = self._reconstruction_nll(x, outs), None
-        kl = self._kl(mu, logvar)                         # KL(q(z|x) || p(z)), (batch,)
-        return rec, kl, (mu, logvar, std, d_outs, c_enc, c_dec)
+    def _negative_elbo_terms(self, x, eps):
+        """(rec, kl), each (batch,): -log p(x|z) and KL(q(z|x) || p(z)) at z = mu + sigma * eps (no gradients;
+        ``loss_and_grads`` writes the same forward pass out beside its backward pass)."""
+        mu, logvar, _ = self._encode(x)
+        z = mu + self.xp.exp(0.5 * logvar) * eps          # reparameterisation
+        outs, _ = self._decode(z)
+        return self._reconstruction_nll(x, outs), self._kl(mu, logvar)
 
     # ----------------------------------------------------------------------------------------
     # Training objective
@@ -296,41 +275,54 @@ class GaussianVAE(ParameterSlots, Checkpointable):
             d loss / d param, with exactly the keys of ``params``.
         """
         xp = self.xp
-        x = self._data(x)
+        x = self._data(x)                                              # (n, x_dim)
         n = x.shape[0]
-        eps = self._noise(n, eps)
-        rec, kl, (mu, logvar, std, d_log_p, (c_enc, c_mu, c_lv), (c_dec, c_heads)) = \
-            self._negative_elbo_terms(x, eps, with_grad=True)
+        eps = self._noise(n, eps)                                      # (n, z_dim), eps ~ N(0, I)
 
-        # ---- backward: reconstruction term through the decoder ----------------------------
-        inv_n = 1.0 / n
+        # ---- forward: loss = mean_n [ -log p(x|z) + KL(q(z|x) || p(z)) ],  z = mu + sigma * eps --------------
+        h_enc, c_enc = self.encoder.forward(x)                         # (n, h_enc)
+        mu, c_mu = self.enc_mu.forward(h_enc)                          # (n, z_dim)
+        logvar, c_logvar = self.enc_logvar.forward(h_enc)              # (n, z_dim), log sigma^2
+        std = xp.exp(0.5 * logvar)                                     # sigma
+        z = mu + std * eps                                             # reparameterisation, (n, z_dim)
+        h_dec, c_dec = self.decoder.forward(z)                         # (n, h_dec)
+        outs, c_outs = {}, {}
+        for name, head in self.dec_heads.items():                      # "logits", or "mean" and "logvar"
+            outs[name], c_outs[name] = head.forward(h_dec)             # (n, x_dim)
+        if self.likelihood == "bernoulli":                             # rec = -log p(x|z) and d rec / d outs
+            rec, d_rec_d_logits = bernoulli_nll_with_grad(x, outs["logits"])   # sigmoid(l) - x (refvae.fast)
+            d_rec = {"logits": d_rec_d_logits}
+        else:
+            rec = -gaussian_log_prob(x, outs["mean"], outs["logvar"])
+            d_log_p_d_mean, d_log_p_d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
+            d_rec = {"mean": -d_log_p_d_mean, "logvar": -d_log_p_d_logvar}
+        kl = self._kl(mu, logvar)                                      # (n,)
+
+        # ---- backward: grads[name] = d loss / d param, and every d_<v> below is d loss / d v -----------------
+        inv_n = 1.0 / n                                                # loss is a mean over the n examples
         grads = {}
-        dh_dec = None
-        # d loss / d logits = (sigmoid(l) - x) / n   (Gaussian: d/d mean, d/d logvar of -log N, over n)
+        d_h_dec = None
         for name, head in self.dec_heads.items():
-            dh, g = head.backward(d_log_p[name] * -inv_n, c_heads[name])  # (batch, h_dec)
-            dh_dec = dh if dh_dec is None else dh_dec + dh
+            d_out = d_rec[name] * inv_n                                # (n, x_dim)
+            d_h, g = head.backward(d_out, c_outs[name])                # (n, h_dec)
+            d_h_dec = d_h if d_h_dec is None else d_h_dec + d_h
             grads.update({f"decoder.{name}.{k}": v for k, v in g.items()})
-        dz, g = self.decoder.backward(dh_dec, c_dec)                     # (batch, z_dim)
+        d_z, g = self.decoder.backward(d_h_dec, c_dec)                 # (n, z_dim)
         grads.update({f"decoder.{k}": v for k, v in g.items()})
-
-        # ---- the reparameterisation path and the KL path join at mu and logvar --------------
-        if self.learned_prior is None:
-            dkl_dmu, dkl_dlogvar = kl_standard_normal_grad(mu, logvar)
+        if self.learned_prior is None:                                 # KL(N(mu, sigma^2) || N(0, 1)) per dimension
+            d_kl_d_mu, d_kl_d_logvar = kl_standard_normal_grad(mu, logvar)   # mu, (e^logvar - 1) / 2
         else:
             pm, plv = self._prior_moments()
-            dkl_dmu, dkl_dlogvar, dkl_dpm, dkl_dplv = kl_normal_grad(mu, logvar, pm, plv)
-            grads["prior.mean"] = xp.sum(dkl_dpm, axis=0) * inv_n                    # (z_dim,)
-            grads["prior.logvar"] = xp.sum(dkl_dplv, axis=0) * inv_n
-        d_mu = dz + dkl_dmu * inv_n                                       # dz/dmu = 1
-        d_logvar = dz * eps * (0.5 * std) + dkl_dlogvar * inv_n           # dz/dlogvar = eps * std / 2
-
-        # ---- encoder -------------------------------------------------------------------------
-        dh_mu, g = self.enc_mu.backward(d_mu, c_mu)
+            d_kl_d_mu, d_kl_d_logvar, d_kl_d_pm, d_kl_d_plv = kl_normal_grad(mu, logvar, pm, plv)
+            grads["prior.mean"] = xp.sum(d_kl_d_pm, axis=0) * inv_n   # (z_dim,)
+            grads["prior.logvar"] = xp.sum(d_kl_d_plv, axis=0) * inv_n
+        d_mu = d_z + d_kl_d_mu * inv_n                                 # dz/dmu = 1
+        d_logvar = d_z * eps * (0.5 * std) + d_kl_d_logvar * inv_n     # dz/dlogvar = eps * sigma / 2
+        d_h_mu, g = self.enc_mu.backward(d_mu, c_mu)                   # (n, h_enc)
         grads.update({f"encoder.mu.{k}": v for k, v in g.items()})
-        dh_lv, g = self.enc_logvar.backward(d_logvar, c_lv)
+        d_h_logvar, g = self.enc_logvar.backward(d_logvar, c_logvar)   # (n, h_enc)
         grads.update({f"encoder.logvar.{k}": v for k, v in g.items()})
-        _, g = self.encoder.backward(dh_mu + dh_lv, c_enc, need_dx=False)  # no gradient for the data
+        _, g = self.encoder.backward(d_h_mu + d_h_logvar, c_enc, need_dx=False)   # no gradient for the data
         grads.update({f"encoder.{k}": v for k, v in g.items()})
 
         # One device -> host transfer, after the whole backward pass is queued (on a GPU it waits for the step).
@@ -341,7 +333,7 @@ class GaussianVAE(ParameterSlots, Checkpointable):
     def loss(self, x, eps=None) -> float:
         """Batch mean of the negative ELBO (no gradients), nats per example."""
         x = self._data(x)
-        rec, kl, _ = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
+        rec, kl = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
         return float(self.xp.mean(rec + kl))
 
     # ----------------------------------------------------------------------------------------
@@ -363,13 +355,13 @@ class GaussianVAE(ParameterSlots, Checkpointable):
     def elbo(self, x, eps=None):
         """Per-example ELBO (one sample of eps), shape (batch,), nats."""
         x = self._data(x)
-        rec, kl, _ = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
+        rec, kl = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
         return -(rec + kl)
 
     def elbo_terms(self, x, eps=None):
         """Per-example (reconstruction log-likelihood, KL), each (batch,): ELBO = rec - kl."""
         x = self._data(x)
-        rec, kl, _ = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
+        rec, kl = self._negative_elbo_terms(x, self._noise(x.shape[0], eps))
         return -rec, kl
 
     def log_likelihood(self, x, k=5000, seed=None, max_rows=8192, progress=False):
@@ -411,7 +403,7 @@ class GaussianVAE(ParameterSlots, Checkpointable):
                 outs, _ = self._decode(xp.reshape(z, (m * s, self.z_dim)))
                 outs = {name: xp.reshape(o, (m, s, self.x_dim)) for name, o in outs.items()}
                 # log p(x | z_i) over blocks of the s samples (on every core with NumPy), (m, s)
-                parts = B.map_blocks(lambda a, b: -self._reconstruction_nll(
+                parts = map_blocks(B, lambda a, b: -self._reconstruction_nll(
                     x3, {name: o[:, a:b, :] for name, o in outs.items()}), s, block=max(1, 512 // m))
                 log_px_z = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]
                 log_w.append(log_px_z + log_prior - log_q)
