@@ -69,9 +69,9 @@ def fake_download(monkeypatch, fake_remote):
         with open(dest, "wb") as f:
             f.write((remote / fname).read_bytes())
 
-    monkeypatch.setattr(datasets, "_fetch", fetch)
-    monkeypatch.setattr(datasets, "MNIST_SHA256", dict(digests))
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ("https://mirror-a.invalid/mnist/",))
+    monkeypatch.setattr(datasets.mnist, "_fetch", fetch)
+    monkeypatch.setattr(datasets.mnist, "MNIST_SHA256", dict(digests))
+    monkeypatch.setattr(datasets.mnist, "MNIST_MIRRORS", ("https://mirror-a.invalid/mnist/",))
     return arrays, calls
 
 
@@ -120,7 +120,7 @@ def test_mnist_10k_pixels_are_multiples_of_1_over_255():
 
 @pytest.mark.parametrize("fname", sorted(T10K_RAW_SHA256))
 def test_embedded_files_are_the_published_mnist_test_set(fname):
-    raw = gzip.decompress((datasets._DATA_DIR / fname).read_bytes())
+    raw = gzip.decompress((datasets.mnist._DATA_DIR / fname).read_bytes())
     assert hashlib.sha256(raw).hexdigest() == T10K_RAW_SHA256[fname]
 
 
@@ -317,7 +317,7 @@ def test_mnist_download_caches_and_verifies(tmp_path, fake_download):
     assert sorted(calls) == sorted(f"https://mirror-a.invalid/mnist/{n}.gz" for n in MNIST_NAMES)
     assert sorted(p.name for p in cache.iterdir()) == sorted(n + ".gz" for n in MNIST_NAMES)
     for p in cache.iterdir():
-        assert hashlib.sha256(p.read_bytes()).hexdigest() == datasets.MNIST_SHA256[p.name]
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == datasets.mnist.MNIST_SHA256[p.name]
     # second load: served from the cache, no download
     calls.clear()
     check_fake_mnist(datasets.load("mnist", labels=True, cache_dir=cache, download=False), arrays)
@@ -336,9 +336,9 @@ def test_mnist_cache_dir_from_environment(tmp_path, monkeypatch, fake_download):
 def test_mnist_default_cache_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("REFVAE_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert datasets._default_cache_dir() == tmp_path / ".cache" / "refvae" / "mnist"
+    assert datasets.mnist._default_cache_dir() == tmp_path / ".cache" / "refvae" / "mnist"
     monkeypatch.setenv("REFVAE_DATA", str(tmp_path / "x"))
-    assert datasets._default_cache_dir() == tmp_path / "x"
+    assert datasets.mnist._default_cache_dir() == tmp_path / "x"
 
 
 def test_mnist_corrupted_cache_file(tmp_path, fake_download):
@@ -354,16 +354,16 @@ def test_mnist_corrupted_cache_file(tmp_path, fake_download):
         datasets.load("mnist", cache_dir=cache)
     msg = str(info.value)
     assert str(victim) in msg
-    assert datasets.MNIST_SHA256[victim.name] in msg
+    assert datasets.mnist.MNIST_SHA256[victim.name] in msg
     assert hashlib.sha256(bytes(data)).hexdigest() in msg
     assert "Delete" in msg and "data_dir" in msg
     assert calls == []  # no silent re-download
 
 
 def test_mnist_download_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch, fake_download):
-    bad = dict(datasets.MNIST_SHA256)
+    bad = dict(datasets.mnist.MNIST_SHA256)
     bad["train-labels-idx1-ubyte.gz"] = "0" * 64
-    monkeypatch.setattr(datasets, "MNIST_SHA256", bad)
+    monkeypatch.setattr(datasets.mnist, "MNIST_SHA256", bad)
     cache = tmp_path / "cache"
     with pytest.raises(datasets.ChecksumError, match="train-labels-idx1-ubyte.gz.*expected 0{64}"):
         datasets.load("mnist", cache_dir=cache)
@@ -373,7 +373,7 @@ def test_mnist_download_checksum_mismatch_leaves_no_file(tmp_path, monkeypatch, 
 
 def test_mnist_mirror_fallback(tmp_path, monkeypatch, fake_download):
     _, calls = fake_download
-    good_fetch = datasets._fetch
+    good_fetch = datasets.mnist._fetch
 
     def flaky(url, dest):
         calls.append(url)
@@ -381,9 +381,9 @@ def test_mnist_mirror_fallback(tmp_path, monkeypatch, fake_download):
             raise urllib.error.URLError("connection refused")
         good_fetch(url, dest)
 
-    monkeypatch.setattr(datasets, "_fetch", flaky)
+    monkeypatch.setattr(datasets.mnist, "_fetch", flaky)
     mirrors = ("https://mirror-a.invalid/mnist/", "https://mirror-b.invalid/m")  # 2nd: no trailing slash
-    monkeypatch.setattr(datasets, "MNIST_MIRRORS", mirrors)
+    monkeypatch.setattr(datasets.mnist, "MNIST_MIRRORS", mirrors)
     train, _ = datasets.load("mnist", cache_dir=tmp_path)
     assert train.shape == (12, 784)
     assert "https://mirror-b.invalid/m/train-images-idx3-ubyte.gz" in calls
@@ -396,13 +396,13 @@ def test_mnist_no_network_message(tmp_path, monkeypatch):
             f.write(b"partial")  # a failed transfer may leave bytes behind
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(datasets, "_fetch", offline)
+    monkeypatch.setattr(datasets.mnist, "_fetch", offline)
     cache = tmp_path / "cache"
     with pytest.raises(datasets.DownloadError) as info:
         datasets.load("mnist", cache_dir=cache)
     msg = str(info.value)
     assert "data_dir=" in msg and "mnist-10k" in msg
-    for mirror in datasets.MNIST_MIRRORS:
+    for mirror in datasets.mnist.MNIST_MIRRORS:
         assert mirror in msg
     assert isinstance(info.value, OSError)
     assert list(cache.iterdir()) == []  # nothing partial left in the cache
@@ -412,7 +412,7 @@ def test_mnist_missing_cache_without_download(tmp_path, monkeypatch):
     def fail(url, dest):  # pragma: no cover - must not be called
         raise AssertionError("download attempted with download=False")
 
-    monkeypatch.setattr(datasets, "_fetch", fail)
+    monkeypatch.setattr(datasets.mnist, "_fetch", fail)
     with pytest.raises(FileNotFoundError, match="download=True.*data_dir="):
         datasets.load("mnist", cache_dir=tmp_path, download=False)
 
@@ -420,9 +420,9 @@ def test_mnist_missing_cache_without_download(tmp_path, monkeypatch):
 def test_real_fetch_with_file_urls(tmp_path, monkeypatch, fake_remote):
     """The real downloader end to end, offline, through file:// URLs."""
     arrays, remote, digests = fake_remote
-    monkeypatch.setattr(datasets, "MNIST_SHA256", digests)
+    monkeypatch.setattr(datasets.mnist, "MNIST_SHA256", digests)
     monkeypatch.setattr(
-        datasets, "MNIST_MIRRORS", ((tmp_path / "missing").as_uri() + "/", remote.as_uri() + "/")
+        datasets.mnist, "MNIST_MIRRORS", ((tmp_path / "missing").as_uri() + "/", remote.as_uri() + "/")
     )
     cache = tmp_path / "cache"
     check_fake_mnist(datasets.load("mnist", labels=True, cache_dir=cache), arrays)
@@ -430,10 +430,10 @@ def test_real_fetch_with_file_urls(tmp_path, monkeypatch, fake_remote):
 
 
 def test_published_digests():
-    assert set(datasets.MNIST_SHA256) == {n + ".gz" for n in MNIST_NAMES}
-    assert all(len(d) == 64 and int(d, 16) >= 0 for d in datasets.MNIST_SHA256.values())
-    assert datasets.MNIST_SHA256["t10k-labels-idx1-ubyte.gz"].endswith("defaefb259924204aec6")
-    assert all(m.startswith("https://") for m in datasets.MNIST_MIRRORS)
+    assert set(datasets.mnist.MNIST_SHA256) == {n + ".gz" for n in MNIST_NAMES}
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in datasets.mnist.MNIST_SHA256.values())
+    assert datasets.mnist.MNIST_SHA256["t10k-labels-idx1-ubyte.gz"].endswith("defaefb259924204aec6")
+    assert all(m.startswith("https://") for m in datasets.mnist.MNIST_MIRRORS)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""Datasets for the models: MNIST (embedded 10k subset or the full set), bars-and-stripes and Hinton's bars.
+
+The package: ``idx.py`` reads and writes IDX files, ``mnist.py`` finds MNIST (embedded, cached, downloaded),
+``toys.py`` builds the toy laws; this module is the one entry point, :func:`load`.
+
+This module is host-side I/O. Everything it returns is a NumPy host array; moving data onto an
+accelerator is the caller's (or ``fit``'s) job.
+
+Quick tour::
+
+    from refvae import datasets
+    train, test = datasets.load("mnist-10k")                 # (8000, 784), (2000, 784) float32 in [0, 1]
+    (x, y), (xt, yt) = datasets.load("mnist", labels=True)  # downloads into the cache on first use
+    train, test = datasets.load("mnist", data_dir="~/data/mnist")   # your own copy of the IDX files
+    patterns, _ = datasets.load("bars", side=4)             # (30, 16): all bars-and-stripes patterns
+    train, test = datasets.load("hinton-bars")              # (20000, 16), (2000, 16) draws of Hinton's bars
+    patterns, probs = datasets.data_distribution("hinton-bars")   # the exact data distribution (30 patterns)
+
+Images are returned as float32 rows in [0, 1] (pixel / 255), labels as int64. Binarisation is left to
+the training loop.
+
+Where the full MNIST comes from (``load("mnist")``):
+
+1. ``data_dir=...`` if given: the four standard IDX files, gzipped or not, read as they are.
+2. otherwise the cache directory (``cache_dir=``, else ``$REFVAE_DATA``, else ``~/.cache/refvae/mnist``),
+   holding the four gzipped files exactly as the mirrors serve them. Every load checks each cached
+   file's SHA-256 against :data:`MNIST_SHA256`.
+3. missing cached files are downloaded (``download=True``) from the first of :data:`MNIST_MIRRORS`
+   that works, into a temporary file in the cache directory that is checked against
+   :data:`MNIST_SHA256` and only then renamed into place, so the cache never holds a partial file.
+"""
+
+from __future__ import annotations
+
+from .idx import DatasetError, IDXFormatError, read_idx, write_idx
+from .mnist import MNIST_MIRRORS, MNIST_SHA256, ChecksumError, DownloadError, _load_mnist, _load_mnist_10k
+from .toys import _load_bars, _load_hinton_bars, bars_and_stripes, data_distribution, hinton_bars, sample_distribution
+
+__all__ = [
+    "DATASETS",
+    "MNIST_MIRRORS",
+    "MNIST_SHA256",
+    "ChecksumError",
+    "DatasetError",
+    "DownloadError",
+    "IDXFormatError",
+    "bars_and_stripes",
+    "data_distribution",
+    "hinton_bars",
+    "sample_distribution",
+    "load",
+    "read_idx",
+    "write_idx",
+]
+
+#: Names accepted by :func:`load`.
+DATASETS = ("mnist-10k", "mnist", "bars", "hinton-bars")
+
+# Keyword arguments each dataset accepts in ``load``.
+_LOAD_KWARGS = {
+    "mnist-10k": (),
+    "mnist": ("data_dir", "download", "cache_dir"),
+    "bars": ("side",),
+    "hinton-bars": ("side", "p", "p_vertical", "n_train", "n_test", "seed"),
+}
+
+
+def load(name: str, labels: bool = False, **kwargs):
+    """Load a dataset as ``(train, test)`` NumPy arrays.
+
+    Parameters
+    ----------
+    name : {"mnist-10k", "mnist", "bars"}
+        ``"mnist-10k"``
+            The 10,000 MNIST test images embedded in refvae (no download): train is the first
+            8,000, test the last 2,000. No keyword arguments.
+        ``"mnist"``
+            The full MNIST, 60,000 train and 10,000 test images. Keyword arguments:
+
+            ``data_dir`` : str or path, optional
+                Read ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+                ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each plain or ``.gz``,
+                the plain one preferred) from this directory, without checksums. ``download`` and
+                ``cache_dir`` are then ignored.
+            ``download`` : bool, default True
+                Download missing files into the cache from :data:`MNIST_MIRRORS`.
+            ``cache_dir`` : str or path, optional
+                Cache directory; default ``$REFVAE_DATA`` if set, else ``~/.cache/refvae/mnist``.
+                Cached files are checked against :data:`MNIST_SHA256` on every load.
+        ``"bars"``
+            All ``2**(side+1) - 2`` bars-and-stripes patterns (see :func:`bars_and_stripes`).
+            Train and test are the *same* full set (as separate copies): the dataset is for
+            checking that a model can learn a known distribution exactly, not for generalisation.
+            Keyword argument ``side`` : int, default 4.
+        ``"hinton-bars"``
+            Hinton's bars (:func:`hinton_bars`): ``n_train`` (default 20000) and ``n_test`` (default 2000)
+            independent draws from the exact distribution, seeded by ``seed`` (default 0). Keywords
+            ``side`` (4), ``p`` (0.2), ``p_vertical`` (2/3), ``n_train``, ``n_test``, ``seed``.
+    labels : bool, default False
+        Also return labels.
+    **kwargs
+        Dataset-specific options, listed above.
+
+    Returns
+    -------
+    (train, test) : tuple of numpy.ndarray
+        With ``labels=False``. Each is float32 of shape ``(n, d)`` with values in [0, 1]:
+        ``d = 784`` for MNIST (pixel / 255, rows of 28 x 28 images in row-major order),
+        ``d = side*side`` for bars.
+    ((train, train_labels), (test, test_labels)) : tuple of tuples
+        With ``labels=True``; labels are int64 of shape ``(n,)``. MNIST labels are the digits 0-9.
+        Bars labels are 0 = horizontal stripes (each row constant), 1 = vertical bars (each column
+        constant), 2 = the blank or the full grid (both at once).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name`` (the message lists :data:`DATASETS`) or bad option value.
+    TypeError
+        A keyword argument the dataset does not take.
+    FileNotFoundError
+        MNIST files missing from ``data_dir``, or from the cache with ``download=False``.
+    DownloadError
+        MNIST could not be downloaded (e.g. offline).
+    ChecksumError
+        A cached or downloaded MNIST file does not have the published SHA-256.
+    IDXFormatError
+        An MNIST file is not valid IDX or not the expected kind of file.
+    """
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: known datasets are {', '.join(map(repr, DATASETS))}")
+    allowed = _LOAD_KWARGS[name]
+    unexpected = sorted(set(kwargs) - set(allowed))
+    if unexpected:
+        accepts = ", ".join(allowed) if allowed else "no keyword arguments besides labels"
+        raise TypeError(f"load({name!r}) got unexpected keyword arguments {unexpected}; it accepts {accepts}")
+    labels = bool(labels)
+    if name == "mnist-10k":
+        return _load_mnist_10k(labels)
+    if name == "mnist":
+        return _load_mnist(labels, **kwargs)
+    if name == "hinton-bars":
+        return _load_hinton_bars(labels, **kwargs)
+    return _load_bars(labels, **kwargs)
