@@ -13,7 +13,8 @@ base-rate model A (W = 0, c = 0, visible biases b_A from the data's pixel means)
     log Z_A        = sum_i softplus(b_A,i) + n_hidden log 2
 
 Chains start at exact samples of A; at each beta_k the importance weight gains
-log p*_k(v) - log p*_{k-1}(v) and v moves by one Gibbs sweep that leaves p_k invariant. Then
+log p*_k(v) - log p*_{k-1}(v) and v moves by one Gibbs sweep that leaves p_k invariant (except at the last,
+beta = 1, where the weights are complete: K temperatures take K - 2 sweeps). Then
 log Z_B ~= log Z_A + log mean_chains exp(log w), with bounds log(mean(w) +- 3 sd(w)/sqrt(M)).
 
 References
@@ -111,9 +112,25 @@ def exact_nll_grads(model, V) -> dict:
 
 
 def ais_betas(n: int = 14500):
-    """Salakhutdinov & Murray's schedule scaled to n temperatures: 500/14500 of them uniform on [0, 0.5),
-    4000/14500 on [0.5, 0.9), the rest on [0.9, 1]; ends at exactly 1. Host list of floats."""
-    n = check_positive_int(n, "number of temperatures")
+    """n inverse temperatures, strictly increasing from exactly 0 to exactly 1: a host list of floats.
+
+    Salakhutdinov & Murray's schedule scaled to n temperatures: 500/14500 of them uniform on [0, 0.5),
+    4000/14500 on [0.5, 0.9), the rest on [0.9, 1] (the default n = 14500 is their schedule: 500, 4000 and
+    10000). Each segment gets at least one temperature and the last at least two, which needs n >= 4; below
+    that the schedule is uniform: n = 2 gives [0, 1] (plain importance sampling from the base model) and
+    n = 3 gives [0, 0.5, 1].
+
+    Raises
+    ------
+    ValueError
+        If n < 2: AIS needs at least the two end points, beta = 0 (the base model) and beta = 1 (the RBM).
+    """
+    if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 2:
+        raise ValueError(f"AIS needs at least 2 temperatures (beta = 0 and beta = 1): the number of temperatures "
+                         f"must be an integer >= 2, got {n!r}")
+    n = int(n)
+    if n < 4:
+        return [i / (n - 1) for i in range(n)]                                   # [0, 1] or [0, 0.5, 1]
     n1, n2 = max(1, round(n * 500 / 14500)), max(1, round(n * 4000 / 14500))
     n3 = max(1, n - n1 - n2)
     seg = lambda lo, hi, k, end: [lo + (hi - lo) * i / (k - (1 if end else 0) or 1) for i in range(k)]  # noqa: E731
@@ -158,12 +175,16 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     v = rng.bernoulli(B.zeros((M, model.n_visible), model.dtype_name) + sigmoid(b_a))   # exact samples of A
     log_w = B.zeros((M,), "float64")
     base_term, model_term = v @ b_a, v @ b                                               # (M,)
-    for beta_prev, beta in zip(schedule[:-1], schedule[1:]):
+    last = len(schedule) - 1
+    for k in range(1, last + 1):
+        beta_prev, beta = schedule[k - 1], schedule[k]
         a = v @ W + c                                                                    # (M, n_hidden)
         # log p*_k(v) - log p*_{k-1}(v)
         step = (beta_prev - beta) * base_term + (beta - beta_prev) * model_term \
             + xp.sum(softplus(beta * a) - softplus(beta_prev * a), axis=1)
         log_w = log_w + xp.astype(step, xp.float64)
+        if k == last:                  # beta = 1: the weights are complete; a sweep at B would be unused
+            break
         h = rng.bernoulli(sigmoid(beta * a))                                             # Gibbs sweep at beta
         v = rng.bernoulli(sigmoid((1.0 - beta) * b_a + beta * (h @ W.T + b)))
         base_term, model_term = v @ b_a, v @ b

@@ -1,13 +1,14 @@
 """The Bernoulli RBM: free energy and partition function against brute force over all (v, h), normalisation,
-the CD gradient with an exact negative phase against the exact likelihood gradient, AIS against exact log Z,
-training direction, the adaptive prior, checkpoints with persistent chains, and bad input."""
+the CD gradient with an exact negative phase against the exact likelihood gradient, the PCD gradient and the
+sparsity average against their documented formulas, AIS against exact log Z and against a direct implementation,
+its temperature schedule, training direction, the adaptive prior, checkpoints with persistent chains, and bad input."""
 
 import itertools
 import math
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 
 import refvae
 from rbm import BernoulliRBM, ais_betas
@@ -18,8 +19,8 @@ def _all_binary(n):
     return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
 
 
-def _random_rbm(backend, nv, nh, seed=0, scale=1.0):
-    model = BernoulliRBM(nv, nh, seed=seed, dtype="float64")
+def _random_rbm(backend, nv, nh, seed=0, scale=1.0, **kw):
+    model = BernoulliRBM(nv, nh, seed=seed, dtype="float64", **kw)
     rng = np.random.default_rng(seed)
     model.set_params({"W": scale * rng.normal(size=(nv, nh)), "b": 0.5 * rng.normal(size=nv),
                       "c": 0.5 * rng.normal(size=nh)})
@@ -72,17 +73,78 @@ def test_gradients_pass_the_finite_difference_check(backend):
     assert r.max_error <= 1e-6, str(r)
 
 
-def test_cd_gradient_with_exact_negative_phase_is_the_exact_gradient(numpy_backend):
-    """loss_and_grads' positive phase minus the exact model statistics equals the exact NLL gradient."""
-    model = _random_rbm(numpy_backend, 5, 4, seed=5)
+def _negative_statistics(model, backend):
+    """The negative phase from the persistent chains on the host, as documented: <v h^T>, <v>, <h> over the
+    chains v_neg with P(h = 1 | v_neg) (probabilities, not samples), each averaged over the number of chains."""
+    W, c = backend.to_numpy(model.params["W"]), backend.to_numpy(model.params["c"])
+    v_neg = backend.to_numpy(model.chains)
+    p_neg = expit(v_neg @ W + c)
+    return {"W": v_neg.T @ p_neg / v_neg.shape[0], "b": v_neg.mean(0), "c": p_neg.mean(0)}
+
+
+def test_cd_gradient_with_exact_negative_phase_is_the_exact_gradient(backend):
+    """loss_and_grads' gradient with its negative phase (the chains' statistics) replaced by the exact model
+    statistics E_model[v h^T], E_model[v], E_model[h] equals the exact NLL gradient: its positive phase is exact.
+    The batch (7) differs from the number of chains (4), so each phase must be averaged over its own size."""
+    model = _random_rbm(backend, 5, 4, seed=5)
     V = (np.random.default_rng(1).random((7, 5)) < 0.5).astype(np.float64)
-    e = model_expectations(model)
-    n = V.shape[0]
-    p_pos = model.hidden_probs(V)
-    cd_exact = {"W": -(V.T @ p_pos / n - e["vh"]), "b": -(V.mean(0) - e["v"]), "c": -(p_pos.mean(0) - e["h"])}
-    exact = exact_nll_grads(model, V)
-    for k in cd_exact:
-        np.testing.assert_allclose(cd_exact[k], exact[k], atol=1e-12)
+    model.loss_and_grads(V[:4])                                  # 4 persistent chains
+    _, grads = model.loss_and_grads(V)
+    neg = _negative_statistics(model, backend)
+    e = {k: backend.to_numpy(v) for k, v in model_expectations(model).items() if k != "log_z"}
+    exact = exact_nll_grads(model, backend.asarray(V))
+    for k, e_key in (("W", "vh"), ("b", "v"), ("c", "h")):
+        with_exact_negative_phase = backend.to_numpy(grads[k]) - neg[k] + e[e_key]
+        np.testing.assert_allclose(with_exact_negative_phase, backend.to_numpy(exact[k]), rtol=0, atol=1e-12,
+                                   err_msg=k)
+
+
+def test_pcd_gradient_is_the_documented_formula_with_a_partial_batch(backend):
+    """grads rebuilt on the host from the data and the chains after the call (v_neg): positive statistics
+    averaged over the batch, negative ones over the chains, both with P(h|v) (probabilities, not samples).
+    A batch of 3 against 6 chains, as the partial last batch of an epoch."""
+    model = _random_rbm(backend, 5, 4, seed=11)
+    rng = np.random.default_rng(2)
+    V = (rng.random((6, 5)) < 0.5).astype(np.float64)
+    model.loss_and_grads(V)                                      # 6 persistent chains
+    batch = rng.random((3, 5))                                   # grey values: probabilities are data too
+    loss, grads = model.loss_and_grads(batch)
+    assert tuple(model.chains.shape) == (6, 5)
+    W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
+    p_pos = expit(batch @ W + c)
+    neg = _negative_statistics(model, backend)
+    expected = {"W": -(batch.T @ p_pos / 3 - neg["W"]),                   # -( <v h>_data - <v h>_model )
+                "b": -(batch.mean(0) - neg["b"]), "c": -(p_pos.mean(0) - neg["c"])}
+    for k in expected:
+        np.testing.assert_allclose(backend.to_numpy(grads[k]), expected[k], rtol=0, atol=1e-12, err_msg=k)
+    v_neg = backend.to_numpy(model.chains)
+    free = lambda v: -(v @ b) - np.logaddexp(0.0, v @ W + c).sum(1)                      # noqa: E731
+    assert loss == pytest.approx(free(batch).mean() - free(v_neg).mean(), abs=1e-12)
+
+
+def test_sparsity_running_average_and_its_pull(backend):
+    """q = q_1 after the first batch, then 0.95 q_1 + 0.05 q_2 (q_t = mean over batch t of P(h|v)); the pull
+    sparsity_cost * (q - target) is added to grads["c"], and mean(v) times it to grads["W"] (compared with a twin
+    model without the penalty, which draws the same chains)."""
+    target, cost = 0.1, 0.7
+    sparse = _random_rbm(backend, 5, 4, seed=12, sparsity_target=target, sparsity_cost=cost)
+    plain = _random_rbm(backend, 5, 4, seed=12)
+    W, c = backend.to_numpy(sparse.params["W"]), backend.to_numpy(sparse.params["c"])
+    rng = np.random.default_rng(3)
+    X1, X2 = (rng.random((6, 5)) < 0.5).astype(np.float64), (rng.random((6, 5)) < 0.3).astype(np.float64)
+    q1, q2 = expit(X1 @ W + c).mean(0), expit(X2 @ W + c).mean(0)
+    sparse.loss_and_grads(X1)
+    np.testing.assert_allclose(backend.to_numpy(sparse.sparsity_q), q1, rtol=0, atol=1e-12)
+    plain.loss_and_grads(X1)
+    _, g_sparse = sparse.loss_and_grads(X2)
+    _, g_plain = plain.loss_and_grads(X2)
+    q = 0.95 * q1 + 0.05 * q2
+    np.testing.assert_allclose(backend.to_numpy(sparse.sparsity_q), q, rtol=0, atol=1e-12)
+    pull = cost * (q - target)
+    np.testing.assert_allclose(backend.to_numpy(g_sparse["c"]) - backend.to_numpy(g_plain["c"]), pull, rtol=0,
+                               atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(g_sparse["W"]) - backend.to_numpy(g_plain["W"]),
+                               X2.mean(0)[:, None] * pull[None, :], rtol=0, atol=1e-12)
 
 
 def _prototypes(n=64, seed=0):
@@ -120,6 +182,11 @@ def test_adaptive_prior_and_sparsity(numpy_backend):
     for m in (sparse, free):
         refvae.fit(m, X, epochs=60, batch_size=7, optimizer=refvae.SGD(0.1), progress=False)
     assert float(sparse.aggregate_posterior(X).mean()) < float(free.aggregate_posterior(X).mean())
+    # every hidden unit's mean activation over the data ends near the target 0.05: 0.040 to 0.041 over 10 seeds
+    # (model and fit), where the unpenalised model's mean is 0.46
+    rates = np.asarray(sparse.aggregate_posterior(X))
+    assert np.all(np.abs(rates - 0.05) < 0.025), rates
+    assert abs(float(np.mean(sparse.sparsity_q)) - 0.05) < 0.025, sparse.sparsity_q
     history = refvae.fit(BernoulliRBM(9, 6, seed=0), X, epochs=2, batch_size=7, optimizer=refvae.SGD(0.1),
                          progress=False)
     assert len(history["prior_gap_max"]) == 2 and len(history["aggregate_posterior_mean"]) == 2
@@ -143,10 +210,82 @@ def test_ais_agrees_with_exact_and_tightens(numpy_backend):
     assert widths[-1] < widths[0], widths          # the bounds tighten as the number of temperatures grows
 
 
-def test_ais_schedule():
-    betas = ais_betas(14500)
-    assert len(betas) == 14500 and betas[0] == 0.0 and betas[-1] == 1.0
+def test_ais_matches_a_direct_implementation_and_draws_nothing_unused(backend, monkeypatch):
+    """Every Bernoulli draw of AIS is recorded (probabilities and samples), then the run is rebuilt on the host:
+    the first draw is exact samples of the base model A, each intermediate beta_k (k = 1..K-2) one Gibbs sweep
+    h ~ P_k(h|v), v ~ P_k(v|h), and nothing else (no sweep after the last weight update, at beta = 1: the
+    estimate uses only the weights). The estimate is log Z_A + log mean exp(log w) with
+    log w = sum_k log p*_k(v_{k-1}) - log p*_{k-1}(v_{k-1})."""
+    model = _random_rbm(backend, 4, 3, seed=9)
+    W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
+    data = np.array([[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 1, 1]], dtype=np.float64)
+    draws = []                                                       # (p, sample) of every bernoulli call, host
+    make_rng = backend.rng
+
+    def recording_rng(seed=0, host=False):
+        gen = make_rng(seed, host)
+        draw = gen.bernoulli
+
+        def bernoulli(p):
+            sample = draw(p)
+            draws.append((backend.to_numpy(p), backend.to_numpy(sample)))
+            return sample
+
+        gen.bernoulli = bernoulli
+        return gen
+
+    monkeypatch.setattr(backend, "rng", recording_rng)
+    betas, M = [0.0, 0.2, 0.5, 0.8, 1.0], 6
+    log_z = model.log_partition("ais", n_chains=M, betas=betas, data=data, seed=3)
+    monkeypatch.undo()
+
+    assert len(draws) == 1 + 2 * (len(betas) - 2), [d[0].shape for d in draws]
+    p_mean = np.clip(data.mean(0), 1e-3, 1 - 1e-3)
+    b_a = np.log(p_mean) - np.log1p(-p_mean)
+    softplus = lambda a: np.logaddexp(0.0, a)                                              # noqa: E731
+    log_p_star = lambda v, beta: (1 - beta) * v @ b_a + beta * v @ b + softplus(beta * (v @ W + c)).sum(1)  # noqa: E731
+    np.testing.assert_allclose(draws[0][0], np.broadcast_to(expit(b_a), (M, 4)), rtol=0, atol=1e-12)
+    v = draws[0][1]
+    log_w = np.zeros(M)
+    for k in range(1, len(betas)):
+        log_w += log_p_star(v, betas[k]) - log_p_star(v, betas[k - 1])
+        if k == len(betas) - 1:
+            break
+        (p_h, h), (p_v, v_next) = draws[2 * k - 1], draws[2 * k]
+        np.testing.assert_allclose(p_h, expit(betas[k] * (v @ W + c)), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(p_v, expit((1 - betas[k]) * b_a + betas[k] * (h @ W.T + b)), rtol=0, atol=1e-12)
+        v = v_next
+    log_z_a = softplus(b_a).sum() + 3 * math.log(2.0)
+    assert log_z == pytest.approx(log_z_a + logsumexp(log_w) - math.log(M), abs=1e-10)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 10, 29, 30, 100, 14500])
+def test_ais_schedule(n):
+    """Every count n >= 2 gives n strictly increasing temperatures from exactly 0 to exactly 1."""
+    betas = ais_betas(n)
+    assert len(betas) == n and betas[0] == 0.0 and betas[-1] == 1.0, betas[:5] + betas[-5:]
     assert all(b2 > b1 for b1, b2 in zip(betas, betas[1:]))
+
+
+def test_ais_schedule_small_counts_and_the_default():
+    assert ais_betas(2) == [0.0, 1.0] and ais_betas(3) == [0.0, 0.5, 1.0]
+    betas = ais_betas()             # Salakhutdinov & Murray: 500 on [0, 0.5), 4000 on [0.5, 0.9), 10000 on [0.9, 1]
+    assert len(betas) == 14500
+    np.testing.assert_allclose(betas[:500], np.arange(500) / 500 * 0.5, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(betas[500:4500], 0.5 + 0.4 * np.arange(4000) / 4000, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(betas[4500:], 0.9 + 0.1 * np.arange(10000) / 9999, rtol=0, atol=1e-15)
+    for bad in (0, 1, -3):
+        with pytest.raises(ValueError, match="at least 2 temperatures"):
+            ais_betas(bad)
+
+
+@pytest.mark.parametrize("n_betas", [2, 3])
+def test_ais_with_very_few_temperatures_runs(numpy_backend, n_betas):
+    """betas=2 is plain importance sampling from the base model: log Z_A + log mean_v exp(log p*_B(v) - log p*_A(v))."""
+    model = _random_rbm(numpy_backend, 5, 3, seed=8)
+    est, lo, hi = model.log_partition("ais", betas=n_betas, n_chains=20000, seed=0, return_bounds=True)
+    assert math.isfinite(est) and lo <= est <= hi
+    assert abs(est - model.log_partition("exact")) < 0.1
 
 
 def test_pcd_chains_survive_a_partial_batch(numpy_backend):

@@ -159,6 +159,25 @@ def test_moment_update_moves_the_prior_towards_the_aggregate_recognition(numpy_b
     np.testing.assert_allclose(expit(model.params["prior.b"]), target, atol=1e-6)
 
 
+@pytest.mark.parametrize("sizes", [(6, 3), (6, 4, 3)], ids=["one-layer", "two-layer"])
+def test_moment_step_matches_an_independent_computation(backend, sizes):
+    """One step of prior_update="moment" gives sigmoid(b) = (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>_batch, with
+    the target computed on the host from the parameters (and, for two layers, the h_1 that the step itself drew:
+    a twin machine draws the same h_1 first)."""
+    rho = 0.2
+    model = _random_machine(backend, sizes, seed=13, prior_update="moment", prior_rate=rho)
+    twin = _random_machine(backend, sizes, seed=13, prior_update="moment", prior_rate=rho)
+    p = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}    # the step writes prior.b in place
+    x = _all_binary(6)[::7]                                                  # (10, 6)
+    top = len(sizes) - 1
+    below = x if top == 1 else backend.to_numpy(twin.recognize(backend.asarray(x))[0][top - 2])   # h_{L-1}
+    target = expit(below @ p[f"rec.{top}.W"] + p[f"rec.{top}.b"]).mean(0)    # <Q(h_L = 1 | h_{L-1})>
+    _, grads = model.loss_and_grads(x)
+    expected = (1 - rho) * expit(p["prior.b"]) + rho * target
+    np.testing.assert_allclose(expit(backend.to_numpy(model.params["prior.b"])), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(grads["prior.b"]), 0.0)
+
+
 def test_rbm_prior_is_trained_by_cd_on_the_wake_samples(numpy_backend):
     model = HelmholtzMachine((16, 6), seed=0, prior="rbm", rbm_hidden=4)
     assert set(k for k in model.params if k.startswith("prior.")) == {"prior.W", "prior.b", "prior.c"}
@@ -246,6 +265,26 @@ def test_checkpoint_round_trip(numpy_backend, tmp_path, prior):
     if prior == "rbm":
         assert loaded.prior_chains is not None
         np.testing.assert_array_equal(loaded.prior_chains, model.prior_chains)
+
+
+def test_resume_with_the_rbm_prior_is_exact(backend, tmp_path):
+    """2 epochs straight and 1 + 1 resumed from the checkpoint agree bit for bit: the nested RBM prior draws its
+    CD samples from the machine's own rng (reseeded by fit every epoch) and the sleep chains are checkpointed."""
+    X, _ = datasets.load("hinton-bars", n_train=2000)
+    kw = dict(batch_size=10, seed=3, progress=False)
+    make = lambda: HelmholtzMachine((16, 6), prior="rbm", rbm_hidden=4)                      # noqa: E731
+    full = make()
+    h_full = refvae.fit(full, X, epochs=2, optimizer=refvae.SGD(0.1, momentum=0.9), **kw)
+    refvae.fit(make(), X, epochs=1, optimizer=refvae.SGD(0.1, momentum=0.9), checkpoint=tmp_path / "c.npz", **kw)
+    resumed = make()
+    h = refvae.fit(resumed, X, epochs=2, optimizer=refvae.SGD(0.1, momentum=0.9), checkpoint=tmp_path / "c.npz",
+                   resume=True, **kw)
+    assert set(resumed.params) == set(full.params)
+    for name in full.params:
+        np.testing.assert_array_equal(backend.to_numpy(resumed.params[name]), backend.to_numpy(full.params[name]),
+                                      err_msg=name)
+    np.testing.assert_array_equal(backend.to_numpy(resumed.prior_chains), backend.to_numpy(full.prior_chains))
+    assert h["train_loss"] == h_full["train_loss"]
 
 
 def test_command_line_train_and_evaluate(tmp_path, capsys):

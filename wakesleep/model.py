@@ -165,8 +165,21 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
             self.prior_rbm = BernoulliRBM(n_top, self.rbm_hidden, seed=self.seed, dtype=self.dtype_name,
                                           k=self.rbm_k, persistent=False)
             self.prior_params = self.prior_rbm.params                             # the same dict: one set of arrays
-        self.rng = B.rng((self.seed, 1))
+        self.rng = B.rng((self.seed, 1))   # the RBM prior draws from it too (see the ``rng`` property)
         self.prior_chains = None      # the RBM prior's persistent sleep-phase chains, (n_chains, n_L)
+
+    @property
+    def rng(self):
+        """The machine's random generator: every draw of training and sampling comes from it, the RBM prior's
+        CD samples included. Setting it (``refvae.fit`` reseeds it from (seed, epoch) every epoch) also sets the
+        RBM prior's generator to the same object, so that a run resumed from a checkpoint repeats the draws."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, value):
+        self._rng = value
+        if self.prior_rbm is not None:
+            self.prior_rbm.rng = value
 
     # ----------------------------------------------------------------------------------------------
     # Parameters
