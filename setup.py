@@ -15,7 +15,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
-    packages=["refvae", "refvae.datasets", "refvae.vae", "rbm", "wakesleep"],
+    packages=["refvae", "refvae.datasets", "refvae.plots", "refvae.vae", "rbm", "wakesleep"],
     package_data={"refvae": ["data/*.gz"]},
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "matplotlib>=3.6", "tqdm>=4.60"],
