@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable, register_model
-from refvae.checks import as_data, check_positive_int
+from refvae.validation import as_data, check_positive_int
 from refvae.numerics import sigmoid, softplus
 
 __all__ = ["BernoulliRBM"]
@@ -132,10 +132,10 @@ class BernoulliRBM(Checkpointable):
 
     def gibbs(self, v, steps=1, rng=None):
         """``steps`` alternating Gibbs sweeps v -> h -> v from binary v; returns (v, P(h=1|v)) at the end."""
-        v, a = self._sweeps(v, steps, rng or self.rng)
+        v, a = self._gibbs_with_preactivation(v, steps, rng or self.rng)
         return v, sigmoid(a)
 
-    def _sweeps(self, v, steps, rng):
+    def _gibbs_with_preactivation(self, v, steps, rng):
         """Gibbs sweeps as in ``gibbs``, returning (v, c + v W): the hidden pre-activation of the final v,
         which gives both P(h=1|v) = sigmoid(.) and the free energy without another matrix product."""
         W, b, c = self.params["W"], self.params["b"], self.params["c"]
@@ -165,10 +165,10 @@ class BernoulliRBM(Checkpointable):
     def _negative_samples(self, v_data):
         """The negative phase: (v_neg, c + v_neg W) after k Gibbs sweeps from the data (CD) or the chains (PCD)."""
         if not self.persistent:                                       # CD-k: start at the data
-            return self._sweeps(self.rng.bernoulli(v_data), self.k, self.rng)   # a binary start (data may be grey)
+            return self._gibbs_with_preactivation(self.rng.bernoulli(v_data), self.k, self.rng)   # a binary start (data may be grey)
         if self.chains is None:                                       # PCD: as many chains as the first batch,
             self.chains = self.rng.bernoulli(self.xp.zeros_like(v_data) + 0.5)   # kept for the whole of training
-        self.chains, a_neg = self._sweeps(self.chains, self.k, self.rng)
+        self.chains, a_neg = self._gibbs_with_preactivation(self.chains, self.k, self.rng)
         return self.chains, a_neg
 
     def loss_and_grads(self, v):
@@ -211,6 +211,18 @@ class BernoulliRBM(Checkpointable):
         return float(self.backend.to_numpy(gap)), grads
 
     def loss(self, v) -> float:
+        """The free-energy gap of ``loss_and_grads`` on v, mean F(v) - mean F(v_model), with no gradient and no
+        change to the persistent chains: CD-k runs its k sweeps from v; PCD takes its chains as they are.
+        ``fit`` records it for validation data, so that ``train_loss`` and ``val_loss`` are one quantity."""
+        xp = self.xp
+        v = self.validate_data(v)
+        if self.persistent and self.chains is not None:
+            v_neg, a_neg = self.chains, None
+        else:
+            v_neg, a_neg = self._gibbs_with_preactivation(self.rng.bernoulli(v), self.k, self.rng)
+        return float(xp.mean(self.free_energy(v)) - xp.mean(self.free_energy(v_neg, a_neg)))
+
+    def reconstruction_error(self, v) -> float:
         """Mean squared reconstruction error through P(h|v) (a monitor only: a poor proxy for the likelihood)."""
         xp = self.xp
         v = self.validate_data(v)
@@ -237,12 +249,12 @@ class BernoulliRBM(Checkpointable):
         raise ValueError(f"method must be 'exact' or 'gibbs', got {method!r}")
 
     def epoch_diagnostics(self, V) -> dict:
-        """Recorded by ``fit`` after every epoch: the reconstruction error on V (``loss``), the mean over hidden
+        """Recorded by ``fit`` after every epoch: the reconstruction error on V, the mean over hidden
         units of the aggregate posterior's firing rate, and (for small models) of the exact model marginal and
         the largest gap between them."""
         xp = self.xp
         agg = self.aggregate_posterior(V)
-        out = {"reconstruction_error": self.loss(V), "aggregate_posterior_mean": float(xp.mean(agg))}
+        out = {"reconstruction_error": self.reconstruction_error(V), "aggregate_posterior_mean": float(xp.mean(agg))}
         if min(self.n_visible, self.n_hidden) <= 16:
             marginal = self.hidden_marginal("exact")
             out["model_marginal_mean"] = float(xp.mean(marginal))

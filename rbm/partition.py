@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from refvae.backend import get_backend
-from refvae.checks import check_finite_params, check_positive_int
+from refvae.validation import check_finite_params, check_positive_int
 from refvae.enumeration import binary_states
 from refvae.numerics import logsumexp, sigmoid, softplus
 
@@ -179,10 +179,10 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     for k in range(1, last + 1):
         beta_prev, beta = schedule[k - 1], schedule[k]
         a = v @ W + c                                                                    # (M, n_hidden)
-        # log p*_k(v) - log p*_{k-1}(v)
-        step = (beta_prev - beta) * base_term + (beta - beta_prev) * model_term \
+        # the log-weight increment log p*_k(v) - log p*_{k-1}(v), (M,)
+        log_w_increment = (beta_prev - beta) * base_term + (beta - beta_prev) * model_term \
             + xp.sum(softplus(beta * a) - softplus(beta_prev * a), axis=1)
-        log_w = log_w + xp.astype(step, xp.float64)
+        log_w = log_w + xp.astype(log_w_increment, xp.float64)
         if k == last:                  # beta = 1: the weights are complete; a sweep at B would be unused
             break
         h = rng.bernoulli(sigmoid(beta * a))                                             # Gibbs sweep at beta

@@ -20,7 +20,7 @@ that puts them together. This module re-exports the public API.
 from . import datasets, evaluation, numerics
 from .backend import BACKENDS, Backend, BackendError, get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError, load_model as load
-from .checks import DataError
+from .validation import DataError
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import MLP, Linear, ReLU, Sigmoid, Softplus, Tanh
 from .optim import SGD, Adam

@@ -28,7 +28,7 @@ import numpy as np
 from . import datasets
 from .backend import BACKENDS, BackendError, get_backend, set_backend
 from .checkpoint import CheckpointError, kind_of, load_model
-from .checks import DataError
+from .validation import DataError
 from .gradcheck import run_all
 from .plots import plot_image_grid
 from .train import TrainingError

@@ -25,7 +25,7 @@ import time
 
 from .backend import get_backend
 from .checkpoint import CheckpointError, kind_of, load_checkpoint, save_checkpoint, split_prefix
-from .checks import DataError, check_positive_int, values_already_checked
+from .validation import DataError, check_positive_int, values_already_checked
 
 __all__ = ["BINARIZE", "TrainingError", "fit"]
 

@@ -339,3 +339,23 @@ def test_bad_input(numpy_backend):
         broken.log_partition("exact")
     with pytest.raises(ValueError, match="sparsity_target"):
         BernoulliRBM(9, 4, sparsity_target=1.5)
+
+
+def test_loss_is_the_free_energy_gap_and_leaves_the_chains(backend, host_rng):
+    """``loss`` (fit's validation loss) is the quantity ``loss_and_grads`` returns, and does not move the PCD chains;
+    the reconstruction error is a separate monitor."""
+    X = _prototypes()
+    model = BernoulliRBM(9, 4, seed=0, persistent=True, k=1)
+    refvae.fit(model, X, epochs=2, batch_size=16, optimizer=refvae.SGD(0.05), progress=False)
+    chains = backend.to_numpy(model.chains, copy=True)
+    V = backend.asarray(X[:10])
+    gap = float(backend.xp.mean(model.free_energy(V))) - float(backend.xp.mean(model.free_energy(model.chains)))
+    assert model.loss(V) == pytest.approx(gap, rel=1e-5)
+    np.testing.assert_array_equal(backend.to_numpy(model.chains), chains)
+    recon = model.reconstruction_error(V)
+    assert recon > 0 and recon != pytest.approx(model.loss(V))
+    history = refvae.fit(BernoulliRBM(9, 4, seed=0, persistent=False, k=1), X, epochs=2, batch_size=16,
+                         optimizer=refvae.SGD(0.05), X_val=X, progress=False)
+    # CD: training and validation loss are both free-energy gaps on the same data: close, not a different scale
+    assert abs(history["val_loss"][-1] - history["train_loss"][-1]) < 1.0
+    assert "reconstruction_error" in history

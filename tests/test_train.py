@@ -185,7 +185,7 @@ def test_bad_learning_rate(lr):
 
 def test_fit_checks_values_once_not_per_step(numpy_backend, host_rng, monkeypatch):
     """fit validates the data once; the training steps check shapes only (no per-step device sync)."""
-    import refvae.checks as checks
+    import refvae.validation as validation
 
     calls = {"value_checks": 0}
     original_isfinite = np.isfinite
@@ -198,6 +198,6 @@ def test_fit_checks_values_once_not_per_step(numpy_backend, host_rng, monkeypatc
     X = _toy_data(host_rng, n=64)
     fit(GaussianVAE(8, 2, hidden=(4,)), X, epochs=2, batch_size=8, optimizer=Adam(), progress=False)
     assert calls["value_checks"] == 1  # X once (per step, 16 steps would give 16 more)
-    assert not checks._VALUES_CHECKED  # the context is left cleanly
+    assert not validation._VALUES_CHECKED  # the context is left cleanly
     with pytest.raises(refvae.DataError, match="NaN"):  # outside fit, single calls still check values
         GaussianVAE(8, 2, hidden=(4,)).loss_and_grads(np.full((2, 8), np.nan))

@@ -57,7 +57,7 @@ import math
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable, register_model
-from refvae.checks import as_data, check_positive_int
+from refvae.validation import as_data, check_positive_int
 from refvae.enumeration import binary_states
 from refvae.fast import map_blocks
 from refvae.layers import Linear, ParameterSlots

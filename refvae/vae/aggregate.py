@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend import get_backend
-from ..checks import DataError
+from ..validation import DataError
 
 __all__ = ["ACTIVE_THRESHOLD", "PriorMismatch", "absorb_prior", "aggregate_posterior", "align_to_prior",
            "prior_mismatch"]

@@ -40,7 +40,7 @@ import math
 
 from ..backend import get_backend
 from ..checkpoint import Checkpointable, register_model
-from ..checks import DataError, as_data, check_positive_int
+from ..validation import DataError, as_data, check_positive_int
 from ..fast import bernoulli_nll_with_grad, map_blocks
 from ..layers import ACTIVATIONS, MLP, Linear, ParameterSlots
 from ..numerics import (
@@ -379,23 +379,23 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         x = self._data(x)
         n = x.shape[0]
         rng = self.rng if seed is None else B.rng(seed)
-        per_example = max(1, max_rows // k)               # examples per chunk
-        per_chunk = min(k, max_rows)                      # samples per chunk
+        examples_per_chunk = max(1, max_rows // k)        # whole examples per chunk when k <= max_rows
+        samples_per_chunk = min(k, max_rows)              # else one example's k samples in several chunks
         results = []
-        starts = range(0, n, per_example)
+        starts = range(0, n, examples_per_chunk)
         if progress:
             from tqdm.auto import tqdm
             starts = tqdm(starts, desc=f"log-likelihood (k={k})", unit="chunk", leave=False)
         for i0 in starts:
-            xb = x[i0:min(i0 + per_example, n), :]
+            xb = x[i0:min(i0 + examples_per_chunk, n), :]
             m = xb.shape[0]
             mu, logvar, _ = self._encode(xb)
             mu3, logvar3 = xp.expand_dims(mu, axis=1), xp.expand_dims(logvar, axis=1)   # (m, 1, z_dim)
             std3 = xp.exp(0.5 * logvar3)
             x3 = xp.expand_dims(xb, axis=1)                                              # (m, 1, x_dim)
             log_w = []
-            for j0 in range(0, k, per_chunk):
-                s = min(per_chunk, k - j0)
+            for j0 in range(0, k, samples_per_chunk):
+                s = min(samples_per_chunk, k - j0)
                 eps = rng.normal((m, s, self.z_dim), self.dtype_name)                    # (m, s, z_dim)
                 z = mu3 + std3 * eps
                 log_q = -0.5 * xp.sum(LOG_2PI + logvar3 + eps * eps, axis=-1)            # log q(z|x), (m, s)

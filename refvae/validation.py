@@ -1,4 +1,6 @@
-"""Input checks shared by every model: errors that say what was wrong and how to fix it."""
+"""Input validation shared by every model: errors that say what was wrong and how to fix it.
+
+(The gradient checks are elsewhere: `refvae/gradcheck.py` and each model's `checks.py`.)"""
 
 from __future__ import annotations
 
