@@ -419,6 +419,13 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
     def loss_and_grads(self, x):
         """One wake-sleep (or RWS) update direction for the batch x (batch, n_visible), and the monitored loss.
 
+        The algorithm's step (:meth:`_wake_sleep_step` or :meth:`_reweighted_wake_sleep_step`) gives the loss and
+        the ``gen.*`` and ``rec.*`` gradients; the prior's variant (:meth:`_prior_update`) adds ``prior.*``.
+
+        Side effects, besides drawing from ``self.rng``: with ``prior="rbm"`` the persistent sleep chains
+        (``prior_chains``) advance ``rbm_k`` sweeps; with ``prior_update="moment"`` the moment-matching step is
+        taken here, on ``params["prior.b"]`` (its returned gradient is then zero).
+
         Returns
         -------
         loss : float
@@ -430,42 +437,75 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
             of h_L; the factorial prior with ``prior_update="moment"``: zero, its step is taken here), ``rec.*``
             from the sleep phase (RWS: the mean of the weighted wake update of Q and the sleep update).
         """
-        xp, B = self.xp, self.backend
         x = self.validate_data(x)
-        n = x.shape[0]
-        # Each forward pass is computed once and shared by the loss and the updates.
-        xs = x if self.algorithm == "wake-sleep" else self._repeat(x, self.k)     # (batch * k, n_visible)
-        hs, rec_logits = self._recognize(xs, self.rng)                          # wake: h ~ Q(.|x)
-        gen_logits = self._gen_logits(hs)
-        log_w = self._log_joint(xs, hs, gen_logits) - self._log_q(hs, rec_logits)  # log P(x, h) - log Q(h|x)
-        x_dream, h_dream = self.dream(n, persistent=True)                        # sleep: (h, x) ~ P
-        sleep = self._sleep_grads(x_dream, h_dream, None, self._rec_logits(x_dream, h_dream))
-        top_probs = sigmoid(rec_logits[-1])
         if self.algorithm == "wake-sleep":
-            loss = -xp.mean(log_w)                                              # one-sample negative ELBO
-            grads = self._wake_grads(xs, hs, None, gen_logits)
-            grads.update(sleep)
-            top_mean = xp.mean(top_probs, axis=0)
-            top_states = hs[-1]
+            loss, grads, top_states, top_mean = self._wake_sleep_step(x)
         else:
-            k = self.k
-            log_w = xp.reshape(log_w, (n, k))                                   # log w_i, (batch, k)
-            lse = logsumexp(log_w, axis=1, keepdims=True)
-            loss = -xp.mean(lse) + math.log(k)                                  # -log(1/k sum_i w_i)
-            omega = xp.exp(log_w - lse)                                         # normalised weights, (batch, k)
-            weights = xp.reshape(omega, (n * k,)) / n
-            grads = self._wake_grads(xs, hs, weights, gen_logits)
-            q_wake = self._sleep_grads(xs, hs, weights, rec_logits)
-            grads.update({name: 0.5 * (q_wake[name] + sleep[name]) for name in sleep})
-            top_mean = xp.sum(xp.reshape(weights, (n * k, 1)) * top_probs, axis=0)
-            top_states = self._resample(hs[-1], omega)
+            loss, grads, top_states, top_mean = self._reweighted_wake_sleep_step(x)
+        grads.update(self._prior_update(top_states, top_mean))
+        return float(self.backend.to_numpy(loss)), grads
+
+    def _wake_sleep_step(self, x):
+        """Wake-sleep (Hinton, Dayan, Frey & Neal 1995) on the batch x (n, n_visible).
+
+        Returns (loss, grads, top_states, top_mean): the one-sample negative ELBO (a 0-d array), the wake update of
+        P and the sleep update of Q, and the top layer's wake states and mean recognition probabilities for the
+        prior's update.
+        """
+        xp = self.xp
+        hs, rec_logits = self._recognize(x, self.rng)                           # wake: h ~ Q(h | x)
+        gen_logits = self._gen_logits(hs)
+        log_w = self._log_joint(x, hs, gen_logits) - self._log_q(hs, rec_logits)   # log P(x, h) - log Q(h | x)
+        grads = self._wake_grads(x, hs, None, gen_logits)                       # d(-log P(x, h)) / d(gen, prior)
+        grads.update(self._sleep_phase(x.shape[0]))                             # d(-log Q(h | x)) / d rec at dreams
+        loss = -xp.mean(log_w)                                                  # one-sample negative ELBO
+        return loss, grads, hs[-1], xp.mean(sigmoid(rec_logits[-1]), axis=0)
+
+    def _reweighted_wake_sleep_step(self, x):
+        """Reweighted wake-sleep (Bornschein & Bengio 2015) with k samples per example, on the batch x.
+
+        Returns (loss, grads, top_states, top_mean) as :meth:`_wake_sleep_step`, with the negative k-sample
+        importance-weighted bound as the loss, the omega-weighted wake updates of P and Q, Q's being averaged
+        with the sleep update, and the top states resampled by their weights.
+        """
+        xp = self.xp
+        n, k = x.shape[0], self.k
+        xs = self._repeat(x, k)                                                 # (n * k, n_visible)
+        hs, rec_logits = self._recognize(xs, self.rng)                          # h_i ~ Q(h | x), k per example
+        gen_logits = self._gen_logits(hs)
+        log_w = self._log_joint(xs, hs, gen_logits) - self._log_q(hs, rec_logits)
+        log_w = xp.reshape(log_w, (n, k))                                       # log w_i, (n, k)
+        lse = logsumexp(log_w, axis=1, keepdims=True)
+        loss = -xp.mean(lse) + math.log(k)                                      # -log(1/k sum_i w_i)
+        omega = xp.exp(log_w - lse)                                             # normalised weights, (n, k)
+        weights = xp.reshape(omega, (n * k,)) / n
+        sleep = self._sleep_phase(n)
+        grads = self._wake_grads(xs, hs, weights, gen_logits)                   # -sum omega d log P(x, h_i)
+        q_wake = self._sleep_grads(xs, hs, weights, rec_logits)                 # -sum omega d log Q(h_i | x)
+        grads.update({name: 0.5 * (q_wake[name] + sleep[name]) for name in sleep})
+        top_mean = xp.sum(xp.reshape(weights, (n * k, 1)) * sigmoid(rec_logits[-1]), axis=0)
+        return loss, grads, self._resample(hs[-1], omega), top_mean
+
+    def _sleep_phase(self, n):
+        """The sleep update of Q on n dreams (h, x) ~ P (with the RBM prior, from its persistent chains)."""
+        x_dream, h_dream = self.dream(n, persistent=True)
+        return self._sleep_grads(x_dream, h_dream, None, self._rec_logits(x_dream, h_dream))
+
+    def _prior_update(self, top_states, top_mean) -> dict:
+        """The prior's variant: ``prior.*`` gradients to add to the step's (or a step taken here).
+
+        - factorial prior, ``prior_update="gradient"``: nothing to add (the wake update holds ``prior.b``);
+        - factorial prior, ``prior_update="moment"``: p <- (1 - rho) p + rho <Q(h_L = 1 | .)> taken here, and a zero
+          gradient for ``prior.b``;
+        - RBM prior: its CD-k gradient on the top layer's wake states.
+        """
         if self.prior == "rbm":
             _, rbm_grads = self.prior_rbm.loss_and_grads(top_states)
-            grads.update({f"prior.{name}": g for name, g in rbm_grads.items()})
-        elif self.prior_update == "moment":
+            return {f"prior.{name}": g for name, g in rbm_grads.items()}
+        if self.prior_update == "moment":
             self._moment_step(top_mean)
-            grads["prior.b"] = xp.zeros_like(self.prior_params["b"])
-        return float(B.to_numpy(loss)), grads
+            return {"prior.b": self.xp.zeros_like(self.prior_params["b"])}
+        return {}
 
     def _resample(self, states, omega):
         """One row per example drawn from its k rows with probabilities omega (batch, k), by the Gumbel-max
