@@ -3,6 +3,7 @@ prior (function-preserving), absorbing a learned prior (ELBO-preserving), and th
 
 import numpy as np
 import pytest
+from scipy import special
 
 import refvae
 from refvae import GaussianVAE, absorb_prior, aggregate_posterior, align_to_prior, prior_mismatch
@@ -52,12 +53,22 @@ def test_moments_are_sound_for_large_offsets(numpy_backend):
 def test_mismatch_report(backend, host_rng):
     model, X = _model_and_data(host_rng)
     r = prior_mismatch(model, X)
-    mean, var = aggregate_posterior(model, X)
-    np.testing.assert_allclose(r.kl, 0.5 * (mean**2 + var - 1 - np.log(var)), rtol=1e-12)
-    assert r.kl_diag == pytest.approx(r.kl.sum())
-    np.testing.assert_array_equal(r.active, r.mean_spread > 0.01)
-    cov = np.diag(r.posterior_var) + (r.correlation * np.sqrt(np.outer(r.var, r.var)) - np.diag(r.posterior_var))
+    # every number against the moments computed here from encode(X) (law of total variance)
+    mu, logvar = (backend.to_numpy(a) for a in model.encode(X))
+    mean, post_var, spread = mu.mean(axis=0), np.exp(logvar).mean(axis=0), mu.var(axis=0)
+    var = post_var + spread
+    cov = np.diag(post_var) + np.cov(mu.T, bias=True)
+    np.testing.assert_allclose(r.mean, mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(r.posterior_var, post_var, rtol=1e-12)
+    np.testing.assert_allclose(r.mean_spread, spread, rtol=1e-11)
+    np.testing.assert_allclose(r.var, var, rtol=1e-12)
+    np.testing.assert_allclose(r.kl, 0.5 * (mean**2 + var - 1 - np.log(var)), rtol=1e-11)
+    assert r.kl_diag == pytest.approx(r.kl.sum(), rel=1e-12)
+    np.testing.assert_array_equal(r.active, spread > 0.01)
+    assert r.n_active == 3   # Var[mu] is 0.10 to 0.13 in every dimension
+    np.testing.assert_allclose(r.correlation, cov / np.sqrt(np.outer(var, var)), rtol=1e-10, atol=1e-13)
     sign, logdet = np.linalg.slogdet(cov)
+    assert sign > 0
     assert r.kl_full == pytest.approx(0.5 * (np.trace(cov) + mean @ mean - 3 - logdet), rel=1e-9)
     text = str(r)
     assert "Var[mu]" in text and "total KL" in text and r.findings
@@ -165,23 +176,60 @@ def test_sample_from_the_aggregate(backend, host_rng):
     model, X = _model_and_data(host_rng, dtype="float32")
     with pytest.raises(ValueError, match="aggregate_posterior"):
         model.sample(4, source="aggregate")
-    aggregate_posterior(model, X)
-    x = backend.to_numpy(model.sample(4, source="aggregate"))
-    assert x.shape == (4, 6) and np.all((0 <= x) & (x <= 1))
+    mean, var = aggregate_posterior(model, X)
+    x = backend.to_numpy(model.sample(4, source="aggregate", seed=7))
+    assert x.shape == (4, 6)
+    # z = mean + sd * eps with the sampler's seeded noise, decoded here: the decoder's probabilities at z
+    eps = backend.rng(7).normal((4, 3), "float32")
+    z = backend.asarray(mean, dtype="float32") + backend.xp.sqrt(backend.asarray(var, dtype="float32")) * eps
+    np.testing.assert_allclose(x, special.expit(backend.to_numpy(model.decode(z)).astype(np.float64)),
+                               rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="source must be"):
         model.sample(4, source="posterior")
+
+
+def _direct_mismatch(model, B, X):
+    """(diagonal KL, full-covariance KL, active units) of the aggregate posterior over X, from encode(X):
+    mean = <mu>, var = <sigma^2> + Var[mu] per dimension; cov = diag <sigma^2> + Cov[mu]."""
+    mu, logvar = (B.to_numpy(a).astype(np.float64) for a in model.encode(X))
+    mean, post_var, spread = mu.mean(axis=0), np.exp(logvar).mean(axis=0), mu.var(axis=0)
+    var = post_var + spread
+    kl_diag = float(np.sum(0.5 * (mean**2 + var - 1 - np.log(var))))
+    cov = np.diag(post_var) + np.cov(mu.T, bias=True)
+    _, logdet = np.linalg.slogdet(cov)
+    kl_full = 0.5 * float(np.trace(cov) + mean @ mean - mean.size - logdet)
+    return kl_diag, kl_full, int(np.sum(spread > 0.01))
 
 
 def test_fit_aligns_and_records_the_mismatch(backend, host_rng):
     X = host_rng.random((64, 6)).astype(np.float32)
     model = GaussianVAE(6, 3, hidden=(8,), seed=0)
+    direct = []
     history = refvae.fit(model, X, epochs=3, batch_size=16, optimizer=refvae.Adam(1e-2), align="epoch",
-                         align_epochs=2, progress=False)
+                         align_epochs=2, progress=False,
+                         callbacks=(lambda m, h: direct.append(_direct_mismatch(m, backend, X)),))
     assert len(history["mismatch_kl"]) == 3 and len(history["active_units"]) == 3
-    assert all(k >= 0 for k in history["mismatch_kl"])
-    # after epochs 1 and 2 the model was aligned on all of X: the monitored subset (all 64 rows) matches exactly
-    assert history["mismatch_kl"][0] == pytest.approx(0.0, abs=1e-9)
+    # each epoch's record equals the mismatch computed here from the model's encoder on the monitored rows
+    # (all 64: the moments do not depend on their order)
+    for epoch, (kl_diag, kl_full, active) in enumerate(direct):
+        assert history["mismatch_kl"][epoch] == pytest.approx(kl_diag, rel=1e-9, abs=1e-12)
+        assert history["mismatch_kl_full"][epoch] == pytest.approx(kl_full, rel=1e-9, abs=1e-12)
+        assert history["active_units"][epoch] == active
+    # after epochs 1 and 2 the model was aligned on all of X: the monitored subset (all 64 rows) matches exactly;
+    # epoch 3 was not followed by an alignment, so its training moved the aggregate off the prior again
+    assert direct[0][0] == pytest.approx(0.0, abs=1e-9) and direct[1][0] == pytest.approx(0.0, abs=1e-9)
+    assert direct[2][0] > 1e-6
+    # align="init": the same as aligning the fresh model first, then training without alignment
     m0 = GaussianVAE(6, 3, hidden=(8,), seed=0)
     refvae.fit(m0, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), align="init", progress=False)
+    m1 = align_to_prior(GaussianVAE(6, 3, hidden=(8,), seed=0), X, inplace=True)
+    refvae.fit(m1, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), progress=False)
+    unaligned = GaussianVAE(6, 3, hidden=(8,), seed=0)
+    refvae.fit(unaligned, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), progress=False)
+    for k, v in m1.params.items():   # identical on the host; a GPU's reductions may round differently
+        np.testing.assert_allclose(backend.to_numpy(m0.params[k]), backend.to_numpy(v), rtol=1e-5, atol=1e-7,
+                                   err_msg=k)
+    assert not np.array_equal(backend.to_numpy(m0.params["encoder.mu.b"]),
+                              backend.to_numpy(unaligned.params["encoder.mu.b"]))
     with pytest.raises(ValueError, match="align must be one of"):
         refvae.fit(m0, X, epochs=1, batch_size=16, optimizer=refvae.Adam(), align="always", progress=False)

@@ -124,6 +124,36 @@ def test_static_binarisation_is_one_fixed_sample(numpy_backend, host_rng):
     assert sorted(map(tuple, seen[0])) != sorted(map(tuple, seen[1]))
 
 
+def test_every_example_is_seen_once_per_epoch_including_the_last_partial_batch(backend):
+    """n = 10 at batch 4: batches of 4, 4 and 2 each epoch, covering every (distinct) row exactly once."""
+    n, batch_size = 10, 4
+    # distinct rows (the first column tells them apart), exactly representable in float32
+    X = np.tile(np.arange(n, dtype=np.float32)[:, None] / 16.0, (1, 6))
+    X[:, 1:] = 0.5
+    batches, epochs = [], []
+
+    class Recorder(GaussianVAE):
+        def loss_and_grads(self, x, eps=None):
+            batches.append(backend.to_numpy(x, copy=True))
+            return super().loss_and_grads(x, eps)
+
+    def end_of_epoch(model, history):
+        epochs.append(list(batches))
+        batches.clear()
+
+    fit(Recorder(6, 2, hidden=(4,)), X, epochs=2, batch_size=batch_size, optimizer=Adam(), progress=False,
+        callbacks=(end_of_epoch,))
+    assert len(epochs) == 2 and not batches
+    for seen in epochs:
+        assert [b.shape[0] for b in seen] == [4, 4, 2]
+        assert sum(b.shape[0] for b in seen) == n
+        rows = np.concatenate(seen)
+        np.testing.assert_array_equal(np.sort(rows[:, 0]), X[:, 0])      # each example exactly once
+        np.testing.assert_array_equal(rows[np.argsort(rows[:, 0])], X)   # and unchanged
+    # the shuffle differs between epochs (a fixed order would hide a missing reshuffle)
+    assert not np.array_equal(np.concatenate(epochs[0])[:, 0], np.concatenate(epochs[1])[:, 0])
+
+
 def test_adam_matches_textbook_update(backend, host_rng):
     """Three steps of the folded update equal Kingma & Ba's Algorithm 1 with m_hat, v_hat."""
     p0 = host_rng.normal(size=(3, 2))
