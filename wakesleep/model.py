@@ -57,19 +57,17 @@ import math
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable, register_model
-from refvae.validation import as_data, check_positive_int
-from refvae.enumeration import binary_states
-from refvae.fast import map_blocks
 from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
+from refvae.validation import as_data, check_positive_int
+
+from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood
 
 __all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
 
 ALGORITHMS = ("wake-sleep", "rws")
 PRIORS = ("factorial", "rbm")
 PRIOR_UPDATES = ("gradient", "moment")
-#: Exact likelihoods enumerate all 2^H configurations of the H hidden units (2^20 ~ one million).
-MAX_HIDDEN_ENUMERATION = 20
 
 
 def _check_layer_sizes(layer_sizes):
@@ -548,66 +546,11 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         """
         X = self.validate_data(X, "X")
         if method == "exact":
-            return self._exact_log_likelihood(X, check_positive_int(chunk, "chunk"))
+            return exact_log_likelihood(self, X, check_positive_int(chunk, "chunk"))
         if method == "importance":
-            return self._importance_log_likelihood(X, check_positive_int(k, "k"), seed,
-                                                   check_positive_int(max_rows, "max_rows"))
+            return importance_log_likelihood(self, X, check_positive_int(k, "k"), seed,
+                                             check_positive_int(max_rows, "max_rows"))
         raise ValueError(f"method must be 'exact' or 'importance', got {method!r}")
-
-    def _exact_log_likelihood(self, X, chunk):
-        xp = self.xp
-        sizes = self.layer_sizes[1:]
-        H = sum(sizes)
-        if H > MAX_HIDDEN_ENUMERATION:
-            raise ValueError(f"the exact likelihood enumerates all 2^{H} configurations of the {H} hidden units "
-                             f"(layers {tuple(sizes)}), more than the limit of {MAX_HIDDEN_ENUMERATION} units: use "
-                             "log_likelihood(X, method='importance', k=...) for a model this large")
-        log_z = self._rbm_log_z() if self.prior == "rbm" else None
-        total = None
-        for start in range(0, 2 ** H, chunk):
-            states = binary_states(start, min(start + chunk, 2 ** H), H, self.dtype_name)   # (m, H)
-            hs, offset = [], 0
-            for n_l in sizes:
-                hs.append(states[:, offset:offset + n_l])
-                offset += n_l
-            log_p_h = self.log_prior(hs[-1], log_z)                                 # log P(h_1..h_L), (m,)
-            for l in range(2, len(self.layer_sizes)):
-                log_p_h = log_p_h + bernoulli_log_prob(hs[l - 2], self.generative_logits(l, hs[l - 1]))
-            a = self.generative_logits(1, hs[0])                                    # logits of x, (m, n_visible)
-            # log P(x | h_1) = x.a - sum_i softplus(a_i), for every x and every h at once: (batch, m)
-            log_joint = X @ a.T - xp.reshape(xp.sum(softplus(a), axis=1) - log_p_h, (1, -1))
-            part = logsumexp(log_joint, axis=1)
-            total = part if total is None else xp.logaddexp(total, part)
-        return total
-
-    def _importance_log_likelihood(self, X, k, seed, max_rows):
-        xp, B = self.xp, self.backend
-        rng = self.rng if seed is None else B.rng(seed)
-        log_z = self._rbm_log_z() if self.prior == "rbm" else None
-        n = X.shape[0]
-        per_chunk = min(k, max_rows)                       # samples per example per pass
-        per_example = max(1, max_rows // per_chunk)        # examples per pass
-        results = []
-        for i0 in range(0, n, per_example):
-            xb = X[i0:min(i0 + per_example, n), :]
-            m = xb.shape[0]
-            parts = []
-            for j0 in range(0, k, per_chunk):
-                s = min(per_chunk, k - j0)
-                xs = self._repeat(xb, s)                                             # (m * s, n_visible)
-                hs, rec_logits = self._recognize(xs, rng)                           # h_i ~ Q(.|x), in order
-                log_q = self._log_q(hs, rec_logits)
-
-                def log_joint_rows(a, b):                                           # log P(x, h_i), rows a..b-1
-                    h_ab = [h[a:b, :] for h in hs]
-                    return self._log_joint(xs[a:b, :], h_ab, self._gen_logits(h_ab), log_z)
-
-                blocks = map_blocks(B, log_joint_rows, m * s, block=512)            # on every core with NumPy
-                log_joint = xp.concat(blocks) if len(blocks) > 1 else blocks[0]
-                parts.append(xp.reshape(log_joint - log_q, (m, s)))
-            log_w = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]          # (m, k)
-            results.append(logsumexp(log_w, axis=1) - math.log(k))
-        return xp.concat(results) if len(results) > 1 else results[0]
 
     def sample(self, n, seed=None, mean=True):
         """n dreams from the generative model: P(x = 1 | h_1) (``mean=True``) or binary x, (n, n_visible)."""

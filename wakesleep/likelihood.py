@@ -1,0 +1,90 @@
+"""Likelihoods of a Helmholtz machine: exact by enumerating the hidden configurations, and importance-sampled with
+the recognition model as the proposal.
+
+Exact (small models, H hidden units in all)::
+
+    log P(x) = logsumexp over the 2^H configurations h of [ log P(h_1..h_L) + log P(x | h_1) ]
+
+with log P(x | h_1) = x.a - sum_i softplus(a_i), a the logits of x given h_1, computed for every x and every h of
+a chunk at once.
+
+Importance sampling (Burda, Grosse & Salakhutdinov 2015; Bornschein & Bengio 2015)::
+
+    log P(x) ~= logsumexp_i [ log P(x, h_i) - log Q(h_i | x) ] - log k,     h_i ~ Q(. | x)
+
+a stochastic lower bound (in expectation) that tightens as k grows.
+"""
+
+from __future__ import annotations
+
+import math
+
+from refvae.enumeration import binary_states
+from refvae.fast import map_blocks
+from refvae.numerics import bernoulli_log_prob, logsumexp, softplus
+
+__all__ = ["MAX_HIDDEN_ENUMERATION", "exact_log_likelihood", "importance_log_likelihood"]
+
+#: Exact likelihoods enumerate all 2^H configurations of the H hidden units (2^20 ~ one million).
+MAX_HIDDEN_ENUMERATION = 20
+
+
+def exact_log_likelihood(model, X, chunk: int = 2**14):
+    """log P(x) = log sum_h P(x, h) per example (batch,), over all 2^H configurations of the H hidden units,
+    enumerated in chunks of ``chunk`` with a running log-sum-exp (H <= MAX_HIDDEN_ENUMERATION)."""
+    xp = model.xp
+    sizes = model.layer_sizes[1:]
+    H = sum(sizes)
+    if H > MAX_HIDDEN_ENUMERATION:
+        raise ValueError(f"the exact likelihood enumerates all 2^{H} configurations of the {H} hidden units "
+                         f"(layers {tuple(sizes)}), more than the limit of {MAX_HIDDEN_ENUMERATION} units: use "
+                         "log_likelihood(X, method='importance', k=...) for a model this large")
+    log_z = model._rbm_log_z() if model.prior == "rbm" else None
+    total = None
+    for start in range(0, 2 ** H, chunk):
+        states = binary_states(start, min(start + chunk, 2 ** H), H, model.dtype_name)   # (m, H)
+        hs, offset = [], 0
+        for n_l in sizes:
+            hs.append(states[:, offset:offset + n_l])
+            offset += n_l
+        log_p_h = model.log_prior(hs[-1], log_z)                                 # log P(h_1..h_L), (m,)
+        for l in range(2, len(model.layer_sizes)):
+            log_p_h = log_p_h + bernoulli_log_prob(hs[l - 2], model.generative_logits(l, hs[l - 1]))
+        a = model.generative_logits(1, hs[0])                                    # logits of x, (m, n_visible)
+        # log P(x | h_1) = x.a - sum_i softplus(a_i), for every x and every h at once: (batch, m)
+        log_joint = X @ a.T - xp.reshape(xp.sum(softplus(a), axis=1) - log_p_h, (1, -1))
+        part = logsumexp(log_joint, axis=1)
+        total = part if total is None else xp.logaddexp(total, part)
+    return total
+
+
+def importance_log_likelihood(model, X, k: int, seed=None, max_rows: int = 8192):
+    """log P(x) ~= logsumexp_i (log P(x, h_i) - log Q(h_i | x)) - log k per example (batch,), h_i ~ Q(.|x): a
+    stochastic lower bound that converges to log P(x) as k grows, in chunks of at most ``max_rows`` sampled rows."""
+    xp, B = model.xp, model.backend
+    rng = model.rng if seed is None else B.rng(seed)
+    log_z = model._rbm_log_z() if model.prior == "rbm" else None
+    n = X.shape[0]
+    samples_per_chunk = min(k, max_rows)                          # samples per example per pass
+    examples_per_chunk = max(1, max_rows // samples_per_chunk)    # examples per pass
+    results = []
+    for i0 in range(0, n, examples_per_chunk):
+        xb = X[i0:min(i0 + examples_per_chunk, n), :]
+        m = xb.shape[0]
+        parts = []
+        for j0 in range(0, k, samples_per_chunk):
+            s = min(samples_per_chunk, k - j0)
+            xs = model._repeat(xb, s)                                             # (m * s, n_visible)
+            hs, rec_logits = model._recognize(xs, rng)                           # h_i ~ Q(.|x), in order
+            log_q = model._log_q(hs, rec_logits)
+
+            def log_joint_rows(a, b):                                           # log P(x, h_i), rows a..b-1
+                h_ab = [h[a:b, :] for h in hs]
+                return model._log_joint(xs[a:b, :], h_ab, model._gen_logits(h_ab), log_z)
+
+            blocks = map_blocks(B, log_joint_rows, m * s, block=512)            # on every core with NumPy
+            log_joint = xp.concat(blocks) if len(blocks) > 1 else blocks[0]
+            parts.append(xp.reshape(log_joint - log_q, (m, s)))
+        log_w = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]          # (m, k)
+        results.append(logsumexp(log_w, axis=1) - math.log(k))
+    return xp.concat(results) if len(results) > 1 else results[0]
