@@ -13,7 +13,8 @@ equations and rbm/partition.py for the exact and AIS partition functions.
 
 from . import checks, plots  # noqa: F401  (register the RBM's gradient checks and training-curve series)
 from .model import BernoulliRBM
-from .partition import MAX_ENUMERATION, ais_betas, ais_log_partition, exact_log_partition, model_expectations
+from .partition import (MAX_ENUMERATION, AISEstimate, AISWarning, ais_betas, ais_log_partition, exact_log_partition,
+                        model_expectations)
 
-__all__ = ["BernoulliRBM", "MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition",
+__all__ = ["AISEstimate", "AISWarning", "BernoulliRBM", "MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition",
            "model_expectations"]

@@ -26,13 +26,16 @@ R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networ
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 
 from refvae.backend import get_backend
 from refvae.validation import check_finite_params, check_positive_int
 from refvae.enumeration import binary_states
 from refvae.numerics import logsumexp, sigmoid, softplus
 
-__all__ = ["MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition", "model_expectations"]
+__all__ = ["AISEstimate", "AISWarning", "ESS_FRACTION", "MAX_ENUMERATION", "ais_betas", "ais_log_partition",
+           "exact_log_partition", "model_expectations"]
 
 MAX_ENUMERATION = 25   # units in the smaller layer (2^25 = 33.5 million states)
 
@@ -137,7 +140,53 @@ def ais_betas(n: int = 14500):
     return seg(0.0, 0.5, n1, False) + seg(0.5, 0.9, n2, False) + seg(0.9, 1.0, n3, True)
 
 
-def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, data=None, return_bounds=False):
+class AISWarning(UserWarning):
+    """An AIS estimate whose error bar cannot be trusted (too few effective chains, or no lower bound)."""
+
+
+@dataclass(frozen=True)
+class AISEstimate:
+    """An AIS estimate of log Z with what it can and cannot promise.
+
+    ``log_z`` is log Z_A + log mean(w) over the M chains. ``lower`` and ``upper`` are log(mean(w) -+ 3 sd(w)/sqrt(M))
+    + log Z_A: a 3-standard-error band of the mean weight, from the weights' own spread. It is only as good as that
+    spread: with heavy-tailed weights (a few chains dominating) the sample sd underestimates the true one, and the
+    band can be narrow and wrong. ``ess`` = (sum w)^2 / sum w^2, the effective number of chains, measures how many
+    chains carry the estimate. The estimate is called trustworthy when the lower bound exists (3 sd(w)/sqrt(M) <
+    mean(w)) and ess >= ``ESS_FRACTION`` * M; otherwise ``ais_log_partition`` warns (:class:`AISWarning`). Even a
+    trustworthy estimate is a stochastic lower bound on log Z in expectation (Jensen), never an upper bound.
+
+    Unpacks as the 3-tuple ``(log_z, lower, upper)``.
+    """
+
+    log_z: float
+    lower: float
+    upper: float
+    ess: float
+    n_chains: int
+    temperatures: int
+
+    @property
+    def trustworthy(self) -> bool:
+        return math.isfinite(self.lower) and self.ess >= ESS_FRACTION * self.n_chains
+
+    def __iter__(self):
+        return iter((self.log_z, self.lower, self.upper))
+
+    def describe(self) -> str:
+        """One line: the estimate, its band (or why there is none) and the effective number of chains."""
+        band = (f"[{self.lower:.2f}, {self.upper:.2f}]" if math.isfinite(self.lower) else
+                f"[no lower bound: 3 sd(w)/sqrt(M) >= mean(w); upper {self.upper:.2f}]")
+        text = f"log Z = {self.log_z:.2f} {band}, {self.ess:.1f} effective chains of {self.n_chains}"
+        return text if self.trustworthy else text + " (NOT TRUSTWORTHY: more chains or temperatures needed)"
+
+
+#: An AIS estimate is trusted only when at least this fraction of its chains is effective (ESS / M).
+ESS_FRACTION = 0.1
+
+
+def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, data=None, return_bounds=False,
+                      progress=False):
     """log Z of the RBM by annealed importance sampling from a base-rate model.
 
     Parameters
@@ -151,11 +200,15 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
         Data whose pixel means set the base model's visible biases (log-odds, clipped); a uniform base
         (b_A = 0) without it. A base close to the data makes the estimate far more accurate.
     return_bounds : bool
-        Also return the bounds log(mean(w) -+ 3 sd(w) / sqrt(M)) + log Z_A.
+        Return an :class:`AISEstimate` (bounds log(mean(w) -+ 3 sd(w) / sqrt(M)) + log Z_A, effective number of
+        chains; it unpacks as ``(log_z, lower, upper)``) instead of the float. Either way an estimate that cannot
+        be trusted raises an :class:`AISWarning`.
+    progress : bool
+        Show a progress bar over the temperatures.
 
     Returns
     -------
-    float, or (log_z, lower, upper)
+    float, or AISEstimate
     """
     check_finite_params(model.params, "the RBM")
     B = get_backend()
@@ -176,7 +229,11 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     log_w = B.zeros((M,), "float64")
     base_term, model_term = v @ b_a, v @ b                                               # (M,)
     last = len(schedule) - 1
-    for k in range(1, last + 1):
+    steps = range(1, last + 1)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc=f"AIS ({M} chains)", unit="temperature", leave=False, mininterval=0.5)
+    for k in steps:
         beta_prev, beta = schedule[k - 1], schedule[k]
         a = v @ W + c                                                                    # (M, n_hidden)
         # the log-weight increment log p*_k(v) - log p*_{k-1}(v), (M,)
@@ -190,8 +247,6 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
         base_term, model_term = v @ b_a, v @ b
     log_mean_w = float(logsumexp(log_w, axis=0)) - math.log(M)
     log_z = log_z_a + log_mean_w
-    if not return_bounds:
-        return log_z
     shift = float(xp.max(log_w))
     r = xp.exp(log_w - shift)                                                            # w / max w
     mean = float(xp.mean(r))
@@ -199,4 +254,10 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     half = 3.0 * sd / math.sqrt(M)
     lower = log_z_a + shift + math.log(mean - half) if mean - half > 0 else -math.inf
     upper = log_z_a + shift + math.log(mean + half)
-    return log_z, lower, upper
+    ess = float(xp.sum(r)) ** 2 / float(xp.sum(r * r))                                   # (sum w)^2 / sum w^2
+    estimate = AISEstimate(log_z, lower, upper, ess, M, len(schedule))
+    if not estimate.trustworthy:
+        warnings.warn(AISWarning(f"AIS estimate not trustworthy: {estimate.describe()}. Use more chains "
+                                 "(n_chains) or temperatures (betas), or the exact log Z for a small model"),
+                      stacklevel=3)
+    return estimate if return_bounds else log_z

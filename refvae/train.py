@@ -47,7 +47,7 @@ def _history_from(meta_history):
 
 
 def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val=None, checkpoint=None,
-        progress=True, resume=False, callbacks=(), align=None, align_epochs=3):
+        progress=True, resume=False, callbacks=(), align=None, align_epochs=3, verbose=None):
     """Train ``model`` on ``X`` with minibatches; returns the history.
 
     Parameters
@@ -73,6 +73,8 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         Written atomically after every epoch (model, optimiser, history, position).
     progress : bool
         Show a tqdm progress bar with the loss and speed.
+    verbose : bool, optional
+        Print one summary line per epoch (loss, validation loss, seconds); default: as ``progress``.
     resume : bool
         Continue from ``checkpoint`` if it exists (same model architecture, data and settings).
     callbacks : iterable of callables
@@ -101,6 +103,10 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     xp = B.xp
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
+    verbose = progress if verbose is None else verbose
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"fit needs an optimizer with step(params, grads), such as refvae.Adam() or refvae.SGD(0.01); "
+                        f"got {optimizer!r}")
     if binarize not in BINARIZE:
         raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
     if align not in ALIGN:
@@ -139,6 +145,9 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
                 raise
         if meta is not None:
             start_epoch, history = _restore(model, optimizer, arrays, meta, settings, checkpoint)
+            if start_epoch > epochs:
+                raise TrainingError(f"{checkpoint} already holds {start_epoch} epochs, more than the {epochs} asked "
+                                    f"for: ask for more than {start_epoch} epochs to continue it, or start a new run")
 
     X_monitor = None
     if hasattr(model, "epoch_diagnostics"):
@@ -168,7 +177,7 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
                 raise TrainingError(
                     f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} of {steps_per_epoch}: "
                     "lower the learning rate or check the data; "
-                    + (f"the last good state is in {checkpoint}" if checkpoint else "no checkpoint was being written")
+                    + _last_good_state(checkpoint)
                 )
             optimizer.step(model.params, grads)
             weight = batch.shape[0] / n
@@ -197,7 +206,7 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
                 history.setdefault(k, []).append(v)
         for cb in callbacks:
             cb(model, history)
-        if progress:
+        if verbose:
             msg = f"epoch {epoch + 1}/{epochs}: train loss {total:.4f}"
             msg += f", validation loss {val:.4f}" if val is not None else ""
             msg += f" ({history['seconds'][-1]:.2f} s)"
@@ -205,6 +214,17 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         if checkpoint is not None:
             _save(checkpoint, model, optimizer, history, epoch + 1, settings)
     return history
+
+
+def _last_good_state(checkpoint) -> str:
+    """Where the last good state is, naming only a file that exists."""
+    import os
+
+    if checkpoint is None:
+        return "no checkpoint was being written"
+    if os.path.exists(checkpoint):
+        return f"the last good state (the last completed epoch) is in {checkpoint}"
+    return f"no epoch had completed, so there is no checkpoint yet (it would have been {checkpoint})"
 
 
 def _to_device_data(model, X, name):

@@ -359,3 +359,30 @@ def test_loss_is_the_free_energy_gap_and_leaves_the_chains(backend, host_rng):
     # CD: training and validation loss are both free-energy gaps on the same data: close, not a different scale
     assert abs(history["val_loss"][-1] - history["train_loss"][-1]) < 1.0
     assert "reconstruction_error" in history
+
+
+def test_ais_warns_when_its_error_bar_cannot_be_trusted(numpy_backend):
+    """A confidently wrong AIS estimate (weights ×100) warns, with a low effective sample size; a good one does not."""
+    import warnings
+
+    from rbm import AISWarning
+
+    train, _ = refvae.datasets.load("mnist-10k")
+    X = (np.random.default_rng(0).random(train[:2000].shape) < train[:2000]).astype(np.float32)
+    model = BernoulliRBM(784, 10, seed=0, persistent=False)
+    refvae.fit(model, X, epochs=1, batch_size=100, optimizer=refvae.SGD(0.01, momentum=0.9), progress=False)
+    model.params["W"][...] *= 100.0
+    with pytest.warns(AISWarning, match="not trustworthy.*effective chains"):
+        est = model.log_partition("ais", n_chains=100, betas=1000, data=X, return_bounds=True)
+    assert not est.trustworthy and est.ess < 10
+    assert abs(est.log_z - model.log_partition("exact")) > 10                  # it is indeed wrong
+    log_z, lower, upper = est                                                  # unpacks as before
+    assert (log_z, lower, upper) == (est.log_z, est.lower, est.upper)
+    bars = refvae.datasets.load("hinton-bars", n_train=2000)[0]                # a small model AIS handles well
+    good = BernoulliRBM(16, 6, seed=0, persistent=False)
+    refvae.fit(good, bars, epochs=5, batch_size=20, optimizer=refvae.SGD(0.05, momentum=0.5), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AISWarning)
+        ok = good.log_partition("ais", n_chains=100, betas=300, data=bars, return_bounds=True)
+    exact = good.log_partition("exact")
+    assert ok.trustworthy and ok.ess > 50 and ok.lower - 0.2 <= exact <= ok.upper + 0.2

@@ -231,3 +231,33 @@ def test_fit_checks_values_once_not_per_step(numpy_backend, host_rng, monkeypatc
     assert not validation._VALUES_CHECKED  # the context is left cleanly
     with pytest.raises(refvae.DataError, match="NaN"):  # outside fit, single calls still check values
         GaussianVAE(8, 2, hidden=(4,)).loss_and_grads(np.full((2, 8), np.nan))
+
+
+def test_fit_refuses_a_missing_optimizer(numpy_backend, host_rng):
+    with pytest.raises(TypeError, match="optimizer with step.*refvae.Adam"):
+        fit(GaussianVAE(8, 2, hidden=(4,)), _toy_data(host_rng, n=16), epochs=1, batch_size=8, optimizer=None,
+            progress=False)
+
+
+def test_resume_with_fewer_epochs_than_done_says_so(numpy_backend, host_rng, tmp_path):
+    X = _toy_data(host_rng, n=16)
+    path = tmp_path / "c.npz"
+    fit(GaussianVAE(8, 2, hidden=(4,)), X, epochs=3, batch_size=8, optimizer=Adam(), checkpoint=path, progress=False)
+    with pytest.raises(TrainingError, match="already holds 3 epochs, more than the 2 asked for"):
+        fit(GaussianVAE(8, 2, hidden=(4,)), X, epochs=2, batch_size=8, optimizer=Adam(), checkpoint=path,
+            resume=True, progress=False)
+
+
+def test_a_diverging_run_names_only_checkpoints_that_exist(numpy_backend, host_rng, tmp_path):
+    X = _toy_data(host_rng, n=16)
+    with pytest.raises(TrainingError, match="no epoch had completed, so there is no checkpoint yet"):
+        fit(GaussianVAE(8, 2, hidden=(4,)), X, epochs=2, batch_size=8, optimizer=SGD(1e30),
+            checkpoint=tmp_path / "never.npz", progress=False)
+    assert not (tmp_path / "never.npz").exists()
+
+
+def test_verbose_prints_epoch_lines_without_bars(numpy_backend, host_rng, capsys):
+    fit(GaussianVAE(8, 2, hidden=(4,)), _toy_data(host_rng, n=16), epochs=2, batch_size=8, optimizer=Adam(),
+        progress=False, verbose=True)
+    out = capsys.readouterr()
+    assert "epoch 1/2: train loss" in out.out + out.err and "epoch 2/2" in out.out + out.err
