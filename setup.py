@@ -14,6 +14,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     license="MIT",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=["refvae", "refvae.datasets", "refvae.plots", "refvae.vae", "rbm", "wakesleep"],
     package_data={"refvae": ["data/*.gz"]},

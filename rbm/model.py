@@ -250,8 +250,8 @@ class BernoulliRBM(Checkpointable):
 
     def epoch_diagnostics(self, V) -> dict:
         """Recorded by ``fit`` after every epoch: the reconstruction error on V, the mean over hidden
-        units of the aggregate posterior's firing rate, and (for small models) of the exact model marginal and
-        the largest gap between them."""
+        units of the aggregate posterior's firing rate, and for small models (smaller layer <= 16 units) the exact
+        model marginal, the largest gap between the two, and the exact mean log-likelihood of V."""
         xp = self.xp
         agg = self.aggregate_posterior(V)
         out = {"reconstruction_error": self.reconstruction_error(V), "aggregate_posterior_mean": float(xp.mean(agg))}
@@ -259,6 +259,7 @@ class BernoulliRBM(Checkpointable):
             marginal = self.hidden_marginal("exact")
             out["model_marginal_mean"] = float(xp.mean(marginal))
             out["prior_gap_max"] = float(xp.max(xp.abs(agg - marginal)))
+            out["exact_log_likelihood"] = float(xp.mean(self.log_likelihood(V)))     # log Z by enumeration
         return out
 
     # ----------------------------------------------------------------------------------------------

@@ -65,14 +65,19 @@ def _chunks(layer_size, batch):
         yield start, min(start + batch, total)
 
 
-def exact_log_partition(model, batch: int = 2**14) -> float:
-    """log Z by enumerating every state of the smaller layer, in batches, with log-sum-exp."""
+def exact_log_partition(model, batch: int = 2**14, progress: bool = False) -> float:
+    """log Z by enumerating every state of the smaller layer, in batches, with log-sum-exp (``progress``: a bar
+    over the batches, for the layers of 20 units and more that take seconds to minutes)."""
     check_finite_params(model.params, "the RBM")
     xp = model.xp
     layer = _enumeration_layer(model)
     m = model.n_hidden if layer == "hidden" else model.n_visible
+    chunks = _chunks(m, batch)
+    if progress:
+        from tqdm.auto import tqdm
+        chunks = tqdm(list(chunks), desc=f"exact log Z (2^{m} states)", unit="batch", leave=False, mininterval=0.5)
     partial = [logsumexp(_log_unnormalised(model, binary_states(a, z, m, model.dtype_name), layer), axis=0)
-               for a, z in _chunks(m, batch)]
+               for a, z in chunks]
     return float(logsumexp(xp.stack(partial), axis=0))
 
 
@@ -156,7 +161,7 @@ class AISEstimate:
     mean(w)) and ess >= ``ESS_FRACTION`` * M; otherwise ``ais_log_partition`` warns (:class:`AISWarning`). Even a
     trustworthy estimate is a stochastic lower bound on log Z in expectation (Jensen), never an upper bound.
 
-    Unpacks as the 3-tuple ``(log_z, lower, upper)``.
+    Unpacks and indexes as the 3-tuple ``(log_z, lower, upper)``.
     """
 
     log_z: float
@@ -172,6 +177,12 @@ class AISEstimate:
 
     def __iter__(self):
         return iter((self.log_z, self.lower, self.upper))
+
+    def __getitem__(self, i):
+        return (self.log_z, self.lower, self.upper)[i]
+
+    def __len__(self) -> int:
+        return 3
 
     def describe(self) -> str:
         """One line: the estimate, its band (or why there is none) and the effective number of chains."""

@@ -11,3 +11,5 @@ register_series("prior_gap_max", "firing", "largest |aggregate − marginal| ove
 register_panel("reconstruction", "Reconstruction through P(h|v): a monitor, not the likelihood",
                "squared error per example")
 register_series("reconstruction_error", "reconstruction", "mean squared reconstruction error (training data)")
+register_panel("likelihood", "Exact log-likelihood (small models: log Z by enumeration)", "nats per example")
+register_series("exact_log_likelihood", "likelihood", "mean log P(v), monitored training examples")

@@ -61,6 +61,7 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
     payload[META_KEY] = np.array(json.dumps(document))
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())                 # mkstemp makes 0600; give the user's usual permissions
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
@@ -79,6 +80,13 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
     except OSError:
         pass
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
@@ -134,9 +142,15 @@ def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
     ``state/`` arrays. Raises :class:`CheckpointError` for another kind or an inconsistent checkpoint."""
     if meta.get("kind") != cls.__name__:
         raise CheckpointError(f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load(path)")
+    params = split_prefix(arrays, "model")
+    bad = [name for name, a in params.items() if np.issubdtype(np.asarray(a).dtype, np.number)
+           and not np.all(np.isfinite(a))]
+    if bad:
+        raise CheckpointError(f"{path} holds non-finite parameters ({', '.join(sorted(bad))}): the run diverged "
+                              "before it was saved; use an earlier checkpoint or retrain with a smaller learning rate")
     try:
         model = cls(**meta["config"])
-        model.set_params(split_prefix(arrays, "model"))
+        model.set_params(params)
         if hasattr(model, "set_state"):
             model.set_state(split_prefix(arrays, "state"))
     except (KeyError, TypeError, ValueError) as err:

@@ -42,6 +42,7 @@ def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x
     """
     B = get_backend()
     xp = B.xp
+    _refuse_complex_or_masked(x, name)
     shape = tuple(getattr(x, "shape", ()))
     if not hasattr(x, "shape"):
         x = B.asarray(x)
@@ -75,6 +76,19 @@ def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x
             f"{name} has values in [{lo:g}, {hi:g}] but a Bernoulli likelihood needs values in [0, 1]: {range_fix}"
         )
     return x
+
+
+def _refuse_complex_or_masked(x, name: str) -> None:
+    """Complex values would lose their imaginary part on conversion, and a masked array's mask would be ignored."""
+    import numpy as np
+
+    if isinstance(x, np.ma.MaskedArray):
+        raise DataError(f"{name} is a masked array, and refvae would ignore its mask: fill or drop the masked "
+                        f"entries first (e.g. {name}.filled(0.0) or {name}[~{name}.mask.any(axis=1)])")
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind == "c":
+        raise DataError(f"{name} holds complex numbers: refvae models take real data (pass {name}.real if the "
+                        "imaginary part is zero)")
 
 
 def check_positive_int(value, name: str) -> int:

@@ -80,3 +80,20 @@ def test_failed_write_leaves_previous_checkpoint_intact(numpy_backend, tmp_path,
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left behind
     assert os.path.getsize(path) == len(before)
+
+
+def test_a_checkpoint_with_non_finite_parameters_is_refused(numpy_backend, tmp_path):
+    model = refvae.GaussianVAE(6, 2, hidden=(4,))
+    model.params["encoder.0.W"][0, 0] = np.nan
+    path = model.save(tmp_path / "nan.npz")
+    with pytest.raises(refvae.CheckpointError, match=r"non-finite parameters \(encoder.0.W\).*earlier checkpoint"):
+        refvae.load(path)
+
+
+def test_checkpoints_follow_the_umask(numpy_backend, tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = refvae.GaussianVAE(6, 2, hidden=(4,)).save(tmp_path / "m.npz")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644

@@ -95,3 +95,9 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     src.write_text("def f():\n    from .vae import model\n    import rbm.cli\n")
     modules = {"refvae.x": src, "refvae.vae": None, "refvae.vae.model": None, "rbm": None, "rbm.cli": None}
     assert _imports("refvae.x", src, modules) == {"refvae.vae.model", "rbm.cli"}
+
+
+def test_the_licence_and_citation_files_exist():
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert "cff-version" in citation and "title:" in citation

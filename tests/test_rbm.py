@@ -386,3 +386,13 @@ def test_ais_warns_when_its_error_bar_cannot_be_trusted(numpy_backend):
         ok = good.log_partition("ais", n_chains=100, betas=300, data=bars, return_bounds=True)
     exact = good.log_partition("exact")
     assert ok.trustworthy and ok.ess > 50 and ok.lower - 0.2 <= exact <= ok.upper + 0.2
+
+
+def test_small_models_record_their_exact_log_likelihood(numpy_backend):
+    X = _prototypes()
+    model = BernoulliRBM(9, 4, seed=0, persistent=False, k=1)
+    history = refvae.fit(model, X, epochs=3, batch_size=16, optimizer=refvae.SGD(0.05), progress=False)
+    recorded = history["exact_log_likelihood"]
+    assert len(recorded) == 3 and recorded[-1] > recorded[0]
+    # fit's monitored subset is the whole (64-example) data set here
+    assert recorded[-1] == pytest.approx(float(np.mean(model.log_likelihood(X))), rel=1e-6)

@@ -240,3 +240,12 @@ def test_eps_of_the_wrong_shape(numpy_backend):
     model = GaussianVAE(6, 2, hidden=(4,))
     with pytest.raises(DataError, match="eps has 2 rows but x has 3"):
         model.loss_and_grads(np.zeros((3, 6)), eps=np.zeros((2, 2)))
+
+
+def test_complex_and_masked_data_are_refused(numpy_backend):
+    model = GaussianVAE(4, 2, hidden=(3,))
+    with pytest.raises(refvae.DataError, match="complex numbers"):
+        model.loss(np.ones((2, 4), dtype=np.complex128) * 0.5)
+    masked = np.ma.masked_array(np.full((2, 4), 0.5), mask=[[0, 1, 0, 0], [0, 0, 0, 0]])
+    with pytest.raises(refvae.DataError, match="masked array.*mask"):
+        model.loss(masked)

@@ -29,7 +29,7 @@ __all__ = ["MAX_HIDDEN_ENUMERATION", "exact_log_likelihood", "importance_log_lik
 MAX_HIDDEN_ENUMERATION = 20
 
 
-def exact_log_likelihood(model, X, chunk: int = 2**14):
+def exact_log_likelihood(model, X, chunk: int = 2**14, progress: bool = False):
     """log P(x) = log sum_h P(x, h) per example (batch,), over all 2^H configurations of the H hidden units,
     enumerated in chunks of ``chunk`` with a running log-sum-exp (H <= MAX_HIDDEN_ENUMERATION)."""
     xp = model.xp
@@ -41,7 +41,11 @@ def exact_log_likelihood(model, X, chunk: int = 2**14):
                          "log_likelihood(X, method='importance', k=...) for a model this large")
     log_z = model._rbm_log_z() if model.prior == "rbm" else None
     total = None
-    for start in range(0, 2 ** H, chunk):
+    starts = range(0, 2 ** H, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc=f"exact log P(x) (2^{H} states)", unit="chunk", leave=False, mininterval=0.5)
+    for start in starts:
         states = binary_states(start, min(start + chunk, 2 ** H), H, model.dtype_name)   # (m, H)
         hs, offset = [], 0
         for n_l in sizes:

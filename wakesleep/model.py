@@ -535,18 +535,18 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
     # ----------------------------------------------------------------------------------------------
     # Likelihoods, samples, diagnostics
     # ----------------------------------------------------------------------------------------------
-    def log_likelihood(self, X, method="exact", k=1000, seed=None, max_rows=8192, chunk=2**14):
+    def log_likelihood(self, X, method="exact", k=1000, seed=None, max_rows=8192, chunk=2**14, progress=False):
         """log P(x) per example (batch,).
 
         ``method="exact"``: log sum_h P(x, h) over all 2^H configurations of the H hidden units, enumerated in
         chunks of ``chunk`` with a running log-sum-exp (H <= MAX_HIDDEN_ENUMERATION).
         ``method="importance"``: logsumexp_i (log P(x, h_i) - log Q(h_i | x)) - log k with h_i ~ Q(.|x), a
         stochastic lower bound that converges to log P(x) as k grows (Burda et al. 2015; Bornschein & Bengio 2015),
-        computed in chunks of at most ``max_rows`` sampled rows.
+        computed in chunks of at most ``max_rows`` sampled rows. ``progress``: a bar over the exact enumeration.
         """
         X = self.validate_data(X, "X")
         if method == "exact":
-            return exact_log_likelihood(self, X, check_positive_int(chunk, "chunk"))
+            return exact_log_likelihood(self, X, check_positive_int(chunk, "chunk"), progress=progress)
         if method == "importance":
             return importance_log_likelihood(self, X, check_positive_int(k, "k"), seed,
                                              check_positive_int(max_rows, "max_rows"))
