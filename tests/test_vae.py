@@ -249,3 +249,74 @@ def test_complex_and_masked_data_are_refused(numpy_backend):
     masked = np.ma.masked_array(np.full((2, 4), 0.5), mask=[[0, 1, 0, 0], [0, 0, 0, 0]])
     with pytest.raises(refvae.DataError, match="masked array.*mask"):
         model.loss(masked)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The Gaussian decoder's variance: amortised, per dimension (factor analysis), shared (pPCA) or fixed
+# ------------------------------------------------------------------------------------------------------
+DECODER_VARIANCES = ["per-dimension", "shared", 0.3]
+
+
+@pytest.mark.parametrize("decoder_variance", DECODER_VARIANCES, ids=str)
+@pytest.mark.parametrize("hidden", [(5,), ()], ids=["one-hidden", "linear"])
+def test_decoder_variance_gradients_match_finite_differences(backend, decoder_variance, hidden, host_rng):
+    model = GaussianVAE(6, 3, hidden=hidden, likelihood="gaussian", decoder_variance=decoder_variance, seed=2,
+                        dtype="float64")
+    x, eps = host_rng.normal(size=(5, 6)), host_rng.normal(size=(5, 3))
+    for name, p in model.params.items():                    # move the variance off its initial value 1
+        if name == "decoder.noise.logvar":
+            p[...] = backend.asarray(host_rng.normal(size=tuple(p.shape)) * 0.5)
+    loss, grads = model.loss_and_grads(x, eps)
+    assert set(grads) == set(model.params)
+    result = refvae.gradcheck(lambda p: model.loss(x, eps), model.params, grads)
+    assert result.max_error <= 1e-6, str(result)
+
+
+@pytest.mark.parametrize("decoder_variance", DECODER_VARIANCES, ids=str)
+def test_decoder_variance_enters_the_likelihood_as_documented(numpy_backend, decoder_variance, host_rng):
+    """-log p(x|z) against SciPy with the variance the option describes, and the parameters it adds."""
+    model = GaussianVAE(4, 2, hidden=(), likelihood="gaussian", decoder_variance=decoder_variance, seed=0,
+                        dtype="float64")
+    shapes = {"per-dimension": (4,), "shared": (1,)}
+    if decoder_variance in shapes:
+        assert model.params["decoder.noise.logvar"].shape == shapes[decoder_variance]
+        model.params["decoder.noise.logvar"][...] = host_rng.normal(size=shapes[decoder_variance])
+        var = np.exp(model.params["decoder.noise.logvar"]) * np.ones(4)
+    else:
+        assert not any("logvar" in k and k.startswith("decoder") for k in model.params)
+        var = np.full(4, decoder_variance)
+    x, eps = host_rng.normal(size=(3, 4)), host_rng.normal(size=(3, 2))
+    mu, logvar = model.encode(x)
+    z = mu + np.exp(logvar / 2) * eps
+    mean = model.decode(z)[0]
+    rec_expected = -stats.norm.logpdf(x, mean, np.sqrt(var)).sum(axis=1)
+    rec, _ = model.elbo_terms(x, eps)
+    np.testing.assert_allclose(-rec, rec_expected, rtol=1e-12)
+
+
+def test_decoder_variance_round_trips_and_is_checked(numpy_backend, tmp_path, host_rng):
+    model = GaussianVAE(4, 2, hidden=(), likelihood="gaussian", decoder_variance="shared", seed=0)
+    model.params["decoder.noise.logvar"][...] = -1.5
+    back = refvae.load(model.save(tmp_path / "m.npz"))
+    assert back.decoder_variance == "shared" and back.config["decoder_variance"] == "shared"
+    np.testing.assert_array_equal(back.params["decoder.noise.logvar"], model.params["decoder.noise.logvar"])
+    assert GaussianVAE(4, 2, likelihood="gaussian", decoder_variance=0.25).config["decoder_variance"] == 0.25
+    for bad, match in [("diagonal", "unknown decoder_variance"), (0.0, "positive float"), (-1.0, "positive float"),
+                       (float("nan"), "positive float")]:
+        with pytest.raises(ValueError, match=match):
+            GaussianVAE(4, 2, likelihood="gaussian", decoder_variance=bad)
+    with pytest.raises(ValueError, match="needs likelihood='gaussian'"):
+        GaussianVAE(4, 2, likelihood="bernoulli", decoder_variance="shared")
+
+
+@pytest.mark.parametrize("decoder_variance", DECODER_VARIANCES, ids=str)
+def test_alignment_keeps_a_decoder_variance_models_elbo_terms(numpy_backend, decoder_variance, host_rng):
+    """align_to_prior changes only the KL term, whatever the decoder's variance."""
+    model = GaussianVAE(5, 2, hidden=(), likelihood="gaussian", decoder_variance=decoder_variance, seed=3,
+                        dtype="float64")
+    X = host_rng.normal(size=(50, 5)) * 2.0 + 1.0
+    eps = host_rng.normal(size=(50, 2))
+    rec0, _ = model.elbo_terms(X, eps)
+    aligned = refvae.align_to_prior(model, X)
+    rec1, _ = aligned.elbo_terms(X, eps)
+    np.testing.assert_allclose(rec1, rec0, rtol=1e-10, atol=1e-10)

@@ -1,5 +1,6 @@
 """The Gaussian VAE's gradient checks for ``refvae gradcheck``: the hand-written backward pass against float64
-central differences, on tiny models with fixed noise, for both likelihoods and two activations."""
+central differences, on tiny models with fixed noise, for both likelihoods, two activations and the linear
+Gaussian VAE's decoder variances (per dimension: factor analysis; shared: probabilistic PCA; fixed)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from ..gradcheck import gradcheck, register_check
 from .model import GaussianVAE
 
 
-def vae_check(likelihood, activation, seed):
+def vae_check(likelihood, activation, seed, hidden=(6, 5), decoder_variance="amortised"):
     """A 7-(6,5)-3 VAE's loss gradient at fixed noise against central differences (float64)."""
     B = get_backend()
     rng = B.rng((seed, 99), host=True)
-    model = GaussianVAE(7, 3, hidden=(6, 5), likelihood=likelihood, activation=activation, seed=seed,
-                        dtype="float64")
+    model = GaussianVAE(7, 3, hidden=hidden, likelihood=likelihood, activation=activation, seed=seed,
+                        dtype="float64", decoder_variance=decoder_variance)
     x = rng.uniform((5, 7), "float64") if likelihood == "bernoulli" else rng.normal((5, 7), "float64")
     eps = rng.normal((5, 3), "float64")
     _, grads = model.loss_and_grads(x, eps)
@@ -24,3 +25,7 @@ for _lik in ("bernoulli", "gaussian"):
     for _act in ("relu", "tanh"):
         register_check(f"GaussianVAE(likelihood={_lik!r}, activation={_act!r}) loss, fixed eps")(
             lambda seed, _l=_lik, _a=_act: vae_check(_l, _a, seed))
+
+for _var in ("per-dimension", "shared", 0.5):
+    register_check(f"GaussianVAE(likelihood='gaussian', hidden=(), decoder_variance={_var!r}) loss, fixed eps")(
+        lambda seed, _v=_var: vae_check("gaussian", "relu", seed, hidden=(), decoder_variance=_v))

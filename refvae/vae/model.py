@@ -58,10 +58,11 @@ from ..numerics import (
 
 from . import aggregate
 
-__all__ = ["GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS"]
+__all__ = ["DECODER_VARIANCES", "DecoderNoise", "GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 PRIORS = ("standard", "learned")
+DECODER_VARIANCES = ("amortised", "per-dimension", "shared")   # or a positive float: a fixed variance
 
 
 class LearnedPrior:
@@ -75,6 +76,15 @@ class LearnedPrior:
     def __init__(self, z_dim: int, dtype="float32"):
         B = get_backend()
         self.params = {"mean": B.zeros((z_dim,), dtype), "logvar": B.zeros((z_dim,), dtype)}
+
+
+class DecoderNoise:
+    """A Gaussian decoder's log-variance when it does not depend on z: parameter ``"logvar"`` of shape ``(x_dim,)``
+    (``decoder_variance="per-dimension"``: factor analysis when the decoder is linear) or ``(1,)`` (``"shared"``:
+    probabilistic PCA), initialised to 0 (unit variance)."""
+
+    def __init__(self, size: int, dtype="float32"):
+        self.params = {"logvar": get_backend().zeros((size,), dtype)}
 
 
 @register_model
@@ -95,6 +105,12 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         The decoder's distribution. "bernoulli" needs data in [0, 1]; "gaussian" gives a per-pixel
         mean and log-variance (unbounded: on data with constant pixels the variance can shrink
         without limit, so prefer "bernoulli" for MNIST).
+    decoder_variance : {"amortised", "per-dimension", "shared"} or float
+        The Gaussian decoder's variance: "amortised" (the default) a log-variance head of z; "per-dimension" a
+        learned log-variance per pixel, constant in z (``decoder.noise.logvar`` (x_dim,); with ``hidden=()`` the
+        model is factor analysis); "shared" one learned log-variance (``decoder.noise.logvar`` (1,); with
+        ``hidden=()``: probabilistic PCA); a positive float: that variance, fixed (the "MSE" VAE).
+        Only for ``likelihood="gaussian"``.
     activation : {"relu", "tanh", "softplus", "sigmoid"}
     prior : {"standard", "learned"}
         "standard": p(z) = N(0, I). "learned": p(z) = N(m, diag exp(v)) with parameters ``"prior.mean"``
@@ -117,7 +133,7 @@ class GaussianVAE(ParameterSlots, Checkpointable):
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
-                 dtype="float32", prior="standard", decoder_hidden=None):
+                 dtype="float32", prior="standard", decoder_hidden=None, decoder_variance="amortised"):
         self.x_dim = check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
         if isinstance(hidden, int):
@@ -133,6 +149,7 @@ class GaussianVAE(ParameterSlots, Checkpointable):
             raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
         if prior not in PRIORS:
             raise ValueError(f"unknown prior {prior!r}: choose one of {', '.join(PRIORS)}")
+        self.decoder_variance = _check_decoder_variance(decoder_variance, likelihood)
         self.likelihood, self.activation, self.seed, self.prior = likelihood, activation, int(seed), prior
         self.backend = B = get_backend()
         self.xp = B.xp
@@ -148,9 +165,14 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         self.decoder = MLP((self.z_dim, *self.decoder_hidden), activation, rng=init, dtype=dtype)
         if likelihood == "bernoulli":
             self.dec_heads = {"logits": Linear(h_dec, self.x_dim, init, dtype)}
-        else:
+        elif self.decoder_variance == "amortised":
             self.dec_heads = {"mean": Linear(h_dec, self.x_dim, init, dtype),
                               "logvar": Linear(h_dec, self.x_dim, init, dtype)}
+        else:
+            self.dec_heads = {"mean": Linear(h_dec, self.x_dim, init, dtype)}
+        self.decoder_noise = None                       # the log-variance when it does not depend on z
+        if self.decoder_variance in ("per-dimension", "shared"):
+            self.decoder_noise = DecoderNoise(self.x_dim if self.decoder_variance == "per-dimension" else 1, dtype)
         self.learned_prior = LearnedPrior(self.z_dim, dtype) if prior == "learned" else None
         self.rng = B.rng(self.seed)
         self.last_terms = {}
@@ -166,6 +188,8 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         yield "decoder", self.decoder
         for name, head in self.dec_heads.items():
             yield f"decoder.{name}", head
+        if self.decoder_noise is not None:
+            yield "decoder.noise", self.decoder_noise
         if self.learned_prior is not None:
             yield "prior", self.learned_prior
 
@@ -188,6 +212,8 @@ class GaussianVAE(ParameterSlots, Checkpointable):
             config["prior"] = self.prior
         if self.decoder_hidden != tuple(reversed(self.hidden)):
             config["decoder_hidden"] = list(self.decoder_hidden)
+        if self.decoder_variance != "amortised":
+            config["decoder_variance"] = self.decoder_variance
         return config
 
     # ----------------------------------------------------------------------------------------
@@ -225,7 +251,16 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         outs, c_heads = {}, {}
         for name, head in self.dec_heads.items():
             outs[name], c_heads[name] = head.forward(h)  # (batch, x_dim)
+        if self.likelihood == "gaussian" and "logvar" not in outs:
+            outs["logvar"] = self._decoder_logvar(outs["mean"])
         return outs, (c_dec, c_heads)
+
+    def _decoder_logvar(self, mean):
+        """The log-variance of a decoder whose variance does not depend on z, shaped like ``mean``."""
+        xp = self.xp
+        if self.decoder_noise is not None:
+            return xp.zeros_like(mean) + self.decoder_noise.params["logvar"]       # (x_dim,) or (1,), broadcast
+        return xp.zeros_like(mean) + math.log(self.decoder_variance)                # a fixed variance
 
     def _reconstruction_nll(self, x, outs):
         """-log p(x | z) per example, (batch,)."""
@@ -289,6 +324,8 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         outs, c_outs = {}, {}
         for name, head in self.dec_heads.items():                      # "logits", or "mean" and "logvar"
             outs[name], c_outs[name] = head.forward(h_dec)             # (n, x_dim)
+        if self.likelihood == "gaussian" and "logvar" not in outs:     # a variance that does not depend on z
+            outs["logvar"] = self._decoder_logvar(outs["mean"])        # (n, x_dim)
         if self.likelihood == "bernoulli":                             # rec = -log p(x|z) and d rec / d outs
             rec, d_rec_d_logits = bernoulli_nll_with_grad(x, outs["logits"])   # sigmoid(l) - x (refvae.fast)
             d_rec = {"logits": d_rec_d_logits}
@@ -302,6 +339,10 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         inv_n = 1.0 / n                                                # loss is a mean over the n examples
         grads = {}
         d_h_dec = None
+        if self.decoder_noise is not None:                             # d loss / d logvar, summed where it is shared
+            d_noise = xp.sum(d_rec["logvar"], axis=0) * inv_n          # (x_dim,)
+            grads["decoder.noise.logvar"] = d_noise if self.decoder_variance == "per-dimension" \
+                else xp.reshape(xp.sum(d_noise), (1,))
         for name, head in self.dec_heads.items():
             d_out = d_rec[name] * inv_n                                # (n, x_dim)
             d_h, g = head.backward(d_out, c_outs[name])                # (n, h_dec)
@@ -480,3 +521,20 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         prior = f", prior={self.prior!r}" if self.prior != "standard" else ""
         return (f"GaussianVAE(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"likelihood={self.likelihood!r}, activation={self.activation!r}{prior}, dtype={self.dtype_name!r})")
+
+
+def _check_decoder_variance(value, likelihood):
+    """"amortised", "per-dimension", "shared" or a positive float (Gaussian likelihood only)."""
+    if isinstance(value, str):
+        if value not in DECODER_VARIANCES:
+            raise ValueError(f"unknown decoder_variance {value!r}: choose one of {', '.join(DECODER_VARIANCES)}, "
+                             "or a positive float for a fixed variance")
+        if likelihood != "gaussian" and value != "amortised":
+            raise ValueError(f"decoder_variance={value!r} needs likelihood='gaussian' (a Bernoulli decoder has none)")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"decoder_variance must be one of {', '.join(DECODER_VARIANCES)} or a positive float, "
+                         f"got {value!r}")
+    if likelihood != "gaussian":
+        raise ValueError("a fixed decoder_variance needs likelihood='gaussian' (a Bernoulli decoder has none)")
+    return float(value)
