@@ -1,0 +1,183 @@
+"""Closed forms for the linear Gaussian VAE: probabilistic PCA and factor analysis.
+
+A GaussianVAE with ``hidden=()``, ``likelihood="gaussian"`` and a decoder variance constant in z is a linear
+Gaussian latent-variable model::
+
+    z ~ N(0, I_q),    x | z ~ N(W z + mu, Psi),    so    x ~ N(mu, C),  C = W W^T + Psi          (W: (d, q))
+
+with Psi = sigma^2 I (``decoder_variance="shared"``: probabilistic PCA, Tipping & Bishop 1999) or a diagonal Psi
+(``"per-dimension"``: factor analysis). Everything is known in closed form:
+
+* pPCA's maximum-likelihood solution: mu = the sample mean; with the sample covariance S = U diag(l) U^T
+  (l decreasing), sigma^2 = the mean of the d - q discarded eigenvalues and W = U_q (diag(l_q) - sigma^2 I)^{1/2}
+  (any rotation W R is as good; this one has orthogonal columns);
+* factor analysis by EM (Rubin & Thayer 1982), which converges to a maximum of the likelihood;
+* the exact log-likelihood log N(x; mu, C) and the exact posterior
+  p(z | x) = N(G W^T Psi^{-1} (x - mu), G),  G = (I + W^T Psi^{-1} W)^{-1};
+* the linear VAE's best diagonal encoder for a given decoder (Lucas, Tucker, Grosse & Norouzi 2019): the exact
+  posterior mean, and variances 1 / (I + W^T Psi^{-1} W)_kk (for pPCA: sigma^2 / M_kk, M = W^T W + sigma^2 I).
+  When W^T Psi^{-1} W is diagonal the exact posterior is diagonal too, the encoder equals it and the ELBO equals
+  log p(x) for every noise draw: the ELBO is tight at the maximum-likelihood solution.
+
+Arrays are float64 on the active backend (host NumPy arrays are moved there).
+
+References
+----------
+M. E. Tipping, C. M. Bishop, "Probabilistic principal component analysis", JRSS B 61, 1999.
+D. B. Rubin, D. T. Thayer, "EM algorithms for ML factor analysis", Psychometrika 47, 1982.
+J. Lucas, G. Tucker, R. Grosse, M. Norouzi, "Don't blame the ELBO! A linear VAE perspective on posterior
+collapse", NeurIPS 2019.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..backend import get_backend
+
+__all__ = ["LinearGaussian", "exact_log_likelihood", "exact_posterior", "factor_analysis_em", "load_into_vae",
+           "optimal_encoder", "ppca_ml", "sample_covariance"]
+
+
+@dataclass
+class LinearGaussian:
+    """x ~ N(mean, W W^T + diag(psi)): ``mean`` (d,), ``W`` (d, q), ``psi`` (d,) noise variances."""
+
+    mean: object
+    W: object
+    psi: object
+
+    @property
+    def covariance(self):
+        """C = W W^T + diag(psi), (d, d)."""
+        return self.W @ self.W.T + _diag(self.psi)
+
+
+def _diag(v):
+    B = get_backend()
+    return B.xp.reshape(v, (-1, 1)) * B.eye(v.shape[0], "float64")
+
+
+def _host64(X):
+    B = get_backend()
+    return B.asarray(X, dtype="float64")
+
+
+def sample_covariance(X):
+    """(mean (d,), S (d, d)) of the rows of X, S with divisor n (the maximum-likelihood estimate)."""
+    xp = get_backend().xp
+    X = _host64(X)
+    mean = xp.mean(X, axis=0)
+    Xc = X - mean
+    return mean, (Xc.T @ Xc) / X.shape[0]
+
+
+def ppca_ml(X, q: int) -> LinearGaussian:
+    """Probabilistic PCA's maximum-likelihood solution with q latent dimensions (orthogonal columns of W)."""
+    xp = get_backend().xp
+    mean, S = sample_covariance(X)
+    d = S.shape[0]
+    if not 1 <= q < d:
+        raise ValueError(f"pPCA needs 1 <= q < d = {d} latent dimensions, got q={q}")
+    evals, evecs = xp.linalg.eigh(S)
+    order = xp.argsort(-evals)                                        # decreasing
+    evals, evecs = xp.take(evals, order, axis=0), xp.take(evecs, order, axis=1)
+    sigma2 = xp.mean(evals[q:])                                       # the discarded directions' mean variance
+    W = evecs[:, :q] * xp.sqrt(xp.clip(evals[:q] - sigma2, 0.0, None))
+    return LinearGaussian(mean, W, xp.zeros_like(evals) + sigma2)
+
+
+def factor_analysis_em(X, q: int, iterations: int = 2000, tol: float = 1e-10, seed: int = 0) -> LinearGaussian:
+    """Factor analysis by EM from a random start, until the log-likelihood gains less than ``tol`` nats per example.
+
+    E step: G = (I + W^T Psi^{-1} W)^{-1}, B = G W^T Psi^{-1} (so E[z | x] = B (x - mu)).
+    M step: W <- S B^T (G + B S B^T)^{-1},  Psi <- diag(S - W B S).
+    The returned W is rotated so that W^T Psi^{-1} W is diagonal (the likelihood is unchanged by rotations).
+    """
+    B_ = get_backend()
+    xp = B_.xp
+    mean, S = sample_covariance(X)
+    d = S.shape[0]
+    I_q = B_.eye(q, "float64")
+    W = B_.rng(seed, host=True).normal((d, q), "float64") * 0.1
+    psi = xp.sum(S * B_.eye(d, "float64"), axis=1)                  # diag(S)
+    previous = -math.inf
+    for _ in range(iterations):
+        W_over_psi = W / xp.reshape(psi, (-1, 1))                     # Psi^{-1} W, (d, q)
+        G = xp.linalg.inv(I_q + W.T @ W_over_psi)                     # posterior covariance, (q, q)
+        Bm = G @ W_over_psi.T                                         # (q, d)
+        W = S @ Bm.T @ xp.linalg.inv(G + Bm @ S @ Bm.T)
+        psi = xp.sum((S - W @ Bm @ S) * B_.eye(d, "float64"), axis=1)
+        psi = xp.clip(psi, 1e-12, None)
+        current = float(xp.mean(exact_log_likelihood(LinearGaussian(mean, W, psi), X)))
+        if current - previous < tol:
+            break
+        previous = current
+    return _rotate_to_diagonal(LinearGaussian(mean, W, psi))
+
+
+def _rotate_to_diagonal(model: LinearGaussian) -> LinearGaussian:
+    """The same model with W R, R orthogonal, such that (W R)^T Psi^{-1} (W R) is diagonal."""
+    xp = get_backend().xp
+    A = model.W.T @ (model.W / xp.reshape(model.psi, (-1, 1)))       # W^T Psi^{-1} W, (q, q)
+    _, R = xp.linalg.eigh(A)
+    return LinearGaussian(model.mean, model.W @ R, model.psi)
+
+
+def exact_log_likelihood(model: LinearGaussian, X):
+    """log N(x; mean, W W^T + diag(psi)) per row of X, (n,)."""
+    xp = get_backend().xp
+    X = _host64(X)
+    C = model.covariance
+    d = C.shape[0]
+    sign, logdet = xp.linalg.slogdet(C)
+    Xc = X - model.mean
+    quad = xp.sum(Xc * xp.linalg.solve(C, Xc.T).T, axis=1)           # (x - mu)^T C^{-1} (x - mu)
+    return -0.5 * (d * math.log(2 * math.pi) + logdet + quad)
+
+
+def exact_posterior(model: LinearGaussian, X):
+    """(mean (n, q), covariance (q, q)) of p(z | x) = N(G W^T Psi^{-1} (x - mu), G)."""
+    B = get_backend()
+    xp = B.xp
+    q = model.W.shape[1]
+    W_over_psi = model.W / xp.reshape(model.psi, (-1, 1))
+    G = xp.linalg.inv(B.eye(q, "float64") + model.W.T @ W_over_psi)
+    return (_host64(X) - model.mean) @ W_over_psi @ G, G            # G symmetric: (G W^T Psi^-1 (x-mu))^T
+
+
+def optimal_encoder(model: LinearGaussian):
+    """The linear VAE's best diagonal Gaussian encoder for this decoder: (A (d, q), b (q,), logvar (q,)) with
+    mu(x) = x A + b the exact posterior mean and variances 1 / (I + W^T Psi^{-1} W)_kk."""
+    B = get_backend()
+    xp = B.xp
+    q = model.W.shape[1]
+    W_over_psi = model.W / xp.reshape(model.psi, (-1, 1))
+    P = B.eye(q, "float64") + model.W.T @ W_over_psi                 # posterior precision, (q, q)
+    A = W_over_psi @ xp.linalg.inv(P)                                 # (d, q)
+    b = -(xp.reshape(model.mean, (1, -1)) @ A)[0, :]
+    logvar = -xp.log(xp.sum(P * B.eye(q, "float64"), axis=1))
+    return A, b, logvar
+
+
+def load_into_vae(vae, model: LinearGaussian) -> None:
+    """Set a linear GaussianVAE (``hidden=()``, ``decoder_variance`` "shared" or "per-dimension") to this
+    decoder and its optimal encoder, in place."""
+    B = get_backend()
+    xp = B.xp
+    if vae.hidden or vae.decoder_hidden or vae.decoder_variance not in ("shared", "per-dimension"):
+        raise ValueError("load_into_vae needs GaussianVAE(..., hidden=(), likelihood='gaussian', "
+                         "decoder_variance='shared' or 'per-dimension')")
+    A, b, logvar = optimal_encoder(model)
+    log_psi = xp.log(model.psi)
+    if vae.decoder_variance == "shared":
+        log_psi = xp.reshape(xp.mean(log_psi), (1,))
+    if model.W.shape[1] != vae.z_dim or model.W.shape[0] != vae.x_dim:
+        raise ValueError(f"the model has W of shape {tuple(model.W.shape)}, the VAE needs ({vae.x_dim}, {vae.z_dim})")
+    vae.set_params({
+        "encoder.mu.W": A, "encoder.mu.b": b,
+        "encoder.logvar.W": xp.zeros_like(A), "encoder.logvar.b": logvar,
+        "decoder.mean.W": model.W.T, "decoder.mean.b": model.mean,
+        "decoder.noise.logvar": log_psi,
+    })
