@@ -30,6 +30,14 @@ RUNS = {
 }
 
 
+def use_backend_or_exit(parser, name):
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
+    try:
+        refvae.set_backend(name)
+    except refvae.BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=refvae.BACKENDS, default="numpy")
@@ -38,7 +46,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/aggregate_vs_prior")
     args = parser.parse_args(argv)
-    refvae.set_backend(args.backend)
+    use_backend_or_exit(parser, args.backend)
     B = refvae.get_backend()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 
 import refvae
 from refvae.vae import plots as vae_plots
@@ -41,7 +42,6 @@ def test_elbo(model, X_bin, seed):
 
 
 def run(args):
-    refvae.set_backend(args.backend)
     train, test = refvae.datasets.load("mnist-10k")
     epochs, seeds, hidden, z_dim = args.epochs, list(range(args.seeds)), (400,), 20
     if args.quick:
@@ -75,8 +75,12 @@ def summarise(curves, epochs, n_seeds, out: Path, quick: bool):
              "| epoch | " + " | ".join(ARMS) + " |", "|---|" + "---|" * len(ARMS)]
     for e in range(epochs):
         lines.append(f"| {e + 1} | " + " | ".join(f"{mean[a][e]:.2f} ± {sd[a][e]:.2f}" for a in ARMS) + " |")
+    df = n_seeds - 1
+    critical = float(scipy.stats.t.ppf(0.975, df)) if df >= 1 else math.inf   # two-sided 5% level, paired t test
+    test = (f"|t| > {critical:.2f} is significant at 5% with {df} degree{'' if df == 1 else 's'} of freedom"
+            if df >= 1 else "no t test with a single seed")
     lines += ["", "Paired differences against no alignment (arm − none; positive = better ELBO), mean ± standard "
-              "error over seeds, and the t statistic (|t| > 2.8 is significant at 5% with 4 degrees of freedom):", "",
+              f"error over seeds, and the t statistic ({test}):", "",
               "| epoch | " + " | ".join(f"{a} − none" for a in ARMS if a != "none") + " |", "|---|---|---|"]
     effects = {}
     for e in range(epochs):
@@ -93,13 +97,22 @@ def summarise(curves, epochs, n_seeds, out: Path, quick: bool):
     lines += ["", "## Finding", ""]
     for a, eff in effects.items():
         first, last = eff[0], eff[-1]
-        verdict = ("better" if first["t"] > 2.8 else "worse" if first["t"] < -2.8 else "not distinguishable from no alignment")
+        verdict = ("better" if first["t"] > critical else "worse" if first["t"] < -critical
+                   else "not distinguishable from no alignment")
         lines.append(f"- align={a!r}: after epoch 1 the test ELBO is {first['mean']:+.2f} ± {first['se']:.2f} nats "
                      f"against no alignment ({verdict}); after epoch {epochs}: {last['mean']:+.2f} ± {last['se']:.2f}.")
     lines += ["", "![test ELBO per epoch](prior_alignment.png)", ""]
     (out / "summary.md").write_text("\n".join(lines))
     (out / "prior_alignment.json").write_text(json.dumps({"curves": curves, "effects": effects}, indent=1))
     print("\n".join(lines))
+
+
+def use_backend_or_exit(parser, name):
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
+    try:
+        refvae.set_backend(name)
+    except refvae.BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):
@@ -110,6 +123,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default="runs/prior_alignment")
     args = parser.parse_args(argv)
+    use_backend_or_exit(parser, args.backend)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves, epochs, n_seeds = run(args)

@@ -53,6 +53,50 @@ def ais_arms(epochs):
             "CD-10, fixed prior": (epochs, dict(persistent=False, k=10, adaptive_prior=False))}
 
 
+def summary_lines(exact, ais, n_train, n_test, epochs, small, large, chains, betas, quick):
+    """The lines of summary.md: part 1 (exact, per arm over seeds, paired differences) and part 2 (AIS)."""
+    def stats(vals):
+        a = np.array(vals)
+        return a.mean(), (a.std(ddof=1) if len(a) > 1 else 0.0)
+
+    n_seeds = max((len(runs) for runs in exact.values()), default=0)
+    lines = ["# The RBM's adaptive hidden prior, and CD against PCD", "",
+             ("Quick smoke run (tiny models and data: not evidence). " if quick else "")
+             + f"mnist-10k, {n_train} training and {n_test} test images (one fixed binarisation), "
+             f"Part 1: PCD-1, SGD 0.01 with momentum 0.9, batch 100, weight decay 2e-4, {epochs} epochs. Part 2: as named "
+             f"(CD-k as in part 1; PCD-1 {5 * epochs} epochs, learning rate 0.01 decayed linearly to 0, momentum 0.5).", "",
+             f"## Exact held-out log-likelihood, 784-{small}, {n_seeds} seeds", "",
+             "| hidden prior | test log-likelihood (nats) | max gap ⟨P(h\\|v)⟩ vs E_model[h] |", "|---|---|---|"]
+    have_exact = all(len(runs) > 0 for runs in exact.values())
+    for arm, runs in (exact.items() if have_exact else []):
+        m, s = stats([r["test_ll"] for r in runs])
+        g, _ = stats([r["prior_gap_max"] for r in runs])
+        lines.append(f"| {arm} | {m:.2f} ± {s:.2f} | {g:.3f} |")
+    lines += ["", "Paired differences against the adaptive prior (same seeds), mean ± standard error:", ""]
+    for arm in ARMS:
+        if arm == "adaptive" or not have_exact:
+            continue
+        d = np.array([r["test_ll"] for r in exact[arm]]) - np.array([r["test_ll"] for r in exact["adaptive"]])
+        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+        lines.append(f"- {arm} − adaptive: {d.mean():+.2f} ± {se:.2f} nats")
+    lines += ["", f"## Test log-likelihood by AIS, 784-{large} ({chains} chains, {betas} temperatures)", "",
+              "| training | epochs | test log-likelihood (nats) | log Z (±3 s.d. bounds) |", "|---|---|---|---|"]
+    for name, r in ais.items():
+        lower = "no lower bound" if r["log_z_lower"] is None else f"{r['log_z_lower']:.2f}"
+        flag = "" if r.get("trustworthy", True) else " (not trustworthy: too few effective chains)"
+        lines.append(f"| {name} | {r['epochs']} | {r['test_ll']:.2f} | {r['log_z']:.2f} "
+                     f"[{lower}, {r['log_z_upper']:.2f}]{flag} |")
+    return lines
+
+
+def use_backend_or_exit(parser, name):
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
+    try:
+        refvae.set_backend(name)
+    except refvae.BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", choices=refvae.BACKENDS, default="numpy")
@@ -63,7 +107,7 @@ def main(argv=None):
     p.add_argument("--skip-exact", action="store_true",
                    help="only part 2 (AIS on the large model); part 1 is read back from OUT/results.json if there")
     args = p.parse_args(argv)
-    refvae.set_backend(args.backend)
+    use_backend_or_exit(p, args.backend)
     B = refvae.get_backend()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,39 +133,15 @@ def main(argv=None):
     ais = {}
     for name, (arm_epochs, options) in ais_arms(epochs).items():
         model = train(train_x, large, arm_epochs, 0, **options)
-        log_z, lo, hi = model.log_partition("ais", n_chains=chains, betas=betas, data=train_x, return_bounds=True)
-        ll = float(B.xp.mean(model.log_likelihood(test_bin, log_z=log_z)))
-        ais[name] = {"test_ll": ll, "log_z": log_z, "log_z_lower": lo, "log_z_upper": hi, "epochs": arm_epochs}
-        print(f"784-{large} {name}: test log-likelihood {ll:.2f} (log Z {log_z:.2f} in [{lo:.2f}, {hi:.2f}])")
+        est = model.log_partition("ais", n_chains=chains, betas=betas, data=train_x, return_bounds=True)
+        ll = float(B.xp.mean(model.log_likelihood(test_bin, log_z=est.log_z)))
+        ais[name] = {"test_ll": ll, "log_z": est.log_z, "log_z_lower": est.lower if math.isfinite(est.lower) else None,
+                     "log_z_upper": est.upper, "effective_chains": est.ess, "trustworthy": est.trustworthy,
+                     "epochs": arm_epochs}
+        print(f"784-{large} {name}: test log-likelihood {ll:.2f} ({est.describe()})")
 
-    def stats(vals):
-        a = np.array(vals)
-        return a.mean(), (a.std(ddof=1) if len(a) > 1 else 0.0)
-
-    lines = ["# The RBM's adaptive hidden prior, and CD against PCD", "",
-             ("Quick smoke run (tiny models and data: not evidence). " if args.quick else "")
-             + f"mnist-10k, {train_x.shape[0]} training and {test_x.shape[0]} test images (one fixed binarisation), "
-             f"Part 1: PCD-1, SGD 0.01 with momentum 0.9, batch 100, weight decay 2e-4, {epochs} epochs. Part 2: as named "
-             f"(CD-k as in part 1; PCD-1 {5 * epochs} epochs, learning rate 0.01 decayed linearly to 0, momentum 0.5).", "",
-             f"## Exact held-out log-likelihood, 784-{small}, {len(seeds)} seeds", "",
-             "| hidden prior | test log-likelihood (nats) | max gap ⟨P(h|v)⟩ vs E_model[h] |", "|---|---|---|"]
-    have_exact = all(len(runs) > 0 for runs in exact.values())
-    for arm, runs in (exact.items() if have_exact else []):
-        m, s = stats([r["test_ll"] for r in runs])
-        g, _ = stats([r["prior_gap_max"] for r in runs])
-        lines.append(f"| {arm} | {m:.2f} ± {s:.2f} | {g:.3f} |")
-    lines += ["", "Paired differences against the adaptive prior (same seeds), mean ± standard error:", ""]
-    for arm in ARMS:
-        if arm == "adaptive" or not have_exact:
-            continue
-        d = np.array([r["test_ll"] for r in exact[arm]]) - np.array([r["test_ll"] for r in exact["adaptive"]])
-        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-        lines.append(f"- {arm} − adaptive: {d.mean():+.2f} ± {se:.2f} nats")
-    lines += ["", f"## Test log-likelihood by AIS, 784-{large} ({chains} chains, {betas} temperatures)", "",
-              "| training | epochs | test log-likelihood (nats) | log Z (±3 s.d. bounds) |", "|---|---|---|---|"]
-    for name, r in ais.items():
-        lines.append(f"| {name} | {r['epochs']} | {r['test_ll']:.2f} | {r['log_z']:.2f} "
-                     f"[{r['log_z_lower']:.2f}, {r['log_z_upper']:.2f}] |")
+    lines = summary_lines(exact, ais, train_x.shape[0], test_x.shape[0], epochs, small, large, chains, betas,
+                          args.quick)
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({"exact": exact, "ais": ais}, indent=1))
     print("\n".join(lines))

@@ -15,6 +15,14 @@ from rbm import BernoulliRBM
 from refvae.evaluation import binarize_fixed
 
 
+def use_backend_or_exit(parser, name):
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
+    try:
+        refvae.set_backend(name)
+    except refvae.BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", choices=refvae.BACKENDS, default="numpy")
@@ -24,7 +32,7 @@ def main(argv=None):
     p.add_argument("--cd", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    refvae.set_backend(args.backend)
+    use_backend_or_exit(p, args.backend)
     B = refvae.get_backend()
     train, test = refvae.datasets.load("mnist-10k")
     hidden, epochs, betas, chains = args.hidden, args.epochs, 14500, 100

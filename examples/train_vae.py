@@ -13,6 +13,14 @@ import argparse
 import refvae
 
 
+def use_backend_or_exit(parser, name):
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
+    try:
+        refvae.set_backend(name)
+    except refvae.BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=refvae.BACKENDS, default="numpy")
@@ -21,7 +29,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    refvae.set_backend(args.backend)
+    use_backend_or_exit(parser, args.backend)
     train, test = refvae.datasets.load("mnist-10k")              # (8000, 784), (2000, 784) in [0, 1]
     epochs, k = args.epochs, 1000
     if args.quick:

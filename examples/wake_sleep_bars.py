@@ -78,6 +78,14 @@ def plot_curves(results, examples_per_epoch, path):
     return save_figure(fig, path)
 
 
+def use_backend_or_exit(parser, name):
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
+    try:
+        refvae.set_backend(name)
+    except refvae.BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", choices=refvae.BACKENDS, default="numpy")
@@ -91,7 +99,7 @@ def main(argv=None):
                    help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
     p.add_argument("--out", default="runs/wake_sleep_bars")
     args = p.parse_args(argv)
-    refvae.set_backend(args.backend)
+    use_backend_or_exit(p, args.backend)
     B = refvae.get_backend()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

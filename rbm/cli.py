@@ -3,90 +3,141 @@
     refvae train rbm --dataset mnist-10k --hidden 500 --cd 1 --pcd --epochs 10 --out runs/rbm
     refvae evaluate runs/rbm/checkpoint.npz --dataset mnist-10k
 
-The test log-likelihood uses the exact log Z when the smaller layer has at most 20 units, else AIS
-(Salakhutdinov & Murray 2008) with its ±3 s.d. bounds.
+The test log-likelihood uses the exact log Z when the smaller layer can be enumerated (at most
+rbm.MAX_ENUMERATION units; beyond 20 this takes minutes on a CPU), else AIS (Salakhutdinov & Murray 2008) with
+its ±3 s.d. bounds where they exist and its effective number of chains; an AIS estimate that cannot be trusted
+(rbm.AISWarning) is said so in one warning line, and a bound that does not exist is written as null.
 """
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from pathlib import Path
 
-from refvae import plots
+from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (add_backend_argument, image_shape, load_from_args, register_evaluator,
-                        register_train_command, write_json)
+from refvae.cli import (FORCE_HELP, add_backend_argument, image_shape, int_at_least, load_from_args, positive_int,
+                        positive_size, register_evaluator, register_sampler, register_train_command, run_directory,
+                        warn, write_json)
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
 
+from . import partition
 from .model import BernoulliRBM
+from .partition import AISWarning
 
 __all__ = ["add_train_parser", "evaluate_rbm"]
 
-EXACT_LIMIT = 20   # units in the smaller layer up to which the CLI computes log Z exactly
+EXACT_LIMIT = 20   # units in the smaller layer up to which the plot of the hidden marginal is exact (else Gibbs)
+#: The plots ``refvae train rbm`` writes into OUT (``--force`` removes them with the rest of a run).
+PLOTS = ("curves.png", "filters.png", "samples.png", "hidden_frequencies.png")
 
 
 def add_train_parser(train_sub) -> None:
-    p = train_sub.add_parser("rbm", help="the Bernoulli RBM (CD-k or PCD)")
+    p = train_sub.add_parser("rbm", help="the Bernoulli RBM (CD-k or PCD)",
+                             description="Train a Bernoulli RBM, score the test images (log Z exact or by AIS) and "
+                                         "write OUT/checkpoint.npz, metrics.json and plots.")
     add_backend_argument(p)
-    p.add_argument("--dataset", default="mnist-10k")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--hidden", type=int, default=500)
-    p.add_argument("--cd", type=int, default=1, help="Gibbs steps per update (CD-k / PCD-k)")
+    p.add_argument("--dataset", default="mnist-10k", help="the data: " + ", ".join(datasets.DATASETS))
+    p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
+    p.add_argument("--hidden", type=positive_int, default=500, help="hidden units")
+    p.add_argument("--cd", type=positive_int, default=1, help="Gibbs steps per update (CD-k / PCD-k)")
     p.add_argument("--pcd", action="store_true", help="persistent chains (PCD) instead of CD")
     p.add_argument("--fixed-prior", action="store_true", help="keep the hidden biases at 0 (no adaptive prior)")
-    p.add_argument("--sparsity-target", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=2e-4)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ais-chains", type=int, default=100)
-    p.add_argument("--ais-betas", type=int, default=14500, help="AIS temperatures (Salakhutdinov & Murray: 14500)")
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--test-size", type=int, default=None)
-    p.add_argument("--out", default="runs/rbm")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--sparsity-target", type=float, default=None,
+                   help="target firing rate of the hidden units (default: no sparsity penalty)")
+    p.add_argument("--weight-decay", type=float, default=2e-4, help="L2 penalty on the weights")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (with --resume: in all)")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="examples per step")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
+                   help="binarise the training images: a fresh sample per batch, one fixed sample, or not at all")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the order, the chains and AIS")
+    p.add_argument("--ais-chains", type=positive_int, default=100,
+                   help="AIS chains for log Z (when the smaller layer is too large to enumerate)")
+    p.add_argument("--ais-betas", type=int_at_least(2, " (beta = 0 and beta = 1)"), default=14500,
+                   help="AIS temperatures (Salakhutdinov & Murray: 14500)")
+    p.add_argument("--train-size", type=positive_size, default=None,
+                   help="use only the first N training images (default: all)")
+    p.add_argument("--test-size", type=positive_size, default=None,
+                   help="use only the first N test images (default: all)")
+    p.add_argument("--out", default="runs/rbm", help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (the one-line summary of each epoch is still printed)")
     p.set_defaults(run=_train_rbm)
 
 
 def _log_z(model, train, args) -> dict:
-    if min(model.n_visible, model.n_hidden) <= EXACT_LIMIT:
+    if min(model.n_visible, model.n_hidden) <= partition.MAX_ENUMERATION:
         return {"log_z": model.log_partition("exact"), "method": "exact"}
     t0 = time.perf_counter()
-    est, lo, hi = model.log_partition("ais", n_chains=args.ais_chains, betas=args.ais_betas, data=train,
-                                      seed=args.seed, return_bounds=True)
-    return {"log_z": est, "lower": lo, "upper": hi, "method": f"AIS ({args.ais_chains} chains, {args.ais_betas} "
-            "temperatures)", "seconds": time.perf_counter() - t0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AISWarning)
+        est = model.log_partition("ais", n_chains=args.ais_chains, betas=args.ais_betas, data=train,
+                                  seed=args.seed, return_bounds=True)
+    for w in caught:                       # pass on any other warning as it was
+        if not issubclass(w.category, AISWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    finite = math.isfinite(est.lower)
+    ais = {"log_z": est.log_z, "lower": est.lower if finite else None, "upper": est.upper,
+           "effective_chains": est.ess, "chains": est.n_chains, "temperatures": est.temperatures,
+           "trustworthy": est.trustworthy, "description": est.describe()}
+    if not finite:
+        ais["no_lower_bound"] = ("3 sd(w)/sqrt(M) >= mean(w): the AIS weights are too spread out for a lower "
+                                 "bound on log Z, so the log-likelihood has no upper bound")
+    if any(issubclass(w.category, AISWarning) for w in caught):
+        ais["warning"] = (f"the AIS estimate of log Z cannot be trusted ({est.ess:.1f} effective chains of "
+                          f"{est.n_chains}" + ("" if finite else ", no lower bound on log Z")
+                          + "): the test log-likelihood may be far off; raise --ais-chains or --ais-betas")
+    return {"log_z": est.log_z, "lower": ais["lower"], "upper": est.upper,
+            "method": f"AIS ({args.ais_chains} chains, {args.ais_betas} temperatures)",
+            "seconds": time.perf_counter() - t0, "ais": ais}
 
 
 def evaluate_rbm(model, test, train, args) -> dict:
-    """Mean test log-likelihood (nats) of a binarised test set, with log Z exact or by AIS."""
+    """Mean test log-likelihood (nats) of a binarised test set, with log Z exact (when the smaller layer has at most
+    rbm.MAX_ENUMERATION units) or by AIS; with AIS, ``log_likelihood_bounds`` (None where a bound does not exist)
+    and ``ais`` (the estimate, its effective number of chains, whether it can be trusted, and why not)."""
     B = get_backend()
     z = _log_z(model, train, args)
     test_bin = binarize_fixed(test)
     ll = float(B.xp.mean(model.log_likelihood(test_bin, log_z=z["log_z"])))
     out = {"log_likelihood": ll, "n": int(test.shape[0]), **z}
-    if "lower" in z:   # log P(v) = -F(v) - log Z: the bounds on log Z swap into bounds on the likelihood
-        out["log_likelihood_bounds"] = [ll - (z["upper"] - z["log_z"]), ll + (z["log_z"] - z["lower"])]
+    if "ais" in z:   # log P(v) = -F(v) - log Z: the bounds on log Z swap into bounds on the likelihood
+        out["log_likelihood_bounds"] = [ll - (z["upper"] - z["log_z"]),
+                                        None if z["lower"] is None else ll + (z["log_z"] - z["lower"])]
     return out
 
 
 def _print(metrics):
     bounds = metrics.get("log_likelihood_bounds")
-    extra = f" (between {bounds[0]:.2f} and {bounds[1]:.2f} at ±3 s.d. of AIS)" if bounds else ""
+    extra = ""
+    if bounds and bounds[1] is not None:
+        extra = f" (between {bounds[0]:.2f} and {bounds[1]:.2f} at ±3 s.d. of AIS)"
+    elif bounds:
+        extra = f" (at least {bounds[0]:.2f} at 3 s.d. of AIS; no upper bound: AIS gave no lower bound on log Z)"
     print(f"test log-likelihood {metrics['log_likelihood']:.2f} nats{extra}; log Z = {metrics['log_z']:.3f} "
           f"({metrics['method']})")
+    ais = metrics.get("ais")
+    if ais:
+        print(f"AIS: {ais['description']}")
+        if "warning" in ais:
+            warn(ais["warning"])
 
 
 def _train_rbm(args) -> int:
+    with run_directory(args.out, resume=args.resume, force=args.force, outputs=PLOTS) as out:
+        return _run(args, out)
+
+
+def _run(args, out: Path) -> int:
     B = get_backend()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     train, _, test, _ = load_from_args(args)
     model = BernoulliRBM(train.shape[1], args.hidden, seed=args.seed, k=args.cd, persistent=args.pcd,
                          adaptive_prior=not args.fixed_prior, sparsity_target=args.sparsity_target,
@@ -98,7 +149,7 @@ def _train_rbm(args) -> int:
     history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=SGD(args.lr, momentum=args.momentum), seed=args.seed,
                   binarize=None if args.binarize == "none" else args.binarize, checkpoint=out / "checkpoint.npz",
-                  progress=not args.no_progress, resume=args.resume)
+                  progress=not args.no_progress, verbose=True, resume=args.resume)
     seconds = time.perf_counter() - t0
     metrics = evaluate_rbm(model, test, train, args)
     write_json(out / "metrics.json", {"model": model.config, "dataset": args.dataset, "backend": B.name,
@@ -126,6 +177,13 @@ def _train_rbm(args) -> int:
     return 0
 
 
+def _sample(model, n, args):
+    """``refvae sample`` for an RBM: P(v = 1 | h) after ``args.gibbs_steps`` sweeps of Gibbs chains (binary v drawn
+    from it with ``args.binary``)."""
+    probs = model.sample(n, steps=args.gibbs_steps, seed=args.seed)
+    return model.backend.rng((args.seed, 1)).bernoulli(probs) if args.binary else probs
+
+
 def _evaluate(model, args) -> int:
     train, _, test, _ = load_from_args(args)
     metrics = evaluate_rbm(model, test, train, args)
@@ -138,3 +196,4 @@ def _evaluate(model, args) -> int:
 
 register_train_command(add_train_parser)
 register_evaluator("BernoulliRBM", _evaluate)
+register_sampler("BernoulliRBM", _sample)

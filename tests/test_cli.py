@@ -73,11 +73,14 @@ def test_resume_from_the_command_line(tmp_path):
     (["evaluate", "no/such/checkpoint.npz"], "no checkpoint at"),
     (["train", "vae", "--dataset", "cifar", "--epochs", "1", "--no-progress"], "unknown dataset"),
     (["train", "vae", "--batch-size", "0", "--epochs", "1", "--train-size", "10", "--test-size", "5",
-      "--no-progress"], "batch_size must be a positive integer"),
+      "--no-progress"], "argument --batch-size: must be an integer of at least 1"),
 ])
 def test_errors_are_one_clear_line(argv, message, tmp_path, capsys):
     with refvae.use_backend("numpy"):
-        code = main(argv + (["--out", str(tmp_path)] if argv[0] == "train" else []))
+        try:
+            code = main(argv + (["--out", str(tmp_path)] if argv[0] == "train" else []))
+        except SystemExit as refused:        # refused by the option parser, before any work
+            code = refused.code
     err = capsys.readouterr().err
     assert code == 2 and message.lower() in err.lower() and "Traceback" not in err
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (add_backend_argument, image_shape, load_from_args, register_evaluator,
-                        register_train_command, write_json)
+from refvae.cli import (FORCE_HELP, add_backend_argument, image_shape, load_from_args, positive_int, positive_size,
+                        register_evaluator, register_sampler, register_train_command, run_directory, write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
 from refvae.train import fit
@@ -34,6 +34,8 @@ from .model import ALGORITHMS, MAX_HIDDEN_ENUMERATION, PRIOR_UPDATES, PRIORS, He
 __all__ = ["add_train_parser", "evaluate_helmholtz"]
 
 TOY = ("bars", "hinton-bars")      # datasets whose exact distribution is known
+#: The plots ``refvae train helmholtz`` writes into OUT (``--force`` removes them with the rest of a run).
+PLOTS = ("curves.png", "dreams.png", "firing_rates.png")
 
 
 def _layers(text: str):
@@ -48,33 +50,42 @@ def _layers(text: str):
 
 
 def add_train_parser(train_sub) -> None:
-    p = train_sub.add_parser("helmholtz", help="a Helmholtz machine trained by wake-sleep or reweighted wake-sleep")
+    p = train_sub.add_parser("helmholtz", help="a Helmholtz machine trained by wake-sleep or reweighted wake-sleep",
+                             description="Train a Helmholtz machine, measure KL(data || model) on a toy dataset or "
+                                         "the test log-likelihood, and write OUT/checkpoint.npz, metrics.json and "
+                                         "plots.")
     add_backend_argument(p)
     p.add_argument("--dataset", default="hinton-bars", help="hinton-bars, bars, mnist-10k or mnist")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
     p.add_argument("--layers", type=_layers, default=(8, 1), help="hidden widths bottom to top, e.g. 8,1 or 200,50")
-    p.add_argument("--algorithm", choices=ALGORITHMS, default="wake-sleep")
-    p.add_argument("--k", type=int, default=1, help="samples from Q per example (rws)")
-    p.add_argument("--prior", choices=PRIORS, default="factorial")
-    p.add_argument("--prior-update", choices=PRIOR_UPDATES, default="gradient")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="wake-sleep", help="the learning rule")
+    p.add_argument("--k", type=positive_int, default=1, help="samples from Q per example (rws)")
+    p.add_argument("--prior", choices=PRIORS, default="factorial", help="the top layer's prior")
+    p.add_argument("--prior-update", choices=PRIOR_UPDATES, default="gradient",
+                   help="how the top prior learns: the wake-phase gradient or moment matching")
     p.add_argument("--prior-rate", type=float, default=0.05, help="rho of the moment-matching prior update")
-    p.add_argument("--rbm-hidden", type=int, default=None, help="hidden units of the RBM prior")
+    p.add_argument("--rbm-hidden", type=positive_int, default=None, help="hidden units of the RBM prior")
     p.add_argument("--init-std", type=float, default=None,
                    help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (with --resume: in all)")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="examples per step")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over the epochs")
-    p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--iw-samples", type=int, default=1000, help="importance samples per test image (large models)")
-    p.add_argument("--train-size", type=int, default=None,
+    p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
+                   help="binarise the training data: a fresh sample per batch, one fixed sample, or not at all")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the training sample, the order and noise")
+    p.add_argument("--iw-samples", type=positive_int, default=1000,
+                   help="importance samples per test image (large models)")
+    p.add_argument("--train-size", type=positive_size, default=None,
                    help="training examples (toy datasets: draws from the exact distribution, default 20000)")
-    p.add_argument("--test-size", type=int, default=None)
-    p.add_argument("--out", default="runs/helmholtz")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--test-size", type=positive_size, default=None,
+                   help="use only the first N test images (default: all; not used by the toy datasets)")
+    p.add_argument("--out", default="runs/helmholtz", help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (the one-line summary of each epoch is still printed)")
     p.set_defaults(run=_train_helmholtz)
 
 
@@ -125,10 +136,22 @@ def _print(metrics):
         print(f"test log-likelihood {metrics['log_likelihood']:.2f} nats ({metrics['method']})")
 
 
+def _framed(images, shape, value=0.5):
+    """Each image (n, h*w) inside a one-pixel frame of grey ``value``: (n, (h+2)*(w+2)) and the new shape, so that
+    the tiles of a grid stay apart whatever their edge pixels (white tiles would merge with a white gap)."""
+    h, w = shape
+    framed = np.full((images.shape[0], h + 2, w + 2), value, dtype=np.float64)
+    framed[:, 1:-1, 1:-1] = np.asarray(images, dtype=np.float64).reshape(-1, h, w)
+    return framed.reshape(images.shape[0], -1), (h + 2, w + 2)
+
+
 def _train_helmholtz(args) -> int:
+    with run_directory(args.out, resume=args.resume, force=args.force, outputs=PLOTS) as out:
+        return _run(args, out)
+
+
+def _run(args, out: Path) -> int:
     B = get_backend()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     train, test = _data(args)
     model = HelmholtzMachine((train.shape[1], *args.layers), seed=args.seed, algorithm=args.algorithm, k=args.k,
                              prior=args.prior, prior_update=args.prior_update, prior_rate=args.prior_rate,
@@ -153,8 +176,8 @@ def _train_helmholtz(args) -> int:
     t0 = time.perf_counter()
     history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   seed=args.seed, binarize=None if args.binarize == "none" else args.binarize,
-                  checkpoint=out / "checkpoint.npz", progress=not args.no_progress, resume=args.resume,
-                  callbacks=callbacks)
+                  checkpoint=out / "checkpoint.npz", progress=not args.no_progress, verbose=True,
+                  resume=args.resume, callbacks=callbacks)
     seconds = time.perf_counter() - t0
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
     write_json(out / "metrics.json", {"model": model.config, "dataset": args.dataset, "backend": B.name,
@@ -164,19 +187,26 @@ def _train_helmholtz(args) -> int:
                                       "test": metrics, "history": history})
     shape = image_shape(model.layer_sizes[0])
     rates = [(B.to_numpy(a), B.to_numpy(g)) for a, g in model.firing_rates(train[:5000], seed=args.seed)]
+    dreams, framed_shape = _framed(B.to_numpy(model.sample(100, seed=args.seed)), shape)
     written = [
         plots.plot_training_curves(history, out / "curves.png",
                                    title=f"Helmholtz machine, {args.algorithm}: training loss",
                                    ylabel="negative ELBO" + (" (importance-weighted)" if args.k > 1 else "")
                                    + ", nats per example"),
-        plots.plot_image_grid(B.to_numpy(model.sample(100, seed=args.seed)), out / "dreams.png", image_shape=shape,
-                              title="Dreams: P(x = 1 | h_1) for ancestral samples of the generative model"),
+        plots.plot_image_grid(dreams, out / "dreams.png", image_shape=framed_shape,
+                              title="Dreams: P(x = 1 | h_1) of ancestral samples (black 0, white 1; grey frames)"),
         plots.plot_firing_rates(rates, out / "firing_rates.png"),
     ]
     _print(metrics)
     print(f"wrote {out / 'checkpoint.npz'}, {out / 'metrics.json'} and {len(written)} plots "
           f"({', '.join(Path(p).name for p in written)})")
     return 0
+
+
+def _sample(model, n, args):
+    """``refvae sample`` for a Helmholtz machine: dreams, P(x = 1 | h_1) of ancestral samples (binary x with
+    ``args.binary``)."""
+    return model.sample(n, seed=args.seed, mean=not args.binary)
 
 
 def _evaluate(model, args) -> int:
@@ -191,3 +221,4 @@ def _evaluate(model, args) -> int:
 
 register_train_command(add_train_parser)
 register_evaluator("HelmholtzMachine", _evaluate)
+register_sampler("HelmholtzMachine", _sample)

@@ -11,8 +11,9 @@ import numpy as np
 
 from ..backend import get_backend
 from ..checkpoint import load_checkpoint, load_model
-from ..cli import (add_backend_argument, image_shape, load_from_args, parse_hidden, register_command,
-                   register_evaluator, register_train_command, write_json)
+from ..cli import (FORCE_HELP, add_backend_argument, image_shape, load_from_args, make_directory,
+                   markdown_cell, parse_hidden, positive_int, positive_size, register_command, register_evaluator, register_sampler,
+                   register_train_command, run_directory, write_json)
 from ..optim import SGD, Adam
 from ..plots import plot_image_grid, plot_reconstructions, plot_training_curves
 from ..train import fit
@@ -24,50 +25,69 @@ from .model import LIKELIHOODS, GaussianVAE
 __all__ = ["add_diagnose_parser", "add_train_parser"]
 
 
+#: The plots ``refvae train vae`` writes into OUT (``--force`` removes them with the rest of a run).
+PLOTS = ("curves.png", "samples.png", "reconstructions.png", "latent.png", "posterior.png")
+
+
 def add_train_parser(train_sub) -> None:
     """``refvae train vae``."""
-    vae = train_sub.add_parser("vae", help="the Gaussian VAE")
+    vae = train_sub.add_parser("vae", help="the Gaussian VAE",
+                               description="Train the Gaussian VAE, evaluate it on the test images and write OUT/"
+                                           "checkpoint.npz, metrics.json, report.md and plots.")
     add_backend_argument(vae)
-    vae.add_argument("--dataset", default="mnist-10k", help="mnist-10k (embedded), mnist, or bars")
+    vae.add_argument("--dataset", default="mnist-10k",
+                     help="the data: mnist-10k (embedded), mnist (downloaded, or --data-dir), bars or hinton-bars")
     vae.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
-    vae.add_argument("--epochs", type=int, default=10)
-    vae.add_argument("--batch-size", type=int, default=128)
-    vae.add_argument("--z-dim", type=int, default=20)
+    vae.add_argument("--epochs", type=positive_int, default=10, help="epochs (with --resume: in all)")
+    vae.add_argument("--batch-size", type=positive_int, default=128, help="examples per step")
+    vae.add_argument("--z-dim", type=positive_int, default=20, help="latent dimensions")
     vae.add_argument("--hidden", type=parse_hidden, default=(400,), help="hidden widths, e.g. 400 or 500,200")
-    vae.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
-    vae.add_argument("--activation", choices=["relu", "tanh", "softplus", "sigmoid"], default="relu")
-    vae.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    vae.add_argument("--lr", type=float, default=1e-3)
+    vae.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli", help="the decoder's p(x|z)")
+    vae.add_argument("--activation", choices=["relu", "tanh", "softplus", "sigmoid"], default="relu",
+                     help="hidden-layer activation")
+    vae.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="the optimiser")
+    vae.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     vae.add_argument("--momentum", type=float, default=0.9, help="for --optimizer sgd")
-    vae.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic")
-    vae.add_argument("--seed", type=int, default=0)
-    vae.add_argument("--iw-samples", type=int, default=1000,
+    vae.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
+                     help="binarise the training images: a fresh sample per batch, one fixed sample, or not at all")
+    vae.add_argument("--seed", type=int, default=0, help="seed of the weights, the order and the noise")
+    vae.add_argument("--iw-samples", type=positive_int, default=1000,
                      help="importance samples per test image for the log-likelihood (Burda et al. use 5000)")
-    vae.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
-    vae.add_argument("--test-size", type=int, default=None, help="use only the first N test images")
+    vae.add_argument("--train-size", type=positive_size, default=None,
+                     help="use only the first N training images (default: all)")
+    vae.add_argument("--test-size", type=positive_size, default=None, help="use only the first N test images "
+                     "(default: all)")
     vae.add_argument("--out", default="runs/vae", help="output directory")
     vae.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    vae.add_argument("--no-progress", action="store_true", help="no progress bars")
+    vae.add_argument("--force", action="store_true", help=FORCE_HELP)
+    vae.add_argument("--no-progress", action="store_true",
+                     help="no progress bars (the one-line summary of each epoch is still printed)")
     vae.set_defaults(run=_train_vae)
 
 
 def _train_vae(args) -> int:
-    B = get_backend()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train, y_train, test, y_test = load_from_args(args)
-    model = GaussianVAE(train.shape[1], args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
-                        activation=args.activation, seed=args.seed)
-    optimizer = Adam(args.lr) if args.optimizer == "adam" else SGD(args.lr, momentum=args.momentum)
     binarize = None if args.binarize == "none" else args.binarize
     if args.likelihood == "gaussian" and binarize is not None:
         raise ValueError("--binarize needs the Bernoulli likelihood: pass --binarize none with --likelihood gaussian")
+    with run_directory(args.out, resume=args.resume, force=args.force, outputs=PLOTS) as out:
+        return _run(args, out, binarize)
+
+
+def _run(args, out: Path, binarize) -> int:
+    B = get_backend()
+    train, y_train, test, y_test = load_from_args(args)
+    if train.shape[0] < 2:
+        raise ValueError(f"train vae needs at least 2 training examples (the aggregate posterior is measured over "
+                         f"them), got {train.shape[0]}: raise --train-size")
+    model = GaussianVAE(train.shape[1], args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
+                        activation=args.activation, seed=args.seed)
+    optimizer = Adam(args.lr) if args.optimizer == "adam" else SGD(args.lr, momentum=args.momentum)
     print(f"refvae: training {model} on {args.dataset} ({train.shape[0]} train, {test.shape[0]} test images) "
           f"with the {B.name} backend, writing to {out}")
     t0 = time.perf_counter()
     history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
                   binarize=binarize, X_val=test, checkpoint=out / "checkpoint.npz", progress=not args.no_progress,
-                  resume=args.resume)
+                  verbose=True, resume=args.resume)
     train_seconds = time.perf_counter() - t0
     print(f"evaluating on {test.shape[0]} test images (importance sampling with k={args.iw_samples}) ...")
     metrics = evaluate_vae(model, test, k=args.iw_samples, seed=args.seed, progress=not args.no_progress)
@@ -104,18 +124,39 @@ def _vae_plots(model, history, test, y_test, out: Path, dataset: str):
     return [Path(p) for p in written]
 
 
+def _architecture(config: dict) -> str:
+    """'784-400-20' with the decoder's widths where they differ, e.g. '784-400-20-8-784'."""
+    hidden = list(config.get("hidden") or ())
+    decoder = config.get("decoder_hidden")
+    widths = [config["x_dim"], *hidden, config["z_dim"]]
+    if decoder is not None and list(decoder) != hidden[::-1]:
+        widths += [*decoder, config["x_dim"]]
+    return "-".join(map(str, widths))
+
+
+def _setting(value) -> str:
+    """A configuration value as text: 400,200 for a list of widths, none for None."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    return "none" if value is None else markdown_cell(value)
+
+
 def _write_report(out: Path, report: dict, plots) -> None:
     t = report["test"]
     h = report["history"]
+    tr = report["training"]
+    config = report["model"]
+    cell = markdown_cell
     lines = [
-        f"# refvae run: {report['model']}", "",
-        f"Dataset `{report['dataset']}`, backend `{report['backend']}`, {report['training']['epochs']} epochs, "
-        f"batch {report['training']['batch_size']}, {report['training']['optimizer']} lr {report['training']['lr']}, "
-        f"binarisation {report['training']['binarize']}, {report['training']['seconds']:.1f} s of training.", "",
+        f"# Gaussian VAE {_architecture(config)} on {report['dataset']}", "",
+        "Model: " + ", ".join(f"{k} {_setting(v)}" for k, v in config.items()) + ".", "",
+        f"Dataset `{report['dataset']}`, backend `{report['backend']}`, {tr['epochs']} epochs, "
+        f"batch {tr['batch_size']}, {tr['optimizer']} lr {tr['lr']}, binarisation {tr['binarize']}, "
+        f"{tr['seconds']:.1f} s of training.", "",
         "| test metric (nats per example) | value |", "|---|---|",
         f"| ELBO | {t['elbo']:.2f} |",
-        f"| reconstruction log-likelihood E_q[log p(x|z)] | {t['reconstruction']:.2f} |",
-        f"| KL(q(z|x) \\|\\| p(z)) | {t['kl']:.2f} |",
+        f"| {cell('reconstruction log-likelihood E_q[log p(x|z)]')} | {t['reconstruction']:.2f} |",
+        f"| {cell('KL(q(z|x) || p(z))')} | {t['kl']:.2f} |",
         f"| log-likelihood, importance-weighted (k={t['k']}) | {t['log_likelihood']:.2f} |", "",
         "| epoch | train loss | validation loss | seconds |", "|---|---|---|---|",
     ]
@@ -130,6 +171,11 @@ def _write_report(out: Path, report: dict, plots) -> None:
 def _print_metrics(m: dict) -> None:
     print(f"test ELBO {m['elbo']:.2f} nats (reconstruction {m['reconstruction']:.2f}, KL {m['kl']:.2f}); "
           f"importance-weighted log-likelihood (k={m['k']}) {m['log_likelihood']:.2f} nats")
+
+
+def _sample(model, n, args):
+    """``refvae sample`` for a Gaussian VAE: decoder means (or binary draws) at z ~ p(z)."""
+    return model.sample(n, mean=not args.binary, seed=args.seed)
 
 
 def _evaluate(model, args) -> int:
@@ -153,6 +199,8 @@ def _diagnose(args) -> int:
     if not isinstance(model, GaussianVAE):
         raise ValueError(f"refvae diagnose needs a Gaussian VAE checkpoint; {args.checkpoint} holds a "
                          f"{type(model).__name__}")
+    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "diagnose"
+    make_directory(out, "--out")
     if model.prior == "learned":
         print("the model has a learned prior: diagnosing its equivalent standard-prior model (refvae.absorb_prior)")
         model = absorb_prior(model)
@@ -162,8 +210,6 @@ def _diagnose(args) -> int:
         X = X[:args.size]
     report = prior_mismatch(model, X)
     print(report)
-    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / "diagnose"
-    out.mkdir(parents=True, exist_ok=True)
     written = [vae_plots.plot_aggregate_vs_prior(report, out / "aggregate_vs_prior.png")]
     mu, logvar = model.encode(X)
     z = mu + B.xp.exp(0.5 * logvar) * B.rng(args.seed).normal(tuple(mu.shape), model.dtype_name)  # z ~ q(z|x)
@@ -186,18 +232,19 @@ def _diagnose(args) -> int:
 def add_diagnose_parser(sub) -> None:
     """``refvae diagnose``."""
     dg = sub.add_parser("diagnose", help="how far the aggregate posterior is from the prior: report and plots")
-    dg.add_argument("checkpoint")
+    dg.add_argument("checkpoint", help="a Gaussian VAE checkpoint written by refvae train vae")
     add_backend_argument(dg)
-    dg.add_argument("--dataset", default="mnist-10k")
-    dg.add_argument("--data-dir", default=None)
-    dg.add_argument("--split", choices=["train", "test"], default="train")
-    dg.add_argument("--size", type=int, default=None, help="use only the first N examples")
+    dg.add_argument("--dataset", default="mnist-10k", help="the data: mnist-10k, mnist, bars or hinton-bars")
+    dg.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
+    dg.add_argument("--split", choices=["train", "test"], default="train", help="which part of the data")
+    dg.add_argument("--size", type=positive_size, default=None, help="use only the first N examples (default: all)")
     dg.add_argument("--out", default=None, help="output directory (default: diagnose/ beside the checkpoint)")
-    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--seed", type=int, default=0, help="seed of the samples z ~ q(z|x) in the histograms")
     dg.set_defaults(run=_diagnose)
 
 
 
 register_train_command(add_train_parser)
 register_evaluator("GaussianVAE", _evaluate)
+register_sampler("GaussianVAE", _sample)
 register_command(add_diagnose_parser)
