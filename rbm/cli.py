@@ -74,13 +74,14 @@ def add_train_parser(train_sub) -> None:
 
 
 def _log_z(model, train, args) -> dict:
+    progress = not getattr(args, "no_progress", False)
     if min(model.n_visible, model.n_hidden) <= partition.MAX_ENUMERATION:
-        return {"log_z": model.log_partition("exact"), "method": "exact"}
+        return {"log_z": model.log_partition("exact", progress=progress), "method": "exact"}
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AISWarning)
         est = model.log_partition("ais", n_chains=args.ais_chains, betas=args.ais_betas, data=train,
-                                  seed=args.seed, return_bounds=True)
+                                  seed=args.seed, return_bounds=True, progress=progress)
     for w in caught:                       # pass on any other warning as it was
         if not issubclass(w.category, AISWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -160,7 +161,9 @@ def _run(args, out: Path) -> int:
     small = min(model.n_visible, model.n_hidden) <= EXACT_LIMIT
     marginal = model.hidden_marginal("exact" if small else "gibbs", seed=args.seed)
     written = [
-        plots.plot_training_curves(history, out / "curves.png", title="RBM training (free-energy gap)"),
+        plots.plot_training_curves(history, out / "curves.png", title="RBM training (free-energy gap)",
+                                   ylabel="F(data) - F(model), nats per example (the training signal, not the "
+                                          "likelihood)"),
         plots.plot_weights(B.to_numpy(model.params["W"]), out / "filters.png", image_shape=shape),
         plots.plot_image_grid(B.to_numpy(model.sample(100, steps=1000, seed=args.seed)), out / "samples.png",
                               image_shape=shape, title="Samples: P(v|h) after 1000 Gibbs sweeps"),

@@ -76,3 +76,13 @@ def test_firing_rates(tmp_path, host_rng):
         plots.plot_firing_rates([(host_rng.random(8), host_rng.random(7))], tmp_path / "e.png")
     with pytest.raises(ValueError, match="non-finite"):
         plots.plot_firing_rates([(np.array([0.5, np.nan]), np.array([0.5, 0.5]))], tmp_path / "e.png")
+
+
+def test_image_grid_with_a_colour_scale(tmp_path, host_rng):
+    from matplotlib.image import imread
+
+    images = host_rng.random((6, 16))
+    plain = imread(plots.plot_image_grid(images, tmp_path / "plain.png", image_shape=(4, 4), ncols=3))
+    scaled = imread(plots.plot_image_grid(images, tmp_path / "scale.png", image_shape=(4, 4), ncols=3,
+                                          colorbar="P(x = 1)"))
+    assert scaled.shape[1] > plain.shape[1]                 # room for the colour bar beside the grid

@@ -194,7 +194,8 @@ def _run(args, out: Path) -> int:
                                    ylabel="negative ELBO" + (" (importance-weighted)" if args.k > 1 else "")
                                    + ", nats per example"),
         plots.plot_image_grid(dreams, out / "dreams.png", image_shape=framed_shape,
-                              title="Dreams: P(x = 1 | h_1) of ancestral samples (black 0, white 1; grey frames)"),
+                              title="Dreams: P(x = 1 | h_1) of ancestral samples (grey frames)",
+                              colorbar="P(x = 1 | h_1)"),
         plots.plot_firing_rates(rates, out / "firing_rates.png"),
     ]
     _print(metrics)

@@ -73,7 +73,7 @@ def _grid_size(grid_shape, ncols, extra_w=0.0, extra_h=0.0, min_w=3.0, min_h=1.5
     return max(min_w, width * shrink + extra_w), max(min_h, height * shrink + extra_h)
 
 
-def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None) -> Path:
+def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None, colorbar=None) -> Path:
     """Grey-scale images on a grid, without axes.
 
     Parameters
@@ -88,6 +88,8 @@ def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None) ->
         Images per row (fewer if there are fewer images).
     title : str, optional
         Figure title.
+    colorbar : str, optional
+        Draw the grey scale beside the grid, labelled with this text (e.g. "P(x = 1 | h)").
 
     Returns
     -------
@@ -106,10 +108,13 @@ def plot_image_grid(images, path, image_shape=(28, 28), ncols=10, title=None) ->
         raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
     ncols = int(min(ncols, images.shape[0]))
     grid = _tile(images, image_shape, ncols)
-    fig = Figure(figsize=_grid_size(grid.shape, ncols, extra_h=0.45 if title else 0.1), layout="constrained")
+    fig = Figure(figsize=_grid_size(grid.shape, ncols, extra_w=0.9 if colorbar else 0.0,
+                                    extra_h=0.45 if title else 0.1), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    shown = ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
+    if colorbar:
+        fig.colorbar(shown, ax=ax, fraction=0.05, pad=0.02).set_label(colorbar)
     if title:
         ax.set_title(title, fontsize=11)
     return save_figure(fig, path)
