@@ -20,13 +20,29 @@ from ..train import fit
 from . import plots as vae_plots
 from .aggregate import absorb_prior, prior_mismatch
 from .evaluation import evaluate_vae
-from .model import LIKELIHOODS, GaussianVAE
+from .model import DECODER_VARIANCES, LIKELIHOODS, GaussianVAE
 
 __all__ = ["add_diagnose_parser", "add_train_parser"]
 
 
 #: The plots ``refvae train vae`` writes into OUT (``--force`` removes them with the rest of a run).
 PLOTS = ("curves.png", "samples.png", "reconstructions.png", "latent.png", "posterior.png")
+
+
+def _decoder_variance(text: str):
+    """``--decoder-variance``: one of the named kinds, or a positive number (a fixed variance)."""
+    import argparse
+
+    if text in DECODER_VARIANCES:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"choose one of {', '.join(DECODER_VARIANCES)}, or a positive number for a "
+                                         f"fixed variance; got {text!r}")
+    return value
 
 
 def add_train_parser(train_sub) -> None:
@@ -43,6 +59,9 @@ def add_train_parser(train_sub) -> None:
     vae.add_argument("--z-dim", type=positive_int, default=20, help="latent dimensions")
     vae.add_argument("--hidden", type=parse_hidden, default=(400,), help="hidden widths, e.g. 400 or 500,200")
     vae.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli", help="the decoder's p(x|z)")
+    vae.add_argument("--decoder-variance", type=_decoder_variance, default="amortised",
+                     help="with --likelihood gaussian: amortised (a head of z), per-dimension (factor analysis when "
+                          "--hidden ''), shared (pPCA when --hidden ''), or a positive number (fixed)")
     vae.add_argument("--activation", choices=["relu", "tanh", "softplus", "sigmoid"], default="relu",
                      help="hidden-layer activation")
     vae.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="the optimiser")
@@ -80,7 +99,7 @@ def _run(args, out: Path, binarize) -> int:
         raise ValueError(f"train vae needs at least 2 training examples (the aggregate posterior is measured over "
                          f"them), got {train.shape[0]}: raise --train-size")
     model = GaussianVAE(train.shape[1], args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
-                        activation=args.activation, seed=args.seed)
+                        activation=args.activation, seed=args.seed, decoder_variance=args.decoder_variance)
     optimizer = Adam(args.lr) if args.optimizer == "adam" else SGD(args.lr, momentum=args.momentum)
     print(f"refvae: training {model} on {args.dataset} ({train.shape[0]} train, {test.shape[0]} test images) "
           f"with the {B.name} backend, writing to {out}")
