@@ -69,3 +69,13 @@ def test_compare_models_quick(tmp_path):
     assert len(rows) == 3 and all(r["log_likelihood"] < 0 and r["estimator"] for r in rows.values())
     summary = (tmp_path / "summary.md").read_text()
     assert "AIS" in summary and "importance-weighted" in summary
+
+
+def test_linear_vae_quick(tmp_path):
+    stdout = _run("linear_vae.py", "--out", str(tmp_path))
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "synthetic, pPCA" in results and "mnist-10k, pPCA" in results
+    assert all(r["gap"] >= -1e-6 for r in results.values())        # the ELBO never exceeds the maximum
+    for name in ("elbo_curves.png", "directions.png", "summary.md"):
+        assert (tmp_path / name).stat().st_size > 500
+    assert "max log-likelihood" in stdout

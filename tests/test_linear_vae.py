@@ -104,6 +104,7 @@ def test_training_reaches_the_maximum_likelihood(numpy_backend, decoder_variance
         opt.lr = 1e-2 if epoch < 150 else 1e-3 if epoch < 250 else 2e-4
         refvae.fit(vae, X, epochs=1, batch_size=100, optimizer=opt, seed=epoch, progress=False)
     elbo = float(np.mean(_analytic_elbo(vae, X)))
+    np.testing.assert_allclose(linear.analytic_elbo(vae, X), _analytic_elbo(vae, X), rtol=1e-12)
     assert max_ll - 0.005 < elbo <= max_ll + 1e-9               # a lower bound, and tight at the optimum
     sampled = np.mean([np.mean(vae.elbo(X)) for _ in range(5)])  # the model's own one-sample ELBO agrees
     assert abs(sampled - elbo) < 0.05

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 from ..backend import get_backend
 
-__all__ = ["LinearGaussian", "exact_log_likelihood", "exact_posterior", "factor_analysis_em", "load_into_vae",
-           "optimal_encoder", "ppca_ml", "sample_covariance"]
+__all__ = ["LinearGaussian", "analytic_elbo", "exact_log_likelihood", "exact_posterior", "factor_analysis_em",
+           "load_into_vae", "optimal_encoder", "ppca_ml", "sample_covariance"]
 
 
 @dataclass
@@ -92,7 +92,8 @@ def factor_analysis_em(X, q: int, iterations: int = 2000, tol: float = 1e-10, se
     """Factor analysis by EM from a random start, until the log-likelihood gains less than ``tol`` nats per example.
 
     E step: G = (I + W^T Psi^{-1} W)^{-1}, B = G W^T Psi^{-1} (so E[z | x] = B (x - mu)).
-    M step: W <- S B^T (G + B S B^T)^{-1},  Psi <- diag(S - W B S).
+    M step: W <- S B^T (G + B S B^T)^{-1},  Psi <- diag(S - W B S), each entry at least 0.1 % of the pixel's
+    variance (a pixel that the factors explain almost exactly would otherwise drive its noise variance to 0).
     The returned W is rotated so that W^T Psi^{-1} W is diagonal (the likelihood is unchanged by rotations).
     """
     B_ = get_backend()
@@ -101,7 +102,11 @@ def factor_analysis_em(X, q: int, iterations: int = 2000, tol: float = 1e-10, se
     d = S.shape[0]
     I_q = B_.eye(q, "float64")
     W = B_.rng(seed, host=True).normal((d, q), "float64") * 0.1
-    psi = xp.sum(S * B_.eye(d, "float64"), axis=1)                  # diag(S)
+    variances = xp.sum(S * B_.eye(d, "float64"), axis=1)            # diag(S)
+    if float(xp.min(variances)) <= 0.0:
+        raise ValueError("factor analysis needs every column of X to vary: drop the constant columns first")
+    floor = 1e-3 * variances                                          # each noise variance >= 0.1 % of its pixel's
+    psi = variances
     previous = -math.inf
     for _ in range(iterations):
         W_over_psi = W / xp.reshape(psi, (-1, 1))                     # Psi^{-1} W, (d, q)
@@ -109,7 +114,7 @@ def factor_analysis_em(X, q: int, iterations: int = 2000, tol: float = 1e-10, se
         Bm = G @ W_over_psi.T                                         # (q, d)
         W = S @ Bm.T @ xp.linalg.inv(G + Bm @ S @ Bm.T)
         psi = xp.sum((S - W @ Bm @ S) * B_.eye(d, "float64"), axis=1)
-        psi = xp.clip(psi, 1e-12, None)
+        psi = xp.maximum(psi, floor)                                  # no Heywood case (a variance -> 0)
         current = float(xp.mean(exact_log_likelihood(LinearGaussian(mean, W, psi), X)))
         if current - previous < tol:
             break
@@ -181,3 +186,25 @@ def load_into_vae(vae, model: LinearGaussian) -> None:
         "decoder.mean.W": model.W.T, "decoder.mean.b": model.mean,
         "decoder.noise.logvar": log_psi,
     })
+
+
+def analytic_elbo(vae, X):
+    """A linear Gaussian VAE's ELBO per example (n,) in closed form, without sampling:
+
+        E_q[log p(x|z)] = -1/2 sum_j [log 2 pi + v_j + ((x_j - m_j(mu))^2 + sum_k W_kj^2 s_k) e^{-v_j}]
+        ELBO = E_q[log p(x|z)] - KL(N(mu, diag s) || N(0, I)),     m(mu) = mu W + b,  s = exp(logvar)
+
+    for a GaussianVAE with ``hidden=()``, ``likelihood="gaussian"`` and a decoder variance constant in z.
+    """
+    xp = get_backend().xp
+    if vae.hidden or vae.decoder_hidden or vae.decoder_variance == "amortised":
+        raise ValueError("analytic_elbo needs a linear GaussianVAE: hidden=(), likelihood='gaussian' and a "
+                         "decoder_variance constant in z")
+    X = vae.validate_data(X)
+    mu, logvar = vae.encode(X)
+    s = xp.exp(logvar)
+    W, b = vae.params["decoder.mean.W"], vae.params["decoder.mean.b"]
+    v = vae._decoder_logvar(X)                                        # (n, d), constant over rows
+    rec = -0.5 * xp.sum(math.log(2 * math.pi) + v + ((X - (mu @ W + b)) ** 2 + s @ (W * W)) * xp.exp(-v), axis=1)
+    kl = 0.5 * xp.sum(mu * mu + s - 1.0 - logvar, axis=1)
+    return rec - kl
