@@ -73,8 +73,12 @@ def sample_covariance(X):
     return mean, (Xc.T @ Xc) / X.shape[0]
 
 
-def ppca_ml(X, q: int) -> LinearGaussian:
-    """Probabilistic PCA's maximum-likelihood solution with q latent dimensions (orthogonal columns of W)."""
+def ppca_ml(X, q: int, noise_variance=None) -> LinearGaussian:
+    """Probabilistic PCA's maximum-likelihood solution with q latent dimensions (orthogonal columns of W).
+
+    With ``noise_variance`` fixed (a VAE with ``decoder_variance=<float>``) the maximum over W alone:
+    W = U_q (diag(l_q) - sigma^2 I)_+^{1/2}, so every direction whose variance l_k is below sigma^2 gets a zero
+    column: its latent unit is unused (Lucas et al. 2019; the ELBO's optimum then has inactive units)."""
     xp = get_backend().xp
     mean, S = sample_covariance(X)
     d = S.shape[0]
@@ -83,7 +87,7 @@ def ppca_ml(X, q: int) -> LinearGaussian:
     evals, evecs = xp.linalg.eigh(S)
     order = xp.argsort(-evals)                                        # decreasing
     evals, evecs = xp.take(evals, order, axis=0), xp.take(evecs, order, axis=1)
-    sigma2 = xp.mean(evals[q:])                                       # the discarded directions' mean variance
+    sigma2 = xp.mean(evals[q:]) if noise_variance is None else float(noise_variance)
     W = evecs[:, :q] * xp.sqrt(xp.clip(evals[:q] - sigma2, 0.0, None))
     return LinearGaussian(mean, W, xp.zeros_like(evals) + sigma2)
 
