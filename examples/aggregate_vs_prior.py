@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import refvae
+from refvae.cli import use_backend_or_exit
 from refvae.vae import plots as vae_plots
 from refvae.evaluation import binarize_fixed
 
@@ -28,14 +29,6 @@ RUNS = {
     "small latent": dict(model=dict(hidden=(400,), z_dim=2), lr=1e-3),
     "large lr": dict(model=dict(hidden=(400,)), lr=1e-2),
 }
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):

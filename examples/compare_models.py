@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import refvae
+from refvae.cli import markdown_cell, use_backend_or_exit
 from rbm import BernoulliRBM
 from refvae.evaluation import binarize_fixed
 from wakesleep import HelmholtzMachine
@@ -34,11 +35,6 @@ def timed(fn):
     t0 = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - t0
-
-
-def cell(text) -> str:
-    """``text`` for a Markdown table cell: ``|`` escaped."""
-    return str(text).replace("|", "\\|")
 
 
 def summary_lines(rows, n_train, n_test, epochs, backend, quick):
@@ -51,19 +47,11 @@ def summary_lines(rows, n_train, n_test, epochs, backend, quick):
     for name, r in rows.items():
         lo, hi = r.get("interval", (None, None))
         interval = "" if lo is None else f" [{lo:.2f}, " + ("no upper bound]" if hi is None else f"{hi:.2f}]")
-        lines.append(f"| {cell(name)} | {r['log_likelihood']:.2f}{interval} | {cell(r['estimator'])} | "
+        lines.append(f"| {markdown_cell(name)} | {r['log_likelihood']:.2f}{interval} | {markdown_cell(r['estimator'])} | "
                      f"{r['train_seconds']:.1f} | {r['eval_seconds']:.1f} |")
     lines += ["", "The importance-weighted estimates are stochastic lower bounds (in expectation) on log p(x); the "
               "RBM's is as good as AIS's log Z, whose ±3 s.d. interval gives the bracket.", ""]
     return lines
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):

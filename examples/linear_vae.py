@@ -29,17 +29,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import refvae
+from refvae.cli import markdown_cell, use_backend_or_exit
 from refvae.plots import save_figure
 from refvae.vae import linear
 from refvae.vae import plots as vae_plots
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def datasets(quick):
@@ -59,11 +52,6 @@ def datasets(quick):
     train, _ = refvae.datasets.load("mnist-10k")
     out.append(("mnist-10k", train[:500].astype(np.float64) if quick else train.astype(np.float64), 5 if quick else 20))
     return out
-
-
-def markdown(text) -> str:
-    """``text`` for a Markdown table cell: one line, ``|`` escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def principal_cosines(W, X, q):
@@ -199,7 +187,7 @@ def main(argv=None):
         if r.get("failure"):
             lines.append(f"| {run} | {r['max_log_likelihood']:.4f} | {r['elbo']:.4f} | {r['gap']:.4f} | "
                          f"{r['active_units']} of {r['q']} | {r['mismatch_kl']:.4f} | "
-                         f"{markdown(' '.join(r['findings'][:2]))} |")
+                         f"{markdown_cell(' '.join(r['findings'][:2]))} |")
     if best_full is not None:
         lines += ["", f"For comparison, the synthetic data's maximum log-likelihood with q = 3 and a learned variance "
                       f"is {best_full:.4f}."]

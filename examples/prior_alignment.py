@@ -25,6 +25,7 @@ import numpy as np
 import scipy.stats
 
 import refvae
+from refvae.cli import use_backend_or_exit
 from refvae.vae import plots as vae_plots
 from refvae.evaluation import binarize_fixed
 
@@ -105,14 +106,6 @@ def summarise(curves, epochs, n_seeds, out: Path, quick: bool):
     (out / "summary.md").write_text("\n".join(lines))
     (out / "prior_alignment.json").write_text(json.dumps({"curves": curves, "effects": effects}, indent=1))
     print("\n".join(lines))
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):

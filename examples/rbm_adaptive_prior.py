@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import refvae
+from refvae.cli import use_backend_or_exit
 from rbm import BernoulliRBM
 from refvae.evaluation import binarize_fixed
 
@@ -87,14 +88,6 @@ def summary_lines(exact, ais, n_train, n_test, epochs, small, large, chains, bet
         lines.append(f"| {name} | {r['epochs']} | {r['test_ll']:.2f} | {r['log_z']:.2f} "
                      f"[{lower}, {r['log_z_upper']:.2f}]{flag} |")
     return lines
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):

@@ -12,16 +12,9 @@ import argparse
 import warnings
 
 import refvae
+from refvae.cli import use_backend_or_exit
 from rbm import AISWarning, BernoulliRBM
 from refvae.evaluation import binarize_fixed
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):

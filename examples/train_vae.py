@@ -11,14 +11,7 @@ importance-weighted log-likelihood of the test images, which lies above the ELBO
 import argparse
 
 import refvae
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+from refvae.cli import use_backend_or_exit
 
 
 def main(argv=None):

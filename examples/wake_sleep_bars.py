@@ -29,6 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import refvae
+from refvae.cli import use_backend_or_exit
 from refvae import datasets
 from refvae.evaluation import kl_data_model
 from refvae.plots import save_figure
@@ -76,14 +77,6 @@ def plot_curves(results, examples_per_epoch, path):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return save_figure(fig, path)
-
-
-def use_backend_or_exit(parser, name):
-    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2."""
-    try:
-        refvae.set_backend(name)
-    except refvae.BackendError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
 
 
 def main(argv=None):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (FORCE_HELP, add_backend_argument, image_shape, int_at_least, load_from_args, positive_int,
+from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, int_at_least, load_from_args, positive_int,
                         positive_size, register_evaluator, register_sampler, register_train_command, run_directory,
                         warn, write_json)
 from refvae.evaluation import binarize_fixed
@@ -65,16 +65,12 @@ def add_train_parser(train_sub) -> None:
                    help="use only the first N training images (default: all)")
     p.add_argument("--test-size", type=positive_size, default=None,
                    help="use only the first N test images (default: all)")
-    p.add_argument("--out", default="runs/rbm", help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (the one-line summary of each epoch is still printed)")
+    add_run_arguments(p, "runs/rbm")
     p.set_defaults(run=_train_rbm)
 
 
 def _log_z(model, train, args) -> dict:
-    progress = not getattr(args, "no_progress", False)
+    progress = not args.no_progress
     if min(model.n_visible, model.n_hidden) <= partition.MAX_ENUMERATION:
         return {"log_z": model.log_partition("exact", progress=progress), "method": "exact"}
     t0 = time.perf_counter()

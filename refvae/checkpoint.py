@@ -16,6 +16,7 @@ kind of model from its checkpoint (the command line's ``evaluate`` and ``sample`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -55,15 +56,26 @@ def kind_of(model) -> str:
 def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
     """Write ``arrays`` (name -> host NumPy array) and ``meta`` (JSON-serialisable) atomically to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {"format": FORMAT, "version": VERSION, **meta}
     payload = {name: np.asarray(a) for name, a in arrays.items()}
     payload[META_KEY] = np.array(json.dumps(document))
+    with atomic_file(path) as f:
+        np.savez(f, **payload)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """A binary file to write that appears at ``path`` only when complete: written as ``<name>.*.tmp`` beside it,
+    flushed to disk, then renamed over ``path`` (``os.replace`` is atomic), with the user's usual permissions.
+    If writing fails, the temporary is removed and ``path`` keeps its previous contents."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())                 # mkstemp makes 0600; give the user's usual permissions
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -79,7 +91,6 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
             os.close(dir_fd)
     except OSError:
         pass
-    return path
 
 
 def _umask() -> int:

@@ -22,12 +22,9 @@ locked for the run's duration, a run already there is replaced only with ``--for
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
-import os
 import re
-import secrets
 import sys
 from pathlib import Path
 
@@ -35,7 +32,7 @@ import numpy as np
 
 from . import datasets
 from .backend import BACKENDS, BackendError, get_backend, set_backend
-from .checkpoint import CheckpointError, kind_of, load_model
+from .checkpoint import CheckpointError, atomic_file, kind_of, load_model
 from .validation import DataError
 from .gradcheck import run_all
 from .plots import plot_image_grid
@@ -43,10 +40,10 @@ from .rundir import LOCK_NAME, RUN_FILES, check_output_file, make_directory, not
 from .train import TrainingError
 
 __all__ = ["FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES", "USER_ERRORS", "HelpFormatter", "Parser",
-           "add_backend_argument", "build_parser", "check_output_file", "image_shape", "int_at_least", "load_from_args",
+           "add_backend_argument", "add_run_arguments", "build_parser", "check_output_file", "image_shape", "int_at_least", "load_from_args",
            "load_labeled", "main", "make_directory", "markdown_cell", "note", "parse_hidden", "positive_int",
            "positive_size", "register_command", "register_evaluator", "register_sampler", "register_train_command",
-           "run_directory", "warn", "write_json"]
+           "run_directory", "use_backend_or_exit", "warn", "write_json"]
 
 # OSError covers the environment's failures (a path that cannot be written, no network: datasets.DownloadError).
 USER_ERRORS = (BackendError, CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError,
@@ -118,6 +115,24 @@ def load_from_args(args):
     if n_test is not None:
         test, y_test = test[:n_test], y_test[:n_test]
     return train, y_train, test, y_test
+
+
+def use_backend_or_exit(parser, name: str) -> None:
+    """Switch to the backend ``name``, or say in one line why it cannot be used and exit with status 2 (for
+    scripts with their own argparse parser, such as the examples)."""
+    try:
+        set_backend(name)
+    except BackendError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+
+def add_run_arguments(p, default_out: str) -> None:
+    """The options every ``refvae train`` command shares about its run: --out, --resume, --force, --no-progress."""
+    p.add_argument("--out", default=default_out, help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (the one-line summary of each epoch is still printed)")
 
 
 def parse_hidden(text: str):
@@ -204,15 +219,8 @@ def write_json(path: Path, obj) -> None:
     if found and isinstance(obj, dict):
         obj = {**obj, "non_finite": found}
     text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n"
-    tmp = path.parent / f"{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "x") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (FORCE_HELP, add_backend_argument, image_shape, load_from_args, positive_int, positive_size,
+from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, positive_int, positive_size,
                         register_evaluator, register_sampler, register_train_command, run_directory, write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
@@ -81,11 +81,7 @@ def add_train_parser(train_sub) -> None:
                    help="training examples (toy datasets: draws from the exact distribution, default 20000)")
     p.add_argument("--test-size", type=positive_size, default=None,
                    help="use only the first N test images (default: all; not used by the toy datasets)")
-    p.add_argument("--out", default="runs/helmholtz", help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (the one-line summary of each epoch is still printed)")
+    add_run_arguments(p, "runs/helmholtz")
     p.set_defaults(run=_train_helmholtz)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backend import get_backend
 from ..checkpoint import load_checkpoint, load_model
-from ..cli import (FORCE_HELP, add_backend_argument, image_shape, load_from_args, make_directory,
+from ..cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, make_directory,
                    markdown_cell, parse_hidden, positive_int, positive_size, register_command, register_evaluator, register_sampler,
                    register_train_command, run_directory, write_json)
 from ..optim import SGD, Adam
@@ -76,11 +76,7 @@ def add_train_parser(train_sub) -> None:
                      help="use only the first N training images (default: all)")
     vae.add_argument("--test-size", type=positive_size, default=None, help="use only the first N test images "
                      "(default: all)")
-    vae.add_argument("--out", default="runs/vae", help="output directory")
-    vae.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    vae.add_argument("--force", action="store_true", help=FORCE_HELP)
-    vae.add_argument("--no-progress", action="store_true",
-                     help="no progress bars (the one-line summary of each epoch is still printed)")
+    add_run_arguments(vae, "runs/vae")
     vae.set_defaults(run=_train_vae)
 
 
