@@ -25,13 +25,14 @@ from .gradcheck import GradcheckResult, gradcheck
 from .layers import MLP, Linear, ReLU, Sigmoid, Softplus, Tanh
 from .optim import SGD, Adam
 from .train import TrainingError, fit
-from .vae import GaussianVAE, PriorMismatch, absorb_prior, aggregate_posterior, align_to_prior, prior_mismatch
+from .vae import (GaussianVAE, PriorMismatch, absorb_prior, aggregate_kl, aggregate_posterior, align_to_prior,
+                  prior_mismatch)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE", "GradcheckResult",
     "Linear", "MLP", "PriorMismatch", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
-    "absorb_prior", "aggregate_posterior", "align_to_prior", "datasets", "evaluation", "fit", "get_backend",
+    "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "datasets", "evaluation", "fit", "get_backend",
     "gradcheck", "load", "numerics", "prior_mismatch", "set_backend", "use_backend",
 ]

@@ -74,8 +74,14 @@ def test_compare_models_quick(tmp_path):
 def test_linear_vae_quick(tmp_path):
     stdout = _run("linear_vae.py", "--out", str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
-    assert "synthetic, pPCA" in results and "mnist-10k, pPCA" in results
-    assert all(r["gap"] >= -1e-6 for r in results.values())        # the ELBO never exceeds the maximum
-    for name in ("elbo_curves.png", "directions.png", "summary.md"):
+    linear, nonlinear = results["linear"], results["nonlinear"]
+    assert "synthetic, pPCA" in linear and "mnist-10k, pPCA" in linear
+    for r in linear.values():
+        assert r["gap"] >= -1e-6                                    # the ELBO never exceeds the maximum
+        parts = r["gap_decoder"] + r["gap_posterior_shape"] + r["gap_encoder"]
+        assert abs(parts - r["gap"]) < 1e-8 and min(r["gap_decoder"], r["gap_posterior_shape"], r["gap_encoder"]) > -1e-8
+    assert [c["epoch"] for c in next(iter(nonlinear.values()))["checkpoints"]] == [1, 2]
+    for name in ("elbo_curves.png", "directions.png", "contrast.png", "aggregate_nonlinear_mnist-10k.png", "summary.md"):
         assert (tmp_path / name).stat().st_size > 500
+    assert "## The contrast" in (tmp_path / "summary.md").read_text()
     assert "max log-likelihood" in stdout

@@ -73,6 +73,48 @@ def test_the_elbo_is_tight_at_the_closed_form_optimum(backend, decoder_variance)
     assert abs(float(np.mean(elbo - exact))) < 0.02
 
 
+def _kl_gauss(m0, S0, m1, S1):
+    """KL(N(m0, S0) || N(m1, S1)) for one pair, full covariances."""
+    S1_inv = np.linalg.inv(S1)
+    diff = m1 - m0
+    return 0.5 * (np.trace(S1_inv @ S0) + diff @ S1_inv @ diff - len(m0)
+                  + np.linalg.slogdet(S1)[1] - np.linalg.slogdet(S0)[1])
+
+
+@pytest.mark.parametrize("decoder_variance", ["shared", "per-dimension", 0.5])
+def test_gap_decomposition_names_where_the_elbo_falls_short(backend, decoder_variance):
+    """max log p - ELBO = decoder + posterior shape + encoder, each >= 0: the posterior-shape part is the mean
+    KL(q*(z|x) || p(z|x)) of the best diagonal encoder (checked against the full-covariance KL), the encoder part
+    the trained encoder's extra KL, and all three vanish at the closed-form optimum."""
+    X = _data(per_dimension=decoder_variance == "per-dimension")
+    vae = refvae.GaussianVAE(6, 2, hidden=(), likelihood="gaussian", decoder_variance=decoder_variance, seed=3,
+                             dtype="float64")
+    ml = linear.ppca_ml(X, 2, noise_variance=decoder_variance if isinstance(decoder_variance, float) else None)
+    best = ml if decoder_variance != "per-dimension" else linear.factor_analysis_em(X, 2)
+    best = linear.LinearGaussian(*(backend.asarray(a) for a in (best.mean, best.W, best.psi)))
+    Xb = backend.asarray(X)
+    params = {k: backend.to_numpy(v) for k, v in vae.params.items()}
+    params["decoder.mean.W"] = np.array([[1.0, 0.5, 0, 0, 0.2, 0], [0.8, 0, 0.3, 0, 0, 0.4]])  # columns not orthogonal
+    vae.set_params({k: backend.asarray(v) for k, v in params.items()})
+    gaps = linear.gap_decomposition(vae, Xb, best)                    # an untrained VAE: every part positive
+    assert gaps["total"] == pytest.approx(gaps["decoder"] + gaps["posterior_shape"] + gaps["encoder"], abs=1e-10)
+    assert gaps["total"] == pytest.approx(gaps["max_log_likelihood"] - gaps["elbo"], abs=1e-10)
+    assert min(gaps["decoder"], gaps["posterior_shape"], gaps["encoder"]) > 1e-3
+    model = linear.decoder_model(vae)
+    host = [backend.to_numpy(a) for a in (model.mean, model.W, model.psi)]
+    A, b, logvar = (backend.to_numpy(a) for a in linear.optimal_encoder(model))
+    post_mean, post_cov = (backend.to_numpy(a) for a in linear.exact_posterior(model, Xb))
+    kl = np.mean([_kl_gauss(X[i] @ A + b, np.diag(np.exp(logvar)), post_mean[i], post_cov) for i in range(len(X))])
+    assert gaps["posterior_shape"] == pytest.approx(kl, rel=1e-8)
+    assert gaps["log_likelihood"] == pytest.approx(float(np.mean(stats.multivariate_normal(
+        host[0], host[1] @ host[1].T + np.diag(host[2])).logpdf(X))), rel=1e-10)
+    if decoder_variance != 0.5:                                        # load_into_vae needs a learned variance
+        linear.load_into_vae(vae, best)
+        gaps = linear.gap_decomposition(vae, Xb, best)
+        for part in ("decoder", "posterior_shape", "encoder", "total"):
+            assert abs(gaps[part]) < 1e-10, part
+
+
 def _analytic_elbo(vae, X):
     """The linear Gaussian VAE's ELBO per example in closed form (no sampling), from its encoder and decoder:
     E_q[log p(x|z)] = -1/2 sum_j [log 2 pi + v_j + ((x_j - m_j(mu))^2 + sum_k W_kj^2 s_k) e^{-v_j}], minus the KL."""

@@ -320,3 +320,21 @@ def test_alignment_keeps_a_decoder_variance_models_elbo_terms(numpy_backend, dec
     aligned = refvae.align_to_prior(model, X)
     rec1, _ = aligned.elbo_terms(X, eps)
     np.testing.assert_allclose(rec1, rec0, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("decoder_variance", DECODER_VARIANCES, ids=str)
+def test_absorb_prior_keeps_a_decoder_variance_models_elbo(numpy_backend, decoder_variance, host_rng):
+    """absorb_prior folds a learned prior into the encoder and decoder: the ELBO per example is unchanged and the
+    decoder's variance (its own parameter, or the fixed value) travels with the model."""
+    model = GaussianVAE(5, 2, hidden=(), likelihood="gaussian", decoder_variance=decoder_variance, seed=3,
+                        dtype="float64", prior="learned")
+    model.learned_prior.params["mean"] = np.array([0.7, -1.1])
+    model.learned_prior.params["logvar"] = np.array([1.2, -0.6])
+    if "decoder.noise.logvar" in model.params:
+        model.params["decoder.noise.logvar"][...] = host_rng.normal(size=model.params["decoder.noise.logvar"].shape)
+    X, eps = host_rng.normal(size=(30, 5)), host_rng.normal(size=(30, 2))
+    standard = refvae.absorb_prior(model)
+    assert standard.prior == "standard" and standard.decoder_variance == decoder_variance
+    np.testing.assert_allclose(standard.elbo(X, eps), model.elbo(X, eps), rtol=1e-12, atol=1e-12)
+    if decoder_variance != 0.3:
+        np.testing.assert_array_equal(standard.params["decoder.noise.logvar"], model.params["decoder.noise.logvar"])

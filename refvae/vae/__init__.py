@@ -6,10 +6,10 @@ and its commands (cli.py, imported by ``refvae.app``).
 """
 
 from . import checks, plots  # noqa: F401  (register the VAE's gradient checks and training-curve series)
-from .aggregate import (ACTIVE_THRESHOLD, PriorMismatch, absorb_prior, aggregate_posterior, align_to_prior,
-                        prior_mismatch)
+from .aggregate import (ACTIVE_THRESHOLD, AggregateKL, PriorMismatch, absorb_prior, aggregate_kl, aggregate_posterior,
+                        align_to_prior, prior_mismatch)
 from .evaluation import evaluate_vae
 from .model import LIKELIHOODS, PRIORS, GaussianVAE, LearnedPrior
 
-__all__ = ["ACTIVE_THRESHOLD", "GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS", "PriorMismatch",
-           "absorb_prior", "aggregate_posterior", "align_to_prior", "evaluate_vae", "prior_mismatch"]
+__all__ = ["ACTIVE_THRESHOLD", "AggregateKL", "GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS", "PriorMismatch",
+           "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "evaluate_vae", "prior_mismatch"]

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 
 from ..backend import get_backend
 
-__all__ = ["LinearGaussian", "analytic_elbo", "exact_log_likelihood", "exact_posterior", "factor_analysis_em",
-           "load_into_vae", "optimal_encoder", "ppca_ml", "sample_covariance"]
+__all__ = ["LinearGaussian", "analytic_elbo", "decoder_model", "exact_log_likelihood", "exact_posterior",
+           "factor_analysis_em", "gap_decomposition", "load_into_vae", "optimal_encoder", "ppca_ml",
+           "sample_covariance"]
 
 
 @dataclass
@@ -192,23 +193,70 @@ def load_into_vae(vae, model: LinearGaussian) -> None:
     })
 
 
-def analytic_elbo(vae, X):
-    """A linear Gaussian VAE's ELBO per example (n,) in closed form, without sampling:
+def _elbo(model: LinearGaussian, X, mu, logvar):
+    """The ELBO per example (n,) of encoder N(mu (n, q), diag exp(logvar) (n, q)) under the decoder ``model``:
 
-        E_q[log p(x|z)] = -1/2 sum_j [log 2 pi + v_j + ((x_j - m_j(mu))^2 + sum_k W_kj^2 s_k) e^{-v_j}]
-        ELBO = E_q[log p(x|z)] - KL(N(mu, diag s) || N(0, I)),     m(mu) = mu W + b,  s = exp(logvar)
-
-    for a GaussianVAE with ``hidden=()``, ``likelihood="gaussian"`` and a decoder variance constant in z.
+        E_q[log p(x|z)] = -1/2 sum_j [log 2 pi + log psi_j + ((x_j - m_j)^2 + sum_k W_jk^2 s_k) / psi_j]
+        ELBO = E_q[log p(x|z)] - KL(N(mu, diag s) || N(0, I)),     m = W mu + mean,  s = exp(logvar)
     """
     xp = get_backend().xp
-    if vae.hidden or vae.decoder_hidden or vae.decoder_variance == "amortised":
-        raise ValueError("analytic_elbo needs a linear GaussianVAE: hidden=(), likelihood='gaussian' and a "
-                         "decoder_variance constant in z")
-    X = vae.validate_data(X)
-    mu, logvar = vae.encode(X)
     s = xp.exp(logvar)
-    W, b = vae.params["decoder.mean.W"], vae.params["decoder.mean.b"]
-    v = vae._decoder_logvar(X)                                        # (n, d), constant over rows
-    rec = -0.5 * xp.sum(math.log(2 * math.pi) + v + ((X - (mu @ W + b)) ** 2 + s @ (W * W)) * xp.exp(-v), axis=1)
+    rec = -0.5 * xp.sum(math.log(2 * math.pi) + xp.log(model.psi)
+                        + ((X - (mu @ model.W.T + model.mean)) ** 2 + s @ (model.W * model.W).T) / model.psi, axis=1)
     kl = 0.5 * xp.sum(mu * mu + s - 1.0 - logvar, axis=1)
     return rec - kl
+
+
+def analytic_elbo(vae, X):
+    """A linear Gaussian VAE's ELBO per example (n,) in closed form, without sampling (see ``_elbo``), for a
+    GaussianVAE with ``hidden=()``, ``likelihood="gaussian"`` and a decoder variance constant in z."""
+    _require_linear(vae, "analytic_elbo")
+    X = vae.validate_data(X)
+    mu, logvar = vae.encode(X)
+    return _elbo(decoder_model(vae), X, mu, logvar)
+
+
+def _require_linear(vae, what):
+    if vae.hidden or vae.decoder_hidden or vae.decoder_variance == "amortised" or vae.likelihood != "gaussian":
+        raise ValueError(f"{what} needs a linear GaussianVAE: hidden=(), likelihood='gaussian' and a "
+                         "decoder_variance constant in z")
+
+
+def decoder_model(vae) -> LinearGaussian:
+    """The generative model of a linear GaussianVAE as a LinearGaussian: W = the decoder's weights transposed
+    (d, q), mean = its bias (d,), psi = its noise variances (d,) (learned, shared or fixed)."""
+    xp = get_backend().xp
+    _require_linear(vae, "decoder_model")
+    mean = vae.params["decoder.mean.b"]
+    psi = xp.exp(vae._decoder_logvar(xp.reshape(mean, (1, -1)))[0, :])
+    return LinearGaussian(mean, vae.params["decoder.mean.W"].T, psi)
+
+
+def gap_decomposition(vae, X, best: LinearGaussian) -> dict:
+    """Where a linear VAE's ELBO falls short of the maximum log-likelihood, in nats per example (floats):
+
+        max log p  -  ELBO  =  decoder gap  +  posterior-shape gap  +  encoder gap,  each >= 0
+
+    * ``decoder``: max log p(x) (``best``) - log p(x) under the trained decoder: the generative model is not at
+      the maximum likelihood yet;
+    * ``posterior_shape``: log p(x) - the ELBO with the best diagonal encoder for this decoder
+      (``optimal_encoder``) = the mean KL(q*(z|x) || p(z|x)): the exact posterior is not diagonal because the
+      decoder's columns are not yet orthogonal (W^T Psi^-1 W not diagonal); zero at the optimum;
+    * ``encoder``: that ELBO - the trained ELBO: the encoder is not yet the best one for its decoder.
+
+    Returns {"max_log_likelihood", "log_likelihood", "elbo_best_encoder", "elbo", "decoder", "posterior_shape",
+    "encoder", "total"}.
+    """
+    xp = get_backend().xp
+    _require_linear(vae, "gap_decomposition")
+    X = vae.validate_data(X)
+    model = decoder_model(vae)
+    max_ll = float(xp.mean(exact_log_likelihood(best, X)))
+    log_likelihood = float(xp.mean(exact_log_likelihood(model, X)))
+    elbo = float(xp.mean(analytic_elbo(vae, X)))
+    A, b, logvar = optimal_encoder(model)                             # q* for this decoder
+    mu_best = X @ A + b
+    elbo_best = float(xp.mean(_elbo(model, X, mu_best, xp.zeros_like(mu_best) + logvar)))
+    return {"max_log_likelihood": max_ll, "log_likelihood": log_likelihood, "elbo_best_encoder": elbo_best,
+            "elbo": elbo, "decoder": max_ll - log_likelihood, "posterior_shape": log_likelihood - elbo_best,
+            "encoder": elbo_best - elbo, "total": max_ll - elbo}
