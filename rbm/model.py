@@ -13,7 +13,8 @@ The gradient of the negative log-likelihood of one example is
     dF/dW = -v^T sigmoid(c + vW),   dF/db = -v,   dF/dc = -sigmoid(c + vW)
 
 CD-k estimates E_model with k Gibbs steps started at the data; PCD with k steps of chains that persist
-across updates (Tieleman 2008). Following Hinton's guide (2010, section 3), the hidden states that drive
+across updates (Tieleman 2008). ``negative_phase="exact"`` computes E_model by enumerating the smaller layer
+(at most MAX_EXACT_TRAINING = 20 units): the exact gradient, whose fixed point is the maximum likelihood. Following Hinton's guide (2010, section 3), the hidden states that drive
 the chain are sampled; the statistics are collected from probabilities.
 
 The hidden biases c are the log-odds of the hidden units' "prior": they adapt during training
@@ -36,7 +37,12 @@ from refvae.checkpoint import Checkpointable, register_model
 from refvae.validation import as_data, check_positive_int
 from refvae.numerics import sigmoid, softplus
 
-__all__ = ["BernoulliRBM"]
+from .partition import model_expectations
+
+__all__ = ["BernoulliRBM", "MAX_EXACT_TRAINING", "NEGATIVE_PHASES"]
+
+NEGATIVE_PHASES = ("gibbs", "exact")
+MAX_EXACT_TRAINING = 20   # units in the smaller layer for negative_phase="exact" (2^20 states per update)
 
 
 @register_model
@@ -53,6 +59,10 @@ class BernoulliRBM(Checkpointable):
         Gibbs steps per update.
     persistent : bool
         PCD (chains kept on the device across updates) or CD-k (chains start at the data).
+    negative_phase : {"gibbs", "exact"}
+        ``"gibbs"``: CD-k or PCD as above. ``"exact"``: E_model by enumerating the smaller layer (at most
+        MAX_EXACT_TRAINING units), so ``loss_and_grads`` gives the exact negative log-likelihood and its exact
+        gradient (``k`` and ``persistent`` are then unused).
     adaptive_prior : bool
         Train the hidden biases c (the hidden "prior"); False keeps them at their initial value 0.
     sparsity_target : float, optional
@@ -65,9 +75,16 @@ class BernoulliRBM(Checkpointable):
     """
 
     def __init__(self, n_visible, n_hidden, seed=0, dtype="float32", k=1, persistent=True, adaptive_prior=True,
-                 sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1):
+                 sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1, negative_phase="gibbs"):
         self.n_visible = check_positive_int(n_visible, "n_visible")
         self.n_hidden = check_positive_int(n_hidden, "n_hidden")
+        if negative_phase not in NEGATIVE_PHASES:
+            raise ValueError(f"negative_phase must be one of {NEGATIVE_PHASES}, got {negative_phase!r}")
+        if negative_phase == "exact" and min(self.n_visible, self.n_hidden) > MAX_EXACT_TRAINING:
+            raise ValueError(f"negative_phase='exact' enumerates the smaller layer, here {min(self.n_visible, self.n_hidden)} "
+                             f"units: at most {MAX_EXACT_TRAINING} (2^{MAX_EXACT_TRAINING} states per update); use "
+                             "negative_phase='gibbs' (CD-k or PCD) for a model this large")
+        self.negative_phase = negative_phase
         self.k = check_positive_int(k, "k")
         self.persistent, self.adaptive_prior = bool(persistent), bool(adaptive_prior)
         if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
@@ -96,7 +113,7 @@ class BernoulliRBM(Checkpointable):
         return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "seed": self.seed, "dtype": self.dtype_name,
                 "k": self.k, "persistent": self.persistent, "adaptive_prior": self.adaptive_prior,
                 "sparsity_target": self.sparsity_target, "weight_decay": self.weight_decay,
-                "sparsity_cost": self.sparsity_cost}
+                "sparsity_cost": self.sparsity_cost, "negative_phase": self.negative_phase}
 
     def validate_data(self, v, name="v"):
         """``v`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
@@ -172,30 +189,39 @@ class BernoulliRBM(Checkpointable):
         return self.chains, a_neg
 
     def loss_and_grads(self, v):
-        """The CD-k / PCD estimate of d(-mean log P(v))/d(params), and a monitored loss.
+        """d(-mean log P(v))/d(params), estimated by CD-k / PCD or exact, and a monitored loss.
 
         Returns
         -------
         loss : float
-            The free-energy gap mean F(v_data) - mean F(v_model), whose gradient with the negative
-            samples held fixed is exactly ``grads`` (without penalties). It tracks the training signal,
-            not the likelihood; use ``log_likelihood`` (exact or with AIS) for that. It costs no extra
-            matrix product: both free energies reuse the hidden pre-activations of the two phases.
+            ``negative_phase="gibbs"``: the free-energy gap mean F(v_data) - mean F(v_model), whose gradient
+            with the negative samples held fixed is exactly ``grads`` (without penalties). It tracks the
+            training signal, not the likelihood; use ``log_likelihood`` (exact or with AIS) for that. It costs
+            no extra matrix product: both free energies reuse the hidden pre-activations of the two phases.
+            ``negative_phase="exact"``: the exact mean negative log-likelihood, mean F(v) + log Z.
         grads : dict
             ``W``, ``b``, ``c``: positive phase from the data (probabilities), negative phase from the
-            chains; ``c`` is zero when ``adaptive_prior=False``.
+            chains or exact; ``c`` is zero when ``adaptive_prior=False``.
         """
         xp = self.xp
         v = self.validate_data(v)
         n = v.shape[0]
         a_pos = v @ self.params["W"] + self.params["c"]                # (batch, n_hidden)
         p_pos = sigmoid(a_pos)                                         # positive statistics P(h=1|v)
-        v_neg, a_neg = self._negative_samples(v)                       # (chains, n_visible), (chains, n_hidden)
-        p_neg = sigmoid(a_neg)
+        if self.negative_phase == "exact":                             # E_model by enumeration
+            e = model_expectations(self)                               # E[v h^T], E[v], E[h], log Z
+            neg = {"W": e["vh"], "b": e["v"], "c": e["h"]}
+            loss = xp.mean(self.free_energy(v, a_pos)) + e["log_z"]   # -mean log P(v) = mean F(v) + log Z
+        else:
+            v_neg, a_neg = self._negative_samples(v)                   # (chains, n_visible), (chains, n_hidden)
+            p_neg = sigmoid(a_neg)
+            m = v_neg.shape[0]
+            neg = {"W": v_neg.T @ p_neg / m, "b": xp.mean(v_neg, axis=0), "c": xp.mean(p_neg, axis=0)}
+            loss = xp.mean(self.free_energy(v, a_pos)) - xp.mean(self.free_energy(v_neg, a_neg))
         grads = {
-            "W": -(v.T @ p_pos / n - v_neg.T @ p_neg / v_neg.shape[0]),  # -( <v h>_data - <v h>_model )
-            "b": -(xp.mean(v, axis=0) - xp.mean(v_neg, axis=0)),
-            "c": -(xp.mean(p_pos, axis=0) - xp.mean(p_neg, axis=0)),
+            "W": -(v.T @ p_pos / n - neg["W"]),                         # -( <v h>_data - <v h>_model )
+            "b": -(xp.mean(v, axis=0) - neg["b"]),
+            "c": -(xp.mean(p_pos, axis=0) - neg["c"]),
         }
         if self.weight_decay:
             grads["W"] = grads["W"] + self.weight_decay * self.params["W"]
@@ -207,15 +233,18 @@ class BernoulliRBM(Checkpointable):
             grads["W"] = grads["W"] + xp.reshape(xp.mean(v, axis=0), (-1, 1)) * xp.reshape(pull, (1, -1))
         if not self.adaptive_prior:
             grads["c"] = xp.zeros_like(grads["c"])
-        gap = xp.mean(self.free_energy(v, a_pos)) - xp.mean(self.free_energy(v_neg, a_neg))
-        return float(self.backend.to_numpy(gap)), grads
+        return float(self.backend.to_numpy(loss)), grads
 
     def loss(self, v) -> float:
-        """The free-energy gap of ``loss_and_grads`` on v, mean F(v) - mean F(v_model), with no gradient and no
-        change to the persistent chains: CD-k runs its k sweeps from v; PCD takes its chains as they are.
-        ``fit`` records it for validation data, so that ``train_loss`` and ``val_loss`` are one quantity."""
+        """The loss of ``loss_and_grads`` on v, with no gradient and no change to the persistent chains.
+
+        ``negative_phase="exact"``: the exact mean negative log-likelihood. ``"gibbs"``: the free-energy gap
+        mean F(v) - mean F(v_model); CD-k runs its k sweeps from v; PCD takes its chains as they are. ``fit``
+        records it for validation data, so that ``train_loss`` and ``val_loss`` are one quantity."""
         xp = self.xp
         v = self.validate_data(v)
+        if self.negative_phase == "exact":
+            return float(xp.mean(self.free_energy(v))) + self.log_partition("exact")
         if self.persistent and self.chains is not None:
             v_neg, a_neg = self.chains, None
         else:
@@ -238,8 +267,6 @@ class BernoulliRBM(Checkpointable):
     def hidden_marginal(self, method="exact", n_chains=500, steps=200, seed=0):
         """E_model[h]: exact by enumeration of the smaller layer, or from fresh Gibbs chains."""
         if method == "exact":
-            from .partition import model_expectations
-
             return model_expectations(self)["h"]
         if method == "gibbs":
             rng = self.backend.rng(seed)
@@ -314,6 +341,6 @@ class BernoulliRBM(Checkpointable):
         self.sparsity_q = B.asarray(state["sparsity_q"], dtype=self.dtype_name) if "sparsity_q" in state else None
 
     def __repr__(self):
-        kind = f"PCD-{self.k}" if self.persistent else f"CD-{self.k}"
+        kind = "exact" if self.negative_phase == "exact" else f"PCD-{self.k}" if self.persistent else f"CD-{self.k}"
         return f"BernoulliRBM({self.n_visible}, {self.n_hidden}, {kind}, adaptive_prior={self.adaptive_prior})"
 

@@ -55,8 +55,9 @@ def test_log_joint_and_log_q_match_a_direct_computation(backend):
 
 
 @pytest.mark.parametrize("check", [ws_checks.wake_check, ws_checks.sleep_check, ws_checks.rws_p_check,
-                                   ws_checks.rws_q_check, ws_checks.rbm_prior_wake_check],
-                         ids=["wake", "sleep", "rws-p", "rws-q", "rbm-prior-wake"])
+                                   ws_checks.rws_q_check, ws_checks.rbm_prior_wake_check, ws_checks.exact_p_check,
+                                   ws_checks.exact_q_check],
+                         ids=["wake", "sleep", "rws-p", "rws-q", "rbm-prior-wake", "exact-p", "exact-q"])
 def test_updates_pass_the_finite_difference_check(backend, check):
     for seed in (0, 1):
         result = check(seed)
@@ -405,3 +406,69 @@ def test_rws_resampling_draws_rows_with_their_weights(backend):
     picked = backend.to_numpy(model._resample(states, backend.asarray(np.tile(omega, (n, 1)))))[:, 0]
     freq = np.bincount(picked.astype(int), minlength=k) / n
     assert np.all(np.abs(freq - omega) < 4 * np.sqrt(omega * (1 - omega) / n)), freq
+
+
+# ------------------------------------------------------------------------------------------------------
+# algorithm="exact": the exact likelihood gradient by enumeration
+# ------------------------------------------------------------------------------------------------------
+def test_exact_step_in_blocks_equals_one_block_and_its_loss_is_the_likelihood(backend, monkeypatch):
+    """The exact step pairs every example with every hidden configuration in blocks of at most EXACT_ROWS pairs:
+    many small blocks give the same gradients as one, the loss is the exact -mean log P(x), the moment prior's
+    target is the exact <P(h_L = 1 | x)>, and nothing is drawn at random."""
+    import wakesleep.model as ws_model
+
+    model = _random_machine(backend, (5, 3, 2), seed=4, algorithm="exact")
+    x = (np.random.default_rng(0).random((7, 5)) < 0.5).astype(np.float64)
+    loss, grads = model.loss_and_grads(x)
+    monkeypatch.setattr(ws_model, "EXACT_ROWS", 10)                              # 1 state per block
+    loss_blocks, grads_blocks = model.loss_and_grads(x)
+    assert loss == pytest.approx(loss_blocks, abs=1e-12)
+    assert loss == pytest.approx(-float(np.mean(backend.to_numpy(model.log_likelihood(x)))), abs=1e-12)
+    assert loss == pytest.approx(model.loss(x), abs=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(backend.to_numpy(grads_blocks[name]), backend.to_numpy(grads[name]), atol=1e-12,
+                                   err_msg=name)
+    # the exact posterior's top-layer mean, by a direct host computation
+    p = _host(model, backend)
+    H1, H2 = _all_binary(3), _all_binary(2)
+    log_joint = np.array([[_bern_logp(h2, p["prior.b"]) + _bern_logp(h1, h2 @ p["gen.2.W"] + p["gen.2.b"])
+                           + _bern_logp(xi, h1 @ p["gen.1.W"] + p["gen.1.b"]) for h1 in H1 for h2 in H2] for xi in x])
+    post = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1, keepdims=True))     # (7, 32)
+    tops = np.array([h2 for h1 in H1 for h2 in H2])
+    _, _, _, top_mean = model._exact_step(backend.asarray(x))
+    np.testing.assert_allclose(backend.to_numpy(top_mean), (post @ tops).mean(axis=0), atol=1e-12)
+
+
+def test_exact_algorithm_checks_its_limits(numpy_backend):
+    with pytest.raises(ValueError, match=r"2\^21 configurations of the 21 hidden units.*at most 20"):
+        HelmholtzMachine((30, 16, 5), algorithm="exact")
+    HelmholtzMachine((30, 16, 4), algorithm="exact")
+    with pytest.raises(ValueError, match="needs prior='factorial'"):
+        HelmholtzMachine((6, 3), algorithm="exact", prior="rbm")
+    with pytest.raises(ValueError, match="use algorithm='rws'"):
+        HelmholtzMachine((6, 3), algorithm="exact", k=5)
+    assert "exact" in repr(HelmholtzMachine((6, 3), algorithm="exact"))
+
+
+def test_exact_training_reaches_a_stationary_point_with_the_prior_at_the_aggregate(numpy_backend):
+    """Full-batch exact training of a 6-2 machine on four patterns: the gradient of -mean log P(x) vanishes, and
+    with it the prior's: sigmoid(b) equals the exact aggregate posterior <P(h = 1 | x)> (the adaptive prior's
+    fixed point) to below 0.005, while Q approaches the exact posterior."""
+    from wakesleep.checks import posterior_kl
+
+    rng = np.random.default_rng(1)
+    patterns = np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], float)
+    X = patterns[rng.integers(0, 4, 200)]
+    model = HelmholtzMachine((6, 2), seed=0, dtype="float64", algorithm="exact")
+    opt = refvae.Adam(0.05)
+    kl_start = posterior_kl(model, X)
+    for step in range(3000):
+        opt.lr = 0.05 if step < 2000 else 0.005
+        loss, grads = model.loss_and_grads(X)
+        opt.step(model.params, grads)
+    _, grads = model.loss_and_grads(X)
+    assert max(float(np.max(np.abs(grads[n]))) for n in grads if not n.startswith("rec.")) < 1e-3
+    _, _, _, top_mean = model._exact_step(X)
+    assert np.max(np.abs(expit(model.params["prior.b"]) - top_mean)) < 0.005
+    assert loss < -np.log(0.25 + 1e-9) + 0.05                     # four equally likely patterns: log 4 nats at best
+    assert posterior_kl(model, X) < 0.1 * kl_start

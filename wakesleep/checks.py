@@ -8,7 +8,7 @@ from refvae.gradcheck import gradcheck, register_check
 from refvae.numerics import logsumexp
 
 
-def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1):
+def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1, algorithm=None):
     """A float64 machine with O(1) random weights, a binary batch, samples h ~ Q and random positive weights
     summing to 1 per example (as RWS's omega / n): (model, x, hs, weights), rows repeated k times."""
     from .model import HelmholtzMachine
@@ -16,7 +16,7 @@ def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1):
     B = get_backend()
     xp = B.xp
     model = HelmholtzMachine(layer_sizes, seed=seed, dtype="float64", prior=prior,
-                             algorithm="rws" if k > 1 else "wake-sleep", k=k)
+                             algorithm=algorithm or ("rws" if k > 1 else "wake-sleep"), k=k)
     init = B.rng((seed, 7), host=True)
     for p in model.params.values():
         p[...] = init.normal(tuple(p.shape), "float64")
@@ -78,3 +78,37 @@ def rbm_prior_wake_check(seed):
     xp = model.xp
     return gradcheck(lambda p: -float(xp.sum(weights * model.log_joint(x, hs))), model.params,
                      model.wake_grads(x, hs, weights), names=_names(model, "gen."))
+
+
+def posterior_kl(model, x):
+    """Mean over x of KL(P(h | x) || Q(h | x)), by enumerating every hidden configuration (small models)."""
+    from refvae.enumeration import binary_states
+
+    xp = model.xp
+    sizes = model.layer_sizes[1:]
+    H, n = sum(sizes), x.shape[0]
+    states = binary_states(0, 2 ** H, H, model.dtype_name)                       # (m, H)
+    m = states.shape[0]
+    xs = model._repeat(x, m)
+    tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
+    hs = [tiled[:, sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
+    log_joint = xp.reshape(model.log_joint(xs, hs), (n, m))
+    log_post = log_joint - logsumexp(log_joint, axis=1, keepdims=True)           # log P(h | x)
+    log_q = xp.reshape(model.log_q(hs, xs), (n, m))
+    return float(xp.mean(xp.sum(xp.exp(log_post) * (log_post - log_q), axis=1)))
+
+
+@register_check("HelmholtzMachine exact algorithm, P = d(-mean log P(x))/d(generative, prior), by enumeration")
+def exact_p_check(seed):
+    model, x, _, _ = tiny(seed, algorithm="exact")
+    xp = model.xp
+    _, grads = model.loss_and_grads(x)
+    return gradcheck(lambda p: -float(xp.mean(model.log_likelihood(x))), model.params, grads,
+                     names=_names(model, "gen.") + ["prior.b"])
+
+
+@register_check("HelmholtzMachine exact algorithm, Q = d(mean KL(P(h|x) || Q(h|x)))/d(recognition)")
+def exact_q_check(seed):
+    model, x, _, _ = tiny(seed, algorithm="exact")
+    _, grads = model.loss_and_grads(x)
+    return gradcheck(lambda p: posterior_kl(model, x), model.params, grads, names=_names(model, "rec."))

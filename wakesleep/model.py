@@ -38,6 +38,15 @@ update of P is -sum_i omega_i d log P(x, h_i), which is exactly the gradient of 
 Q's update here is the average of that wake update and the sleep update (the paper found both together work
 best). With k = 1 the weights are all 1 and the P update is the wake-sleep one.
 
+Exact maximum likelihood (``algorithm="exact"``, factorial prior, at most MAX_HIDDEN_ENUMERATION = 20 hidden
+units in all): the wake update with every configuration h weighted by its exact posterior instead of one sample,
+
+    d(-log P(x))/d theta_P = sum_h P(h | x) d(-log P(x, h))/d theta_P,     P(h | x) = P(x, h) / P(x),
+
+is the exact gradient of the negative log-likelihood; the recognition model follows
+sum_h P(h | x) d(-log Q(h | x))/d theta_Q, the gradient of KL(P(h | x) || Q(h | x)), so that Q tracks the exact
+posterior and stays usable for sampling and importance estimates. The loss is the exact -log P(x).
+
 Sign convention: ``grads`` are descent directions, d(loss)/d(param) of the quantity each phase minimises
 (-log P(x, h) for the wake phase, -log Q(h | x) for the sleep phase); optimisers subtract them. The monitored
 loss is the negative ELBO (wake-sleep) or the negative k-sample importance-weighted bound (RWS), per example.
@@ -61,11 +70,14 @@ from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
 from refvae.validation import as_data, check_positive_int
 
+from refvae.enumeration import binary_states
+
 from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood
 
-__all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
+__all__ = ["ALGORITHMS", "EXACT_ROWS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
 
-ALGORITHMS = ("wake-sleep", "rws")
+ALGORITHMS = ("wake-sleep", "rws", "exact")
+EXACT_ROWS = 2**15   # (example, hidden state) pairs per block of the exact step
 PRIORS = ("factorial", "rbm")
 PRIOR_UPDATES = ("gradient", "moment")
 
@@ -93,9 +105,11 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
     seed : int
         Seeds the initial weights (drawn on the host: the same on every backend) and the sampler.
     dtype : {"float32", "float64"}
-    algorithm : {"wake-sleep", "rws"}
+    algorithm : {"wake-sleep", "rws", "exact"}
+        ``"exact"``: the exact likelihood gradient by enumerating the hidden configurations (factorial prior, at
+        most MAX_HIDDEN_ENUMERATION hidden units in all), Q trained towards the exact posterior.
     k : int
-        Samples from Q per example for RWS (must be 1 for wake-sleep).
+        Samples from Q per example for RWS (must be 1 for wake-sleep and exact).
     prior : {"factorial", "rbm"}
         The top layer's prior: independent Bernoullis with logits ``prior.b``, or an RBM over h_L with
         ``rbm_hidden`` hidden units (parameters ``prior.W``, ``prior.b``, ``prior.c``).
@@ -119,9 +133,18 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         self.k = check_positive_int(k, "k")
-        if algorithm == "wake-sleep" and self.k != 1:
+        if algorithm != "rws" and self.k != 1:
             raise ValueError(f"k={self.k} samples per example is reweighted wake-sleep: use algorithm='rws' "
-                             "(plain wake-sleep draws one sample)")
+                             f"({algorithm} takes k=1)")
+        if algorithm == "exact":
+            n_hidden = sum(self.layer_sizes[1:])
+            if n_hidden > MAX_HIDDEN_ENUMERATION:
+                raise ValueError(f"algorithm='exact' enumerates all 2^{n_hidden} configurations of the {n_hidden} "
+                                 f"hidden units (layers {self.layer_sizes[1:]}): at most {MAX_HIDDEN_ENUMERATION}; "
+                                 "use algorithm='wake-sleep' or 'rws' for a model this large")
+            if prior != "factorial":
+                raise ValueError("algorithm='exact' needs prior='factorial' (the RBM prior's exact gradient would "
+                                 "need its own enumeration inside every hidden configuration)")
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         if prior_update not in PRIOR_UPDATES:
@@ -438,8 +461,10 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         x = self.validate_data(x)
         if self.algorithm == "wake-sleep":
             loss, grads, top_states, top_mean = self._wake_sleep_step(x)
-        else:
+        elif self.algorithm == "rws":
             loss, grads, top_states, top_mean = self._reweighted_wake_sleep_step(x)
+        else:
+            loss, grads, top_states, top_mean = self._exact_step(x)
         grads.update(self._prior_update(top_states, top_mean))
         return float(self.backend.to_numpy(loss)), grads
 
@@ -484,6 +509,44 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         top_mean = xp.sum(xp.reshape(weights, (n * k, 1)) * sigmoid(rec_logits[-1]), axis=0)
         return loss, grads, self._resample(hs[-1], omega), top_mean
 
+    def _exact_step(self, x):
+        """Exact maximum likelihood on the batch x (n, n_visible): every hidden configuration h, weighted by its
+        exact posterior P(h | x) = exp(log P(x, h) - log P(x)).
+
+        The wake update of P with these weights, -sum_x sum_h P(h|x)/n d log P(x, h), is the exact gradient of
+        -mean log P(x); the same weights on -d log Q(h | x) give the gradient of mean KL(P(h|x) || Q(h|x)) for Q.
+        The configurations come in blocks of states, each paired with every example (at most EXACT_ROWS pairs).
+
+        Returns (loss, grads, None, top_mean): the exact -mean log P(x), the gradients, and the exact mean
+        posterior probability of the top layer <P(h_L = 1 | x)> for the moment-matching prior.
+        """
+        xp = self.xp
+        n, d = x.shape
+        sizes = self.layer_sizes[1:]
+        H = sum(sizes)
+        log_px = exact_log_likelihood(self, x)                                 # log P(x), (n,): the normaliser
+        states_per_block = max(1, EXACT_ROWS // n)
+        grads, top_mean = {}, None
+        for start in range(0, 2 ** H, states_per_block):
+            states = binary_states(start, min(start + states_per_block, 2 ** H), H, self.dtype_name)   # (m, H)
+            m = states.shape[0]
+            xs = self._repeat(x, m)                                             # row i*m + s: (x_i, state s)
+            tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
+            hs, offset = [], 0
+            for n_l in sizes:
+                hs.append(tiled[:, offset:offset + n_l])
+                offset += n_l
+            gen_logits = self._gen_logits(hs)
+            log_joint = self._log_joint(xs, hs, gen_logits)                     # log P(x_i, h_s), (n * m,)
+            log_px_rows = xp.reshape(xp.broadcast_to(xp.reshape(log_px, (n, 1)), (n, m)), (n * m,))
+            weights = xp.exp(log_joint - log_px_rows) / n                       # P(h_s | x_i) / n
+            block = self._wake_grads(xs, hs, weights, gen_logits)               # -sum w d log P(x, h)
+            block.update(self._sleep_grads(xs, hs, weights, self._rec_logits(xs, hs)))   # -sum w d log Q(h | x)
+            block_top = xp.sum(xp.reshape(weights, (n * m, 1)) * hs[-1], axis=0)
+            grads = block if not grads else {name: grads[name] + g for name, g in block.items()}
+            top_mean = block_top if top_mean is None else top_mean + block_top
+        return -xp.mean(log_px), grads, None, top_mean
+
     def _sleep_phase(self, n):
         """The sleep update of Q on n dreams (h, x) ~ P (with the RBM prior, from its persistent chains)."""
         x_dream, h_dream = self.dream(n, persistent=True)
@@ -523,9 +586,12 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         self.prior_params["b"][...] = xp.log(p) - xp.log1p(-p)        # in place: optimisers hold this array
 
     def loss(self, x) -> float:
-        """The monitored loss of ``loss_and_grads`` without an update (a fresh sample from Q; nats per example)."""
+        """The monitored loss of ``loss_and_grads`` without an update (a fresh sample from Q; nats per example;
+        ``algorithm="exact"``: the exact -mean log P(x))."""
         xp = self.xp
         x = self.validate_data(x)
+        if self.algorithm == "exact":
+            return float(-xp.mean(exact_log_likelihood(self, x)))
         n, k = x.shape[0], self.k
         xk = self._repeat(x, k) if k > 1 else x
         hs, rec_logits = self._recognize(xk, self.rng)
@@ -601,6 +667,6 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         self.prior_chains = None if chains is None else self.backend.asarray(chains, dtype=self.dtype_name)
 
     def __repr__(self):
-        algo = f"RWS k={self.k}" if self.algorithm == "rws" else "wake-sleep"
+        algo = f"RWS k={self.k}" if self.algorithm == "rws" else self.algorithm
         prior = self.prior if self.prior == "rbm" else f"factorial, {self.prior_update} update"
         return f"HelmholtzMachine({'-'.join(map(str, self.layer_sizes))}, {algo}, prior {prior})"
