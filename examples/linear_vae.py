@@ -192,8 +192,26 @@ def plot_contrast(contrast, linear_reference, path):
         ax.set_ylabel("nats")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    ax_kl.set_yscale("symlog", linthresh=0.1)
+    ax_kl.set_yscale("log")
     ax_gap.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_directions(results, path):
+    """Bars of the cosines of the principal angles between each run's decoder columns and its principal directions."""
+    fig = Figure(figsize=(8.0, 4.6), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(results)
+    for i, (run, r) in enumerate(results.items()):
+        c = r["principal_cosines"]
+        ax.bar(np.arange(len(c)) + i * width, c, width=width, label=run)
+    n_angles = max(len(r["principal_cosines"]) for r in results.values())
+    ax.set_xticks(np.arange(n_angles) + 0.4 - width / 2, [str(i + 1) for i in range(n_angles)])
+    ax.set_xlabel("principal angle (largest cosine first)")
+    ax.set_ylabel("cosine")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Decoder columns against the principal directions: 1 = the same subspace", fontsize=10)
+    fig.legend(fontsize=7, ncol=3, loc="outside lower center")
     return save_figure(fig, path)
 
 
@@ -262,20 +280,7 @@ def main(argv=None):
     ax.set_xlabel("epoch")
     save_figure(fig, out / "elbo_curves.png")
 
-    fig = Figure(figsize=(7.5, 3.2), layout="constrained")
-    ax = fig.subplots()
-    width = 0.8 / len(results)
-    for i, (run, r) in enumerate(results.items()):
-        c = r["principal_cosines"]
-        ax.bar(np.arange(len(c)) + i * width, c, width=width, label=run)
-    n_angles = max(len(r["principal_cosines"]) for r in results.values())
-    ax.set_xticks(np.arange(n_angles) + 0.4 - width / 2, [str(i + 1) for i in range(n_angles)])
-    ax.set_xlabel("principal angle (largest cosine first)")
-    ax.set_ylabel("cosine")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("Decoder columns against the principal directions: 1 = the same subspace", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
-    save_figure(fig, out / "directions.png")
+    plot_directions(results, out / "directions.png")
 
     (out / "results.json").write_text(json.dumps({"linear": results, "nonlinear": contrast}, indent=1))
     schedule = ", then ".join(f"{lr:g} for {fraction:.0%}" for fraction, lr in SCHEDULE)

@@ -26,7 +26,7 @@ from refvae.optim import SGD
 from refvae.train import fit
 
 from . import partition
-from .model import BernoulliRBM
+from .model import MAX_EXACT_TRAINING, NEGATIVE_PHASES, BernoulliRBM
 from .partition import AISWarning
 
 __all__ = ["add_train_parser", "evaluate_rbm"]
@@ -47,6 +47,9 @@ def add_train_parser(train_sub) -> None:
     p.add_argument("--cd", type=positive_int, default=1, help="Gibbs steps per update (CD-k / PCD-k)")
     p.add_argument("--pcd", action="store_true", help="persistent chains (PCD) instead of CD")
     p.add_argument("--fixed-prior", action="store_true", help="keep the hidden biases at 0 (no adaptive prior)")
+    p.add_argument("--negative-phase", choices=NEGATIVE_PHASES, default="gibbs",
+                   help="gibbs: CD-k or PCD (--cd, --pcd); exact: by enumerating the smaller layer (at most "
+                        f"{MAX_EXACT_TRAINING} units)")
     p.add_argument("--sparsity-target", type=float, default=None,
                    help="target firing rate of the hidden units (default: no sparsity penalty)")
     p.add_argument("--weight-decay", type=float, default=2e-4, help="L2 penalty on the weights")
@@ -138,7 +141,7 @@ def _run(args, out: Path) -> int:
     train, _, test, _ = load_from_args(args)
     model = BernoulliRBM(train.shape[1], args.hidden, seed=args.seed, k=args.cd, persistent=args.pcd,
                          adaptive_prior=not args.fixed_prior, sparsity_target=args.sparsity_target,
-                         weight_decay=args.weight_decay)
+                         weight_decay=args.weight_decay, negative_phase=args.negative_phase)
     model.init_visible_bias(train)
     print(f"refvae: training {model} on {args.dataset} ({train.shape[0]} train, {test.shape[0]} test) with the "
           f"{B.name} backend, writing to {out}")

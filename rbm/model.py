@@ -202,6 +202,9 @@ class BernoulliRBM(Checkpointable):
         grads : dict
             ``W``, ``b``, ``c``: positive phase from the data (probabilities), negative phase from the
             chains or exact; ``c`` is zero when ``adaptive_prior=False``.
+
+        With ``negative_phase="exact"`` it also sets ``last_terms["prior_gap"]``, the largest
+        |<P(h_j = 1 | v)>_batch - E_model[h_j]| (on the full data: the adaptive prior's gap, zero at its fixed point).
         """
         xp = self.xp
         v = self.validate_data(v)
@@ -212,6 +215,8 @@ class BernoulliRBM(Checkpointable):
             e = model_expectations(self)                               # E[v h^T], E[v], E[h], log Z
             neg = {"W": e["vh"], "b": e["v"], "c": e["h"]}
             loss = xp.mean(self.free_energy(v, a_pos)) + e["log_z"]   # -mean log P(v) = mean F(v) + log Z
+            # the adaptive prior's gap on this batch, max_j |<P(h_j = 1 | v)>_batch - E_model[h_j]| (fit records it)
+            self.last_terms = {"prior_gap": float(xp.max(xp.abs(xp.mean(p_pos, axis=0) - e["h"])))}
         else:
             v_neg, a_neg = self._negative_samples(v)                   # (chains, n_visible), (chains, n_hidden)
             p_neg = sigmoid(a_neg)

@@ -424,3 +424,19 @@ def test_dreams_have_borders(monkeypatch, tmp_path):
     assert (h, w) == (6, 6)
     tiles = seen["images"].reshape(-1, h, w)
     assert np.all(tiles[:, 0, :] == 0.5) and np.all(tiles[:, :, -1] == 0.5)
+
+
+def test_exact_training_from_the_command_line(tmp_path):
+    """--negative-phase exact (RBM) and --algorithm exact (Helmholtz) train and record the setting; too large a
+    model for enumeration is one error line that names the limit and the alternative."""
+    with refvae.use_backend("numpy"):
+        assert main([*RBM, "--negative-phase", "exact", "--out", str(tmp_path / "rbm")]) == 0
+        assert main([*HELMHOLTZ, "--algorithm", "exact", "--out", str(tmp_path / "hm")]) == 0
+    assert json.loads((tmp_path / "rbm" / "metrics.json").read_text())["model"]["negative_phase"] == "exact"
+    assert refvae.load(tmp_path / "hm" / "checkpoint.npz").algorithm == "exact"
+    line = error_line(refvae_cli("train", "rbm", "--hidden", "30", "--negative-phase", "exact", "--out",
+                                 tmp_path / "big"), "at most 20")
+    assert "gibbs" in line
+    line = error_line(refvae_cli("train", "helmholtz", "--layers", "200,50", "--algorithm", "exact", "--out",
+                                 tmp_path / "big2"), "at most 20")
+    assert "wake-sleep" in line

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +58,7 @@ def test_wake_sleep_bars_quick(tmp_path):
     stdout = _run("wake_sleep_bars.py", "--out", str(tmp_path))
     summary = (tmp_path / "summary.md").read_text()
     for arm in ("wake-sleep, gradient prior", "wake-sleep, moment prior", "RWS k=5, gradient prior",
-                "RWS k=5, moment prior"):
+                "RWS k=5, moment prior", "exact ML, gradient prior", "exact ML, moment prior"):
         assert f"| {arm} |" in summary
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert all(len(r["kl"]) == 2 and r["kl"][-1] > 0 for runs in results.values() for r in runs)
@@ -85,3 +87,47 @@ def test_linear_vae_quick(tmp_path):
         assert (tmp_path / name).stat().st_size > 500
     assert "## The contrast" in (tmp_path / "summary.md").read_text()
     assert "max log-likelihood" in stdout
+
+
+def test_bars_found_recognises_the_one_unit_per_bar_solution(numpy_backend):
+    """The bars example's criterion: a machine whose 8 units each switch on one bar's pixels passes; with two units
+    on the same bar, or a unit on a mixed set of pixels, it fails."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        bars = importlib.import_module("wake_sleep_bars")
+    finally:
+        sys.path.pop(0)
+    from wakesleep import HelmholtzMachine
+
+    model = HelmholtzMachine((16, 8, 1), dtype="float64")
+    W = np.full((8, 16), -1.0)
+    for j in range(4):
+        W[j, 4 * j:4 * j + 4] = 6.0                      # units 0-3: the rows (horizontal bars)
+        W[4 + j, j::4] = 6.0                             # units 4-7: the columns (vertical bars)
+    params = dict(model.params)
+    params["gen.1.W"], params["gen.1.b"] = W, np.full(16, -3.0)
+    model.set_params(params)
+    assert bars.bars_found(model, numpy_backend)
+    W2 = W.copy()
+    W2[7] = W[6]                                         # two units on one bar
+    model.set_params({**params, "gen.1.W": W2})
+    assert not bars.bars_found(model, numpy_backend)
+    W3 = W.copy()
+    W3[0, [0, 1, 4, 5]], W3[0, [2, 3]] = 6.0, -1.0       # a 2 x 2 block, not a bar
+    model.set_params({**params, "gen.1.W": W3})
+    assert not bars.bars_found(model, numpy_backend)
+
+
+def test_rbm_exact_quick(tmp_path):
+    _run("rbm_exact.py", "--out", str(tmp_path), "--datasets", "digits")
+    results = json.loads((tmp_path / "results.json").read_text())["results"]["digits"]
+    arms = results["arms"]
+    assert set(arms) == {"exact, full batch", "exact, full batch, fixed hidden biases", "exact, minibatch", "CD-1",
+                         "CD-10", "PCD-1"}
+    for runs in arms.values():
+        assert all(r["train_log_likelihood"] < 0 and 0 <= r["prior_gap"] < 1 for r in runs)
+    curve = results["full_batch_curves"][0]["adaptive"]
+    assert curve[-1][1] > curve[0][1]                    # L-BFGS raised the exact log-likelihood
+    assert (tmp_path / "exact_training.png").stat().st_size > 500

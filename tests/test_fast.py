@@ -78,3 +78,58 @@ def test_map_blocks_equals_the_plain_loop(backend):
     assert len(blocks) == 8
     np.testing.assert_array_equal(backend.to_numpy(xp.concat(blocks)), backend.to_numpy(xp.sum(x, axis=1)))
     assert fast.map_blocks(backend, lambda a, b: (a, b), 10, block=64) == [(0, 10)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_enumerated_moments_equal_the_two_pass_textbook_form(backend, host_rng, dtype):
+    """The one-pass, blockwise enumeration of an RBM's hidden layer against rbm.partition.model_expectations
+    (fast=False): log Z and every moment. float64 to 1e-12. In float32 both sum 2^10 states, so each is compared
+    with the float64 result to 1e-5 of the largest entry (summation error), not with each other."""
+    from rbm import BernoulliRBM
+    from rbm.partition import model_expectations
+
+    params = {"W": host_rng.normal(size=(30, 10)), "b": host_rng.normal(size=30), "c": host_rng.normal(size=10)}
+    model64 = BernoulliRBM(30, 10, dtype="float64")
+    model64.set_params(params)
+    truth = {k: backend.to_numpy(v) if k != "log_z" else v for k, v in model_expectations(model64, fast=False).items()}
+    model = BernoulliRBM(30, 10, dtype=dtype)
+    model.set_params(params)
+    for form in (model_expectations(model), fast.enumerated_moments(backend, *(model.params[k] for k in "Wbc"),
+                                                                    block=100)):   # uneven blocks
+        assert form["log_z"] == pytest.approx(truth["log_z"], rel=TOLERANCE[dtype] if dtype == "float64" else 1e-6)
+        for k in ("v", "h", "vh"):
+            tol = TOLERANCE[dtype] if dtype == "float64" else 1e-5
+            np.testing.assert_allclose(backend.to_numpy(form[k]), truth[k], rtol=0, atol=tol * np.max(np.abs(truth[k])),
+                                       err_msg=k)
+
+
+@pytest.mark.parametrize("sizes", [(5, 3, 2), (6, 4), (5, 2, 2, 1)], ids=["two-layers", "one-layer", "three-layers"])
+@pytest.mark.parametrize("prior_update", ["gradient", "moment"])
+def test_helmholtz_exact_step_fast_equals_the_textbook_rows(backend, host_rng, sizes, prior_update):
+    """wakesleep.fast.exact_step (per-state sums, then matrix products) against HelmholtzMachine._exact_step (every
+    (x, h) pair as a weighted row of the wake and sleep updates): loss, every gradient and the top-layer mean, in one
+    block of states and in many blocks of three; and loss_and_grads with fast_exact on and off."""
+    from wakesleep import HelmholtzMachine
+    from wakesleep.fast import exact_step
+
+    model = HelmholtzMachine(sizes, seed=1, dtype="float64", algorithm="exact", prior_update=prior_update)
+    model.set_params({k: host_rng.normal(size=tuple(v.shape)) for k, v in model.params.items()})
+    x = backend.asarray((host_rng.random((7, sizes[0])) < 0.5).astype(np.float64))
+    loss, grads, _, top = model._exact_step(x)
+    for states_per_block in (2**14, 3):
+        loss_f, grads_f, _, top_f = exact_step(model, x, states_per_block=states_per_block)
+        assert float(loss_f) == pytest.approx(float(loss), abs=1e-12)
+        assert set(grads_f) == set(grads)
+        for k in grads:
+            np.testing.assert_allclose(backend.to_numpy(grads_f[k]), backend.to_numpy(grads[k]), rtol=0, atol=1e-12,
+                                       err_msg=k)
+        np.testing.assert_allclose(backend.to_numpy(top_f), backend.to_numpy(top), rtol=0, atol=1e-12)
+    saved = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}
+    model.fast_exact = False
+    slow = model.loss_and_grads(x)
+    model.set_params(saved)                               # the moment prior takes its step inside loss_and_grads
+    model.fast_exact = True
+    quick = model.loss_and_grads(x)
+    assert quick[0] == pytest.approx(slow[0], abs=1e-12)
+    for k in slow[1]:
+        np.testing.assert_allclose(backend.to_numpy(quick[1][k]), backend.to_numpy(slow[1][k]), rtol=0, atol=1e-12)

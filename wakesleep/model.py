@@ -46,6 +46,8 @@ units in all): the wake update with every configuration h weighted by its exact 
 is the exact gradient of the negative log-likelihood; the recognition model follows
 sum_h P(h | x) d(-log Q(h | x))/d theta_Q, the gradient of KL(P(h | x) || Q(h | x)), so that Q tracks the exact
 posterior and stays usable for sampling and importance estimates. The loss is the exact -log P(x).
+:meth:`HelmholtzMachine._exact_step` is that computation as written; training runs its twin
+``wakesleep.fast.exact_step`` (``fast_exact = True``), which takes the sums in a cheaper order.
 
 Sign convention: ``grads`` are descent directions, d(loss)/d(param) of the quantity each phase minimises
 (-log P(x, h) for the wake phase, -log Q(h | x) for the sleep phase); optimisers subtract them. The monitored
@@ -72,6 +74,7 @@ from refvae.validation import as_data, check_positive_int
 
 from refvae.enumeration import binary_states
 
+from .fast import exact_step
 from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood
 
 __all__ = ["ALGORITHMS", "EXACT_ROWS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
@@ -187,6 +190,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
                                           k=self.rbm_k, persistent=False)
             self.prior_params = self.prior_rbm.params                             # the same dict: one set of arrays
         self.rng = B.rng((self.seed, 1))   # the RBM prior draws from it too (see the ``rng`` property)
+        self.fast_exact = True        # algorithm="exact": run wakesleep.fast.exact_step, the twin of _exact_step
         self.prior_chains = None      # the RBM prior's persistent sleep-phase chains, (n_chains, n_L)
 
     @property
@@ -463,6 +467,8 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
             loss, grads, top_states, top_mean = self._wake_sleep_step(x)
         elif self.algorithm == "rws":
             loss, grads, top_states, top_mean = self._reweighted_wake_sleep_step(x)
+        elif self.fast_exact:                                                  # its tested twin (wakesleep/fast.py)
+            loss, grads, top_states, top_mean = exact_step(self, x)
         else:
             loss, grads, top_states, top_mean = self._exact_step(x)
         grads.update(self._prior_update(top_states, top_mean))
@@ -521,7 +527,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         posterior probability of the top layer <P(h_L = 1 | x)> for the moment-matching prior.
         """
         xp = self.xp
-        n, d = x.shape
+        n = x.shape[0]
         sizes = self.layer_sizes[1:]
         H = sum(sizes)
         log_px = exact_log_likelihood(self, x)                                 # log P(x), (n,): the normaliser
