@@ -153,7 +153,7 @@ def plot_curves(results, path):
         ax_gap.legend(fontsize=8)
         lls = [ll for run in results[name]["full_batch_curves"] for arm in run.values() for _, ll, _ in arm]
         top = max(lls)
-        ax_ll.set_ylim(top - max(5.0, 0.2 * (top - min(lls))), top + 1.0)
+        ax_ll.set_ylim(min(float(np.quantile(lls, 0.1)), top - 3.0) - 0.5, top + 0.5)   # the approach, not the start
     return save_figure(fig, path)
 
 
