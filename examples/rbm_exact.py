@@ -29,6 +29,7 @@ full-batch exact training).
 """
 
 import argparse
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -177,6 +178,9 @@ def main(argv=None):
 
     results = {}
     for name in args.datasets:
+        if name == "digits" and importlib.util.find_spec("sklearn") is None:
+            print("digits skipped: scikit-learn is not installed (pip install scikit-learn)")
+            continue
         train, test = load(name, args.quick)
         seeds = 1 if args.quick else args.mnist_seeds if name == "mnist-10k" else args.seeds
         epochs = max(1, round(updates / -(-train.shape[0] // 100)))
