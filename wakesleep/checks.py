@@ -84,6 +84,8 @@ def posterior_kl(model, x):
     """Mean over x of KL(P(h | x) || Q(h | x)), by enumerating every hidden configuration (small models)."""
     from refvae.enumeration import binary_states
 
+    from .likelihood import split_layers
+
     xp = model.xp
     sizes = model.layer_sizes[1:]
     H, n = sum(sizes), x.shape[0]
@@ -91,7 +93,7 @@ def posterior_kl(model, x):
     m = states.shape[0]
     xs = model._repeat(x, m)
     tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
-    hs = [tiled[:, sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
+    hs = split_layers(tiled, sizes)
     log_joint = xp.reshape(model.log_joint(xs, hs), (n, m))
     log_post = log_joint - logsumexp(log_joint, axis=1, keepdims=True)           # log P(h | x)
     log_q = xp.reshape(model.log_q(hs, xs), (n, m))

@@ -18,29 +18,11 @@ the (x, h) rows with the sum over the rows that share a factor taken first (test
 
 from __future__ import annotations
 
-from refvae.enumeration import binary_states
-from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
+from refvae.numerics import logsumexp, sigmoid
+
+from .likelihood import configurations_log_joint
 
 __all__ = ["exact_step"]
-
-
-def _block(model, x, start, stop):
-    """(hs, gen_logits, log_joint) for the states with codes start..stop-1: the states split by layer, their
-    generative logits A_l, and log P(x, h) for every example and state, (n, m)."""
-    xp = model.xp
-    sizes = model.layer_sizes[1:]
-    states = binary_states(start, stop, sum(sizes), model.dtype_name)
-    hs, offset = [], 0
-    for n_l in sizes:
-        hs.append(states[:, offset:offset + n_l])
-        offset += n_l
-    gen_logits = [model.generative_logits(l, hs[l - 1]) for l in range(1, len(sizes) + 1)]   # A_l, on the states
-    log_p_h = model.log_prior(hs[-1])                                          # log P(h_1..h_L), (m,)
-    for l in range(2, len(sizes) + 1):
-        log_p_h = log_p_h + bernoulli_log_prob(hs[l - 2], gen_logits[l - 1])
-    a1 = gen_logits[0]                                                         # logits of x, (m, n_visible)
-    log_joint = x @ a1.T - xp.reshape(xp.sum(softplus(a1), axis=1) - log_p_h, (1, -1))   # (n, m)
-    return hs, gen_logits, log_joint
 
 
 def exact_step(model, x, states_per_block: int = 2**14):
@@ -53,16 +35,16 @@ def exact_step(model, x, states_per_block: int = 2**14):
     L = model.n_layers
     total = 2 ** sum(model.layer_sizes[1:])
     starts = list(range(0, total, states_per_block))
-    first = _block(model, x, 0, min(states_per_block, total))
+    first = configurations_log_joint(model, x, 0, min(states_per_block, total))
     log_px = logsumexp(first[2], axis=1)                                       # pass 1: log P(x), (n,)
     for start in starts[1:]:
-        log_px = xp.logaddexp(log_px, logsumexp(_block(model, x, start, min(start + states_per_block, total))[2],
-                                                axis=1))
+        stop = min(start + states_per_block, total)
+        log_px = xp.logaddexp(log_px, logsumexp(configurations_log_joint(model, x, start, stop)[2], axis=1))
     grads, top_mean = {}, None
     rec1 = sigmoid(model.recognition_logits(1, x)) / n                         # sigmoid(X R_1 + r_1) / n, (n, n_1)
     for start in starts:                                                       # pass 2: the weighted sums
-        hs, gen_logits, log_joint = first if start == 0 else _block(model, x, start,
-                                                                    min(start + states_per_block, total))
+        stop = min(start + states_per_block, total)
+        hs, gen_logits, log_joint = first if start == 0 else configurations_log_joint(model, x, start, stop)
         w = xp.exp(log_joint - xp.reshape(log_px, (-1, 1))) / n                # P(h | x) / n, (n, m)
         s = xp.sum(w, axis=0)                                                  # (m,)
         s_col = xp.reshape(s, (-1, 1))

@@ -23,10 +23,37 @@ from refvae.enumeration import binary_states
 from refvae.fast import map_blocks
 from refvae.numerics import bernoulli_log_prob, logsumexp, softplus
 
-__all__ = ["MAX_HIDDEN_ENUMERATION", "exact_log_likelihood", "importance_log_likelihood"]
+__all__ = ["MAX_HIDDEN_ENUMERATION", "configurations_log_joint", "exact_log_likelihood", "importance_log_likelihood",
+           "split_layers"]
 
 #: Exact likelihoods enumerate all 2^H configurations of the H hidden units (2^20 ~ one million).
 MAX_HIDDEN_ENUMERATION = 20
+
+
+def split_layers(states, sizes):
+    """The columns of hidden configurations ``states`` (m, sum(sizes)) split by layer: [h_1 (m, n_1), ...]."""
+    hs, offset = [], 0
+    for n_l in sizes:
+        hs.append(states[:, offset:offset + n_l])
+        offset += n_l
+    return hs
+
+
+def configurations_log_joint(model, X, start, stop, log_z=None):
+    """(hs, gen_logits, log_joint) for the hidden configurations with codes start..stop-1: the states split by
+    layer, their generative logits (those of x first, (m, n_visible)), and log P(x, h) for every row of X and
+    every configuration, (batch, m)."""
+    xp = model.xp
+    sizes = model.layer_sizes[1:]
+    hs = split_layers(binary_states(start, stop, sum(sizes), model.dtype_name), sizes)
+    gen_logits = [model.generative_logits(l, hs[l - 1]) for l in range(1, len(sizes) + 1)]
+    log_p_h = model.log_prior(hs[-1], log_z)                                     # log P(h_1..h_L), (m,)
+    for l in range(2, len(sizes) + 1):
+        log_p_h = log_p_h + bernoulli_log_prob(hs[l - 2], gen_logits[l - 1])
+    a = gen_logits[0]                                                            # logits of x, (m, n_visible)
+    # log P(x | h_1) = x.a - sum_i softplus(a_i), for every x and every h at once: (batch, m)
+    log_joint = X @ a.T - xp.reshape(xp.sum(softplus(a), axis=1) - log_p_h, (1, -1))
+    return hs, gen_logits, log_joint
 
 
 def exact_log_likelihood(model, X, chunk: int = 2**14, progress: bool = False):
@@ -46,17 +73,7 @@ def exact_log_likelihood(model, X, chunk: int = 2**14, progress: bool = False):
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc=f"exact log P(x) (2^{H} states)", unit="chunk", leave=False, mininterval=0.5)
     for start in starts:
-        states = binary_states(start, min(start + chunk, 2 ** H), H, model.dtype_name)   # (m, H)
-        hs, offset = [], 0
-        for n_l in sizes:
-            hs.append(states[:, offset:offset + n_l])
-            offset += n_l
-        log_p_h = model.log_prior(hs[-1], log_z)                                 # log P(h_1..h_L), (m,)
-        for l in range(2, len(model.layer_sizes)):
-            log_p_h = log_p_h + bernoulli_log_prob(hs[l - 2], model.generative_logits(l, hs[l - 1]))
-        a = model.generative_logits(1, hs[0])                                    # logits of x, (m, n_visible)
-        # log P(x | h_1) = x.a - sum_i softplus(a_i), for every x and every h at once: (batch, m)
-        log_joint = X @ a.T - xp.reshape(xp.sum(softplus(a), axis=1) - log_p_h, (1, -1))
+        _, _, log_joint = configurations_log_joint(model, X, start, min(start + chunk, 2 ** H), log_z)   # (batch, m)
         part = logsumexp(log_joint, axis=1)
         total = part if total is None else xp.logaddexp(total, part)
     return total

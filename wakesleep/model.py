@@ -75,7 +75,7 @@ from refvae.validation import as_data, check_positive_int
 from refvae.enumeration import binary_states
 
 from .fast import exact_step
-from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood
+from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood, split_layers
 
 __all__ = ["ALGORITHMS", "EXACT_ROWS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
 
@@ -538,10 +538,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
             m = states.shape[0]
             xs = self._repeat(x, m)                                             # row i*m + s: (x_i, state s)
             tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
-            hs, offset = [], 0
-            for n_l in sizes:
-                hs.append(tiled[:, offset:offset + n_l])
-                offset += n_l
+            hs = split_layers(tiled, sizes)
             gen_logits = self._gen_logits(hs)
             log_joint = self._log_joint(xs, hs, gen_logits)                     # log P(x_i, h_s), (n * m,)
             log_px_rows = xp.reshape(xp.broadcast_to(xp.reshape(log_px, (n, 1)), (n, m)), (n * m,))
