@@ -17,7 +17,7 @@ setup(
     license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=["refvae", "refvae.datasets", "refvae.plots", "refvae.vae", "rbm", "wakesleep"],
-    package_data={"refvae": ["data/*.gz"]},
+    package_data={"refvae": ["data/*.gz", "data/*.npz"]},
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={

@@ -17,7 +17,7 @@ command-line framework). The models use the core: the Gaussian VAE in ``refvae.v
 that puts them together. This module re-exports the public API.
 """
 
-from . import datasets, evaluation, numerics
+from . import datasets, evaluation, features, numerics
 from .backend import BACKENDS, Backend, BackendError, get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError, load_model as load
 from .validation import DataError
@@ -33,6 +33,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE", "GradcheckResult",
     "Linear", "MLP", "PriorMismatch", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
-    "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "datasets", "evaluation", "fit", "get_backend",
+    "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "datasets", "evaluation", "features", "fit", "get_backend",
     "gradcheck", "load", "numerics", "prior_mismatch", "set_backend", "use_backend",
 ]

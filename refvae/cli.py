@@ -58,6 +58,7 @@ _TRAIN_COMMANDS: list = []     # add_parser(train_subparsers): each adds "refvae
 _COMMANDS: list = []           # add_parser(subparsers): each adds a command of its own
 _EVALUATORS: dict = {}         # model kind (class name) -> fn(model, args) -> exit status
 _SAMPLERS: dict = {}           # model kind (class name) -> fn(model, n, args) -> (n, d) array
+_SAMPLE_SOURCES: dict = {}     # model kind -> the --source values its sampler handles
 
 
 def register_train_command(add_parser) -> None:
@@ -77,11 +78,13 @@ def register_evaluator(kind: str, fn) -> None:
     _EVALUATORS[kind] = fn
 
 
-def register_sampler(kind: str, fn) -> None:
+def register_sampler(kind: str, fn, sources=("prior",)) -> None:
     """``refvae sample`` on a checkpoint of model ``kind`` calls ``fn(model, n, args)`` for ``n`` samples, an array
     (n, d) on the backend or the host, honouring ``args.seed`` and ``args.binary`` (and ``args.gibbs_steps`` where
-    the model samples by Gibbs chains)."""
+    the model samples by Gibbs chains). ``sources`` are the values of ``--source`` (where the latent draws come
+    from) that ``fn`` handles as ``args.source``; the first is the default."""
     _SAMPLERS[kind] = fn
+    _SAMPLE_SOURCES[kind] = tuple(sources)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -245,6 +248,12 @@ def _sample(args) -> int:
     if sampler is None:
         known = ", ".join(sorted(_SAMPLERS)) or "none"
         raise ValueError(f"refvae sample does not handle {type(model).__name__} checkpoints (it handles: {known})")
+    sources = _SAMPLE_SOURCES.get(kind_of(model), ("prior",))
+    if args.source is None:
+        args.source = sources[0]
+    elif args.source not in sources:
+        raise ValueError(f"--source {args.source} is not offered for {type(model).__name__} checkpoints: choose "
+                         f"{' or '.join(sources)}")
     grid = out.suffix.lower() == ".png"
     n = min(args.n, MAX_GRID) if grid else args.n
     x = np.asarray(B.to_numpy(sampler(model, n, args)))
@@ -348,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--gibbs-steps", type=positive_int, default=1000,
                     help="Gibbs sweeps per sample, for models sampled by Gibbs chains (RBM)")
     sa.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    offered = sorted({src for kind_sources in _SAMPLE_SOURCES.values() for src in kind_sources})
+    by_kind = "; ".join(f"{kind}: {', '.join(src)}" for kind, src in sorted(_SAMPLE_SOURCES.items()))
+    sa.add_argument("--source", choices=offered or None, default=None,
+                    help=f"where the latent draws come from (default: each model's first; {by_kind}). The aggregate "
+                         "sources fit the aggregate posterior on the training images of --dataset first")
+    sa.add_argument("--dataset", default="mnist-10k",
+                    help="the training data of the aggregate sources: " + ", ".join(datasets.DATASETS))
+    sa.add_argument("--data-dir", default=None, help="directory holding the MNIST IDX files (--dataset mnist)")
     sa.set_defaults(run=_sample)
 
     for add_parser in _COMMANDS:

@@ -188,6 +188,61 @@ def test_sample_from_the_aggregate(backend, host_rng):
         model.sample(4, source="posterior")
 
 
+@pytest.mark.parametrize("source", ["aggregate", "aggregate-full", "aggregate-mixture"])
+def test_latent_draws_of_each_aggregate_source_have_its_moments(backend, host_rng, source):
+    """20,000 draws z of each source: their mean is the aggregate mean; their covariance is diag(var) for
+    "aggregate" and the full covariance for the other two (the mixture's covariance is exactly
+    <diag sigma^2> + Cov[mu], by the law of total variance)."""
+    model, X = _model_and_data(host_rng, dtype="float64")
+    with pytest.raises(ValueError, match="aggregate_posterior"):
+        model.sample_latent(4, source=source)
+    mean, var, cov = aggregate_posterior(model, X, full=True)
+    z = backend.to_numpy(model.sample_latent(20_000, seed=3, source=source))
+    assert z.shape == (20_000, 3)
+    sd = np.sqrt(np.diag(cov))
+    target = np.diag(var) if source == "aggregate" else cov
+    np.testing.assert_allclose(z.mean(axis=0), mean, atol=4 * sd.max() / np.sqrt(20_000) * 1.5)
+    np.testing.assert_allclose(np.cov(z, rowvar=False), target, atol=0.04 * var.max())
+    if source == "aggregate":
+        assert abs(np.corrcoef(z, rowvar=False)[0, 1]) < 0.03
+    else:
+        assert np.corrcoef(z, rowvar=False)[0, 1] == pytest.approx(cov[0, 1] / (sd[0] * sd[1]), abs=0.03)
+
+
+def test_the_mixture_draws_around_training_examples(backend, host_rng):
+    """With tiny posterior variances the mixture reproduces the training examples' codes, each about 1/n of
+    the time; the decoded samples are then the training examples' reconstructions."""
+    model, X = _model_and_data(host_rng, dtype="float64", n=5)
+    model.enc_logvar.params["b"] = model.enc_logvar.params["b"] - 40.0       # sigma ~ 2e-9
+    aggregate_posterior(model, X)
+    mu = backend.to_numpy(model.encode(X)[0])
+    z = backend.to_numpy(model.sample_latent(5000, seed=1, source="aggregate-mixture"))
+    nearest = np.argmin(((z[:, None, :] - mu[None, :, :]) ** 2).sum(axis=-1), axis=1)
+    assert np.abs(z - mu[nearest]).max() < 1e-6
+    assert np.all(np.abs(np.bincount(nearest, minlength=5) / 5000 - 0.2) < 0.03)
+    x = backend.to_numpy(model.sample(3, seed=2, source="aggregate-mixture"))
+    recon = backend.to_numpy(model.reconstruct(X))
+    assert all(np.abs(recon - row).max(axis=1).min() < 1e-6 for row in x)
+
+
+def test_sample_reads_what_the_aggregate_posterior_stored(backend, host_rng):
+    """sample() is sample_latent() decoded with the same random stream; after align_to_prior the stored
+    aggregate is in the aligned coordinates (the same as measuring the aligned model afresh)."""
+    model, X = _model_and_data(host_rng, dtype="float64")
+    aggregate_posterior(model, X)
+    for source in ("prior", "aggregate-full", "aggregate-mixture"):
+        z = model.sample_latent(6, seed=4, source=source)
+        np.testing.assert_allclose(backend.to_numpy(model.sample(6, seed=4, source=source)),
+                                   special.expit(backend.to_numpy(model.decode(z))), rtol=1e-12)
+    aligned = align_to_prior(model, X)
+    stored = (aligned.aggregate_covariance, *(backend.to_numpy(a) for a in aligned.aggregate_components))
+    aggregate_posterior(aligned, X)
+    fresh = (aligned.aggregate_covariance, *(backend.to_numpy(a) for a in aligned.aggregate_components))
+    for a, b in zip(stored, fresh):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+    np.testing.assert_allclose(np.diag(fresh[0]), 1.0, atol=1e-10)
+
+
 def _direct_mismatch(model, B, X):
     """(diagonal KL, full-covariance KL, active units) of the aggregate posterior over X, from encode(X):
     mean = <mu>, var = <sigma^2> + Var[mu] per dimension; cov = diag <sigma^2> + Cov[mu]."""

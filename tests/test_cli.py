@@ -58,6 +58,30 @@ def test_evaluate_and_sample_read_the_checkpoint(trained_run, tmp_path, capsys):
     assert x.shape == (5, 784) and set(np.unique(x)) <= {0.0, 1.0}
 
 
+def test_sample_from_the_aggregate_posterior(trained_run, tmp_path, capsys):
+    """--source fits the aggregate posterior on the training images, then draws z from it; a model without
+    aggregate sources refuses them in one line."""
+    checkpoint = str(trained_run / "checkpoint.npz")
+    with refvae.use_backend("numpy"):
+        for source in ("aggregate", "aggregate-full", "aggregate-mixture"):
+            assert main(["sample", checkpoint, "--n", "6", "--source", source, "--out", str(tmp_path / f"{source}.npy")]) == 0
+            assert "fitting the aggregate posterior on 8000 training images of mnist-10k" in capsys.readouterr().out
+        model = refvae.load(checkpoint)
+        refvae.aggregate_posterior(model, refvae.datasets.load("mnist-10k")[0])
+        expected = model.sample(6, seed=0, source="aggregate-mixture")
+    np.testing.assert_allclose(np.load(tmp_path / "aggregate-mixture.npy"), expected, rtol=1e-6)
+    assert not np.allclose(np.load(tmp_path / "aggregate.npy"), np.load(tmp_path / "aggregate-mixture.npy"))
+    rbm_run = tmp_path / "rbm"
+    with refvae.use_backend("numpy"):
+        assert main(["train", "rbm", "--hidden", "4", "--epochs", "1", "--train-size", "100", "--test-size", "20",
+                     "--out", str(rbm_run), "--no-progress"]) == 0
+        capsys.readouterr()
+        code = main(["sample", str(rbm_run / "checkpoint.npz"), "--source", "aggregate", "--out", str(tmp_path / "r.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--source aggregate is not offered for BernoulliRBM checkpoints: choose prior" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_resume_from_the_command_line(tmp_path):
     args = ["train", "vae", "--epochs", "1", "--train-size", "300", "--test-size", "30", "--iw-samples", "2",
             "--z-dim", "2", "--hidden", "16", "--out", str(tmp_path), "--no-progress"]

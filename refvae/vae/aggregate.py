@@ -75,20 +75,29 @@ def aggregate_posterior(model, X, batch_size: int = 1000, full: bool = False):
     Returns
     -------
     mean, var : host float64 arrays (z_dim,)
-        (and cov (z_dim, z_dim) with ``full=True``). The moments are also stored on the model as
-        ``model.aggregate_moments`` for ``model.sample(n, source="aggregate")``.
+        (and cov (z_dim, z_dim) with ``full=True``).
+
+    What the model keeps, for ``model.sample(n, source=...)``:
+
+    - ``model.aggregate_moments = (mean, var)``: ``source="aggregate"``, N(mean, diag var);
+    - ``model.aggregate_covariance = cov`` (host float64): ``source="aggregate-full"``, N(mean, cov);
+    - ``model.aggregate_components = (mu, logvar)``, the encoder's outputs for every row of X, (n, z_dim) each
+      on the device: ``source="aggregate-mixture"``, the exact mixture (1/n) sum_i q(z|x_i).
     """
     B = get_backend()
-    stats = _moments(model, X, batch_size, full)
-    mean, var = B.to_numpy(stats["mean"]), B.to_numpy(stats["var"])
+    stats = _moments(model, X, batch_size, full=True, keep_components=True)
+    mean, var, cov = B.to_numpy(stats["mean"]), B.to_numpy(stats["var"]), B.to_numpy(stats["cov"])
     model.aggregate_moments = (mean, var)
+    model.aggregate_covariance = cov
+    model.aggregate_components = stats["components"]
     if full:
-        return mean, var, B.to_numpy(stats["cov"])
+        return mean, var, cov
     return mean, var
 
 
-def _moments(model, X, batch_size, full):
-    """mean, var, mean posterior variance, spread of the means (and cov) on the host, float64."""
+def _moments(model, X, batch_size, full, keep_components=False):
+    """mean, var, mean posterior variance, spread of the means (and cov) on the device, float64; with
+    ``keep_components`` also the encoder's (mu, logvar) for every row, (n, z_dim) each, in the model's dtype."""
     _check_model(model)
     B = get_backend()
     xp = B.xp
@@ -102,8 +111,12 @@ def _moments(model, X, batch_size, full):
     m2 = B.zeros((model.z_dim,), "float64")              # running sum of (mu - <mu>)^2
     c2 = B.zeros((model.z_dim, model.z_dim), "float64") if full else None
     post_var_sum = B.zeros((model.z_dim,), "float64")    # running sum of sigma^2
+    mus, logvars = [], []
     for i in range(0, n, batch_size):
         mu, logvar = model.encode(X[i:min(i + batch_size, n), :])
+        if keep_components:
+            mus.append(mu)
+            logvars.append(logvar)
         mu, logvar = xp.astype(mu, f64), xp.astype(logvar, f64)
         nb = mu.shape[0]
         mean_b = xp.mean(mu, axis=0)
@@ -123,6 +136,8 @@ def _moments(model, X, batch_size, full):
            "var": post_var + spread}                     # law of total variance
     if full:
         out["cov"] = c2 / count + _diag(xp, post_var)
+    if keep_components:
+        out["components"] = tuple(xp.concat(parts, axis=0) if len(parts) > 1 else parts[0] for parts in (mus, logvars))
     return out
 
 
@@ -271,14 +286,16 @@ def prior_mismatch(model, X, batch_size: int = 1000) -> PriorMismatch:
                          "model with a learned prior")
     B = get_backend()
     xp = B.xp
-    s = _moments(model, X, batch_size, full=True)
+    s = _moments(model, X, batch_size, full=True, keep_components=True)
     mean, var, cov = s["mean"], s["var"], s["cov"]
     kl = _kl_diag_to_standard(xp, mean, var)                     # (z_dim,)
     sd = xp.sqrt(var)
     corr = cov / (xp.reshape(sd, (-1, 1)) * xp.reshape(sd, (1, -1)))
     host = {k: B.to_numpy(v) for k, v in [("mean", mean), ("var", var), ("kl", kl), ("post_var", s["post_var"]),
                                           ("spread", s["spread"]), ("corr", corr)]}
-    model.aggregate_moments = (host["mean"], host["var"])
+    model.aggregate_moments = (host["mean"], host["var"])        # what sample(source=...) uses, as aggregate_posterior
+    model.aggregate_covariance = B.to_numpy(cov)
+    model.aggregate_components = s["components"]
     report = PriorMismatch(mean=host["mean"], var=host["var"], kl=host["kl"], posterior_var=host["post_var"],
                            mean_spread=host["spread"], active=host["spread"] > ACTIVE_THRESHOLD,
                            correlation=host["corr"], kl_diag=float(xp.sum(kl)),
@@ -401,8 +418,20 @@ def align_to_prior(model, X, batch_size: int = 1000, inplace: bool = False):
     mean, var = aggregate_posterior(model, X, batch_size)
     target = model if inplace else _copy_model(model)
     _shift_scale_latent(target, mean, var ** 0.5)
-    target.aggregate_moments = (mean * 0.0, var * 0.0 + 1.0)
+    _shift_scale_aggregate(model, target, mean, var ** 0.5)
     return target
+
+
+def _shift_scale_aggregate(model, target, m, s):
+    """What ``model`` keeps of its aggregate posterior, in the coordinates z' = (z - m) / s of ``target``:
+    moments (0, 1), covariance cov / (s s^T) (the correlation matrix), components ((mu - m) / s, logvar - 2 log s)."""
+    B = get_backend()
+    xp = B.xp
+    target.aggregate_moments = (m * 0.0, s * 0.0 + 1.0)
+    target.aggregate_covariance = model.aggregate_covariance / (s[:, None] * s[None, :])
+    mu, logvar = model.aggregate_components
+    m_d, s_d = B.asarray(m, dtype=model.dtype_name), B.asarray(s, dtype=model.dtype_name)
+    target.aggregate_components = ((mu - m_d) / s_d, logvar - 2.0 * xp.log(s_d))
 
 
 def absorb_prior(model):

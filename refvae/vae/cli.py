@@ -18,9 +18,9 @@ from ..optim import SGD, Adam
 from ..plots import plot_image_grid, plot_reconstructions, plot_training_curves
 from ..train import fit
 from . import plots as vae_plots
-from .aggregate import absorb_prior, prior_mismatch
+from .aggregate import absorb_prior, aggregate_posterior, prior_mismatch
 from .evaluation import evaluate_vae
-from .model import DECODER_VARIANCES, LIKELIHOODS, GaussianVAE
+from .model import DECODER_VARIANCES, LIKELIHOODS, SAMPLE_SOURCES, GaussianVAE
 
 __all__ = ["add_diagnose_parser", "add_train_parser"]
 
@@ -189,8 +189,14 @@ def _print_metrics(m: dict) -> None:
 
 
 def _sample(model, n, args):
-    """``refvae sample`` for a Gaussian VAE: decoder means (or binary draws) at z ~ p(z)."""
-    return model.sample(n, mean=not args.binary, seed=args.seed)
+    """``refvae sample`` for a Gaussian VAE: decoder means (or binary draws) at z from ``--source``: the prior, or
+    the aggregate posterior over the training images of ``--dataset`` (Gaussian, full-covariance Gaussian or the
+    exact mixture)."""
+    if args.source != "prior":
+        train, _, _, _ = load_from_args(args)
+        print(f"fitting the aggregate posterior on {train.shape[0]} training images of {args.dataset} ...")
+        aggregate_posterior(model, train)
+    return model.sample(n, mean=not args.binary, seed=args.seed, source=args.source)
 
 
 def _evaluate(model, args) -> int:
@@ -261,5 +267,5 @@ def add_diagnose_parser(sub) -> None:
 
 register_train_command(add_train_parser)
 register_evaluator("GaussianVAE", _evaluate)
-register_sampler("GaussianVAE", _sample)
+register_sampler("GaussianVAE", _sample, sources=SAMPLE_SOURCES)
 register_command(add_diagnose_parser)

@@ -58,11 +58,12 @@ from ..numerics import (
 
 from . import aggregate
 
-__all__ = ["DECODER_VARIANCES", "DecoderNoise", "GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS"]
+__all__ = ["DECODER_VARIANCES", "DecoderNoise", "GaussianVAE", "LIKELIHOODS", "LearnedPrior", "PRIORS", "SAMPLE_SOURCES"]
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 PRIORS = ("standard", "learned")
 DECODER_VARIANCES = ("amortised", "per-dimension", "shared")   # or a positive float: a fixed variance
+SAMPLE_SOURCES = ("prior", "aggregate", "aggregate-full", "aggregate-mixture")   # where sample() draws z from
 
 
 class LearnedPrior:
@@ -176,7 +177,10 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         self.learned_prior = LearnedPrior(self.z_dim, dtype) if prior == "learned" else None
         self.rng = B.rng(self.seed)
         self.last_terms = {}
-        self.aggregate_moments = None  # (mean, var) host arrays, set by refvae.aggregate_posterior
+        # the aggregate posterior last measured by refvae.aggregate_posterior (or prior_mismatch), for sample(source=...)
+        self.aggregate_moments = None      # (mean, var): host float64 (z_dim,) each
+        self.aggregate_covariance = None   # host float64 (z_dim, z_dim)
+        self.aggregate_components = None   # (mu, logvar) of every example, device (n, z_dim) each
 
     # ----------------------------------------------------------------------------------------
     # Parameters
@@ -460,28 +464,53 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         return gaussian_log_prob(z, pm, plv)
 
     def sample(self, n, mean=True, seed=None, source="prior"):
-        """n draws from the model, (n, x_dim): z from the prior, then the decoder's mean (default) or a sample of p(x|z).
-
-        ``source="aggregate"`` draws z from the moment-matched aggregate posterior N(m, diag s^2) instead
-        (for models whose aggregate does not match the prior); its moments are those last computed by
-        :func:`refvae.aggregate_posterior` for this model (stored in ``aggregate_moments``).
-        """
+        """n draws from the model, (n, x_dim): z from ``source`` (:meth:`sample_latent`), then the decoder's mean
+        (default) or, with ``mean=False``, a sample of p(x|z)."""
         n = check_positive_int(n, "n")
         rng = self.rng if seed is None else self.backend.rng(seed)
+        outs, _ = self._decode(self._sample_latent(n, source, rng))
+        return self._draw(outs, mean, rng)
+
+    def sample_latent(self, n, seed=None, source="prior"):
+        """n latent draws z, (n, z_dim), from ``source``:
+
+        - ``"prior"``: z ~ p(z), the model as trained;
+        - ``"aggregate"``: z ~ N(m, diag s^2), the aggregate posterior's moments (law of total variance);
+        - ``"aggregate-full"``: z ~ N(m, C), with its full covariance C = <diag sigma^2(x)> + Cov_x[mu(x)];
+        - ``"aggregate-mixture"``: the exact aggregate (1/n) sum_i q(z|x_i): pick an example i uniformly, then
+          z ~ q(z|x_i) = N(mu_i, diag sigma_i^2).
+
+        The aggregate sources use what :func:`refvae.aggregate_posterior` (or ``prior_mismatch``) last measured
+        on this model: call it on the training data first, and again after more training.
+        """
+        n = check_positive_int(n, "n")
+        return self._sample_latent(n, source, self.rng if seed is None else self.backend.rng(seed))
+
+    def _sample_latent(self, n, source, rng):
+        xp = self.xp
+        if source not in SAMPLE_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(map(repr, SAMPLE_SOURCES))}, got {source!r}")
+        if source != "prior" and self.aggregate_moments is None:
+            raise ValueError(f"sample(source={source!r}) needs the aggregate posterior: call "
+                             "refvae.aggregate_posterior(model, X) on the training data first")
+        if source == "aggregate-mixture":
+            mu, logvar = self.aggregate_components                                    # (n_data, z_dim) each
+            n_data = mu.shape[0]
+            pick = xp.astype(xp.floor(rng.uniform((n,), "float64") * n_data), xp.int64)  # i uniform in 0..n_data-1
+            pick = xp.clip(pick, 0, n_data - 1)                                       # u < 1, but rounding
+            eps = rng.normal((n, self.z_dim), self.dtype_name)
+            return xp.take(mu, pick, axis=0) + xp.exp(0.5 * xp.take(logvar, pick, axis=0)) * eps   # z ~ q(z|x_i)
         eps = rng.normal((n, self.z_dim), self.dtype_name)
         if source == "prior":
             pm, plv = self._prior_moments()
-            z = eps if pm is None else pm + self.xp.exp(0.5 * plv) * eps
-        elif source == "aggregate":
-            if self.aggregate_moments is None:
-                raise ValueError("sample(source='aggregate') needs the aggregate posterior's moments: "
-                                 "call refvae.aggregate_posterior(model, X) first")
-            m, var = (self.backend.asarray(a, dtype=self.dtype_name) for a in self.aggregate_moments)
-            z = m + self.xp.sqrt(var) * eps
-        else:
-            raise ValueError(f"source must be 'prior' or 'aggregate', got {source!r}")
-        outs, _ = self._decode(z)
-        return self._draw(outs, mean, rng)
+            return eps if pm is None else pm + xp.exp(0.5 * plv) * eps
+        m = self.backend.asarray(self.aggregate_moments[0], dtype=self.dtype_name)
+        if source == "aggregate":
+            sd = xp.sqrt(self.backend.asarray(self.aggregate_moments[1], dtype=self.dtype_name))
+            return m + sd * eps                                                       # N(m, diag var)
+        # C = <diag sigma^2> + Cov_x[mu] is positive definite (every sigma^2 > 0): C = L L^T, in float64
+        L = xp.linalg.cholesky(self.backend.asarray(self.aggregate_covariance, dtype="float64"))
+        return m + eps @ xp.astype(L, eps.dtype).T                                    # N(m, L L^T)
 
     def _draw(self, outs, mean, rng):
         xp = self.xp
