@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+import refvae
+from refvae.features import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,3 +133,26 @@ def test_rbm_exact_quick(tmp_path):
     curve = results["full_batch_curves"][0]["adaptive"]
     assert curve[-1][1] > curve[0][1]                    # L-BFGS raised the exact log-likelihood
     assert (tmp_path / "exact_training.png").stat().st_size > 500
+
+
+def test_aggregate_sampling_quick(tmp_path):
+    _run("aggregate_sampling.py", "--out", str(tmp_path))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    for run, seeds in saved["results"].items():
+        row = seeds[0]["epochs"]["2"]
+        assert set(row["sources"]) == {"prior", "aggregate", "aggregate-full", "aggregate-mixture",
+                                       "reconstructions (training)"}
+        assert all(np.isfinite(v["fd_classifier_test"]) and 0 <= v["recall_pca_train"] <= 1 for v in row["sources"].values())
+        assert row["kl_mixture"] >= 0 and row["kl_full"] >= 0
+        assert (tmp_path / f"samples_{run.replace(' ', '_')}.png").stat().st_size > 1000
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Does the gain track the mismatch?" in summary and "| aggregate-mixture |" in summary
+    assert (tmp_path / "gain_vs_mismatch.png").stat().st_size > 1000
+
+
+def test_feature_classifier_quick(tmp_path):
+    stdout = _run("feature_classifier.py", "--out", str(tmp_path / "clf.npz"))
+    assert "test accuracy" in stdout
+    with refvae.use_backend("numpy"):
+        model = load_classifier(tmp_path / "clf.npz")
+    assert model.meta["n_test"] == 500 and 0 <= model.meta["test_accuracy"] <= 1
