@@ -46,6 +46,8 @@ GAP_TARGET = 0.005
 MINIBATCH_ARMS = {"exact, minibatch": dict(negative_phase="exact"),
                   "CD-1": dict(persistent=False, k=1), "CD-10": dict(persistent=False, k=10),
                   "PCD-1": dict(persistent=True, k=1)}
+FULL_BATCH_ARMS = {"exact, full batch": True, "exact, full batch, fixed hidden biases": False}   # adaptive prior?
+ALL_ARMS = (*FULL_BATCH_ARMS, *MINIBATCH_ARMS)
 
 
 def load(name, quick):
@@ -140,6 +142,8 @@ def plot_curves(results, path):
     for (ax_gap, ax_ll), name in zip(axes, names):
         for seed, run in enumerate(results[name]["full_batch_curves"]):
             for arm, colour in (("adaptive", "tab:blue"), ("fixed", "tab:orange")):
+                if arm not in run:              # an arm left out with --arms
+                    continue
                 steps, ll, gap = zip(*run[arm])
                 label = f"hidden biases {'trained' if arm == 'adaptive' else 'fixed at 0'}" if seed == 0 else None
                 ax_gap.plot(steps, gap, color=colour, lw=1, label=label)
@@ -153,6 +157,8 @@ def plot_curves(results, path):
             ax.grid(alpha=0.3)
         ax_gap.legend(fontsize=8)
         lls = [ll for run in results[name]["full_batch_curves"] for arm in run.values() for _, ll, _ in arm]
+        if not lls:
+            continue
         top = max(lls)
         ax_ll.set_ylim(min(float(np.quantile(lls, 0.1)), top - 3.0) - 0.5, top + 0.5)   # the approach, not the start
     return save_figure(fig, path)
@@ -164,6 +170,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3, help="seeds on the digits")
     parser.add_argument("--mnist-seeds", type=int, default=1, help="seeds on mnist-10k")
+    parser.add_argument("--first-seed", type=int, default=0, help="the seeds are FIRST_SEED, FIRST_SEED + 1, ...")
+    parser.add_argument("--arms", nargs="+", default=list(ALL_ARMS), choices=list(ALL_ARMS), metavar="ARM",
+                        help="the arms to run (default: all): " + "; ".join(ALL_ARMS))
     parser.add_argument("--steps", type=int, default=2000, help="most L-BFGS iterations of exact training")
     parser.add_argument("--updates", type=int, default=1500, help="updates of minibatch training (whole epochs)")
     parser.add_argument("--hidden", type=int, default=16)
@@ -184,11 +193,13 @@ def main(argv=None):
         train, test = load(name, args.quick)
         seeds = 1 if args.quick else args.mnist_seeds if name == "mnist-10k" else args.seeds
         epochs = max(1, round(updates / -(-train.shape[0] // 100)))
-        rows = {arm: [] for arm in ["exact, full batch", "exact, full batch, fixed hidden biases", *MINIBATCH_ARMS]}
+        rows = {arm: [] for arm in ALL_ARMS if arm in args.arms}
         curves = []
-        for seed in range(seeds):
+        for seed in range(args.first_seed, args.first_seed + seeds):
             runs = {}
-            for arm, adaptive in (("exact, full batch", True), ("exact, full batch, fixed hidden biases", False)):
+            for arm, adaptive in FULL_BATCH_ARMS.items():
+                if arm not in args.arms:
+                    continue
                 t0 = time.perf_counter()
                 model, curve, reached = full_batch(train, hidden, steps, seed, adaptive_prior=adaptive)
                 rows[arm].append({**measure(model, B.asarray(train), B.asarray(test)), "gap_reached_at": reached,
@@ -197,13 +208,16 @@ def main(argv=None):
                 print(f"{name}, seed {seed}, {arm}: {rows[arm][-1]}")
             curves.append(runs)
             for arm, options in MINIBATCH_ARMS.items():
+                if arm not in args.arms:
+                    continue
                 t0 = time.perf_counter()
                 model = minibatch(train, hidden, epochs, seed, **options)
                 rows[arm].append({**measure(model, B.asarray(train), B.asarray(test)),
                                   "seconds": time.perf_counter() - t0, "seed": seed})
                 print(f"{name}, seed {seed}, {arm}: {rows[arm][-1]}")
         results[name] = {"n_visible": train.shape[1], "n_hidden": hidden, "n_train": train.shape[0],
-                         "n_test": test.shape[0], "seeds": seeds, "epochs": epochs, "arms": rows,
+                         "n_test": test.shape[0], "seeds": seeds, "first_seed": args.first_seed, "epochs": epochs,
+                         "arms": rows,
                          "full_batch_curves": curves}
 
     plot_curves(results, out / "exact_training.png")
@@ -219,7 +233,8 @@ def main(argv=None):
              ""]
     for name, r in results.items():
         lines += [f"## {name} ({r['n_visible']}-{r['n_hidden']}, {r['n_train']} training and {r['n_test']} test "
-                  f"images; {r['seeds']} seed(s); minibatch arms {r['epochs']} epochs)", "",
+                  f"images; seeds {r['first_seed']} to {r['first_seed'] + r['seeds'] - 1}; minibatch arms "
+                  f"{r['epochs']} epochs)", "",
                   "| arm | train log-likelihood | test log-likelihood | prior gap (largest over seeds) | "
                   f"gap below {GAP_TARGET} from evaluation | seconds per run |", "|---|---|---|---|---|---|"]
         for arm, runs in r["arms"].items():
@@ -231,6 +246,8 @@ def main(argv=None):
             lines.append(f"| {arm} | {tr.mean():.3f} ± {tr.std():.3f} | {te.mean():.3f} ± {te.std():.3f} | "
                          f"{max(x['prior_gap'] for x in runs):.4f} | {reached_text} | "
                          f"{np.mean([x['seconds'] for x in runs]):.0f} |")
+        if not all(arm in r["arms"] for arm in FULL_BATCH_ARMS):
+            continue
         ad, fx = r["arms"]["exact, full batch"], r["arms"]["exact, full batch, fixed hidden biases"]
         d_train = np.array([a["train_log_likelihood"] - f["train_log_likelihood"] for a, f in zip(ad, fx)])
         d_test = np.array([a["test_log_likelihood"] - f["test_log_likelihood"] for a, f in zip(ad, fx)])

@@ -19,8 +19,8 @@ from pathlib import Path
 from refvae import datasets, plots
 from refvae.backend import get_backend
 from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, int_at_least, load_from_args, positive_int,
-                        positive_size, register_evaluator, register_sampler, register_train_command, run_directory,
-                        warn, write_json)
+                        positive_size, register_command_line_terms, register_evaluator, register_sampler,
+                        register_train_command, run_directory, warn, write_json)
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
@@ -199,3 +199,4 @@ def _evaluate(model, args) -> int:
 register_train_command(add_train_parser)
 register_evaluator("BernoulliRBM", _evaluate)
 register_sampler("BernoulliRBM", _sample)
+register_command_line_terms((r"negative_phase='(\w+)'", r"--negative-phase \1"))

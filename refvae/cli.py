@@ -42,7 +42,8 @@ from .train import TrainingError
 __all__ = ["FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES", "USER_ERRORS", "HelpFormatter", "Parser",
            "add_backend_argument", "add_run_arguments", "build_parser", "check_output_file", "image_shape", "int_at_least", "load_from_args",
            "load_labeled", "main", "make_directory", "markdown_cell", "note", "parse_hidden", "positive_int",
-           "positive_size", "register_command", "register_evaluator", "register_sampler", "register_train_command",
+           "positive_size", "register_command", "register_command_line_terms", "register_evaluator", "register_sampler",
+           "register_train_command",
            "run_directory", "use_backend_or_exit", "warn", "write_json"]
 
 # OSError covers the environment's failures (a path that cannot be written, no network: datasets.DownloadError).
@@ -387,6 +388,15 @@ _COMMAND_LINE_TERMS = (
     (r"pass cache_dir= a writable directory or set REFVAE_DATA", "set REFVAE_DATA to a writable directory"),
     (r"data_dir=", "--data-dir "),
 )
+_MODEL_TERMS: list = []        # (pattern, replacement) registered by the models for their own options
+
+
+def register_command_line_terms(*pairs) -> None:
+    """Rewrite a model's library wording in its errors into command-line wording, e.g.
+    ``(r"algorithm='([\\w-]+)'", r"--algorithm \\1")``: each pair is a regular expression and its replacement."""
+    for pair in pairs:
+        if pair not in _MODEL_TERMS:
+            _MODEL_TERMS.append(pair)
 
 
 def _one_line(err: BaseException) -> str:
@@ -395,7 +405,7 @@ def _one_line(err: BaseException) -> str:
     text = parts[0]
     for part in parts[1:]:
         text += (" " if text.endswith((".", ":", ";", ",")) else ". " if part[0].isupper() else "; ") + part
-    for pattern, replacement in _COMMAND_LINE_TERMS:
+    for pattern, replacement in (*_COMMAND_LINE_TERMS, *_MODEL_TERMS):
         text = re.sub(pattern, replacement, text)
     return text
 

@@ -98,6 +98,10 @@ def test_resume_from_the_command_line(tmp_path):
     (["train", "vae", "--dataset", "cifar", "--epochs", "1", "--no-progress"], "unknown dataset"),
     (["train", "vae", "--batch-size", "0", "--epochs", "1", "--train-size", "10", "--test-size", "5",
       "--no-progress"], "argument --batch-size: must be an integer of at least 1"),
+    (["train", "rbm", "--hidden", "30", "--negative-phase", "exact", "--epochs", "1", "--no-progress"],
+     "--negative-phase exact enumerates the smaller layer, here 30 units: at most 20"),
+    (["train", "helmholtz", "--dataset", "hinton-bars", "--layers", "8,1", "--algorithm", "exact", "--k", "5",
+      "--epochs", "1", "--no-progress"], "--k 5 samples per example is reweighted wake-sleep: use --algorithm rws"),
 ])
 def test_errors_are_one_clear_line(argv, message, tmp_path, capsys):
     with refvae.use_backend("numpy"):

@@ -24,7 +24,8 @@ import numpy as np
 from refvae import datasets, plots
 from refvae.backend import get_backend
 from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, positive_int, positive_size,
-                        register_evaluator, register_sampler, register_train_command, run_directory, write_json)
+                        register_command_line_terms, register_evaluator, register_sampler, register_train_command,
+                        run_directory, write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
 from refvae.train import fit
@@ -219,3 +220,6 @@ def _evaluate(model, args) -> int:
 register_train_command(add_train_parser)
 register_evaluator("HelmholtzMachine", _evaluate)
 register_sampler("HelmholtzMachine", _sample)
+register_command_line_terms((r"algorithm='([\w-]+)' or '([\w-]+)'", r"--algorithm \1 or \2"),
+                            (r"algorithm='([\w-]+)'", r"--algorithm \1"), (r"\bk=(\d+)", r"--k \1"),
+                            (r"\bprior='(\w+)'", r"--prior \1"))
