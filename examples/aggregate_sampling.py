@@ -22,7 +22,7 @@ penultimate features (refvae.features.classifier_features) and the top 50 princi
 images. Beside each row: the mismatch, KL of the moment-matched Gaussian (diagonal and full) and of the exact
 mixture (refvae.aggregate_kl), on the training images.
 
-    python examples/aggregate_sampling.py                  # 4 runs x 3 seeds x 30 epochs (about 15 minutes on 2 cores)
+    python examples/aggregate_sampling.py                  # 4 runs x 3 seeds x 30 epochs (about 8 minutes on 2 cores)
     python examples/aggregate_sampling.py --quick          # seconds (CI)
 
 Writes OUT/summary.md, OUT/results.json, OUT/samples_<run>.png (the sources side by side, seed 0, last epoch)
