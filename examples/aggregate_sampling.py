@@ -42,12 +42,8 @@ from refvae.cli import use_backend_or_exit
 from refvae.evaluation import frechet_distance, precision_recall
 from refvae.features import PCAFeatures, classifier_features, load_classifier
 
-RUNS = {
-    "baseline": dict(model=dict(hidden=(400,)), lr=1e-3),
-    "small decoder": dict(model=dict(hidden=(400,), decoder_hidden=(8,)), lr=1e-3),
-    "small latent": dict(model=dict(hidden=(400,), z_dim=2), lr=1e-3),
-    "large lr": dict(model=dict(hidden=(400,)), lr=1e-2),
-}
+from aggregate_vs_prior import RUNS   # the same four runs (examples/ is on the path when a script runs from it)
+
 SOURCES = ("prior", "aggregate", "aggregate-full", "aggregate-mixture")
 RECONSTRUCTIONS = "reconstructions (training)"
 FEATURES = ("classifier", "pca")

@@ -190,7 +190,8 @@ def load_classifier(path=None) -> FeatureClassifier:
                                 "python examples/feature_classifier.py to train one")
     arrays, meta = load_checkpoint(path)
     if meta.get("kind") != _KIND:
-        raise ValueError(f"{path} is not a feature classifier (its kind is {meta.get('kind')!r})")
+        raise ValueError(f"{path} is not a feature classifier (its kind is {meta.get('kind')!r}): pass a file written "
+                         "by FeatureClassifier.save or examples/feature_classifier.py, or no path for the shipped one")
     config = meta["config"]
     model = FeatureClassifier(config["x_dim"], config["n_classes"], hidden=tuple(config["hidden"]))
     model.set_params(split_prefix(arrays, "model"))
@@ -230,7 +231,7 @@ class PCAFeatures:
         if len(X.shape) != 2 or X.shape[0] < 2:
             raise ValueError(f"PCAFeatures needs a reference set of shape (n >= 2, d); got {tuple(X.shape)}")
         if dim > X.shape[1]:
-            raise ValueError(f"dim={dim} is more than the data's {X.shape[1]} columns")
+            raise ValueError(f"dim={dim} is more than the data's {X.shape[1]} columns: choose dim <= {X.shape[1]}")
         self.mean = xp.mean(X, axis=0)
         centred = X - self.mean
         w, V = xp.linalg.eigh((centred.T @ centred) / (X.shape[0] - 1))      # ascending eigenvalues

@@ -165,3 +165,13 @@ def test_the_measures_rank_test_images_model_samples_and_noise(features, numpy_b
     assert fd[0] < fd[1] < fd[2]
     assert pr[0][1] > pr[1][1] >= pr[2][1]                      # recall (the decoder means can cover nothing)
     assert min(pr[0][0], pr[1][0]) > pr[2][0]                   # precision
+
+
+def test_feature_map_errors_say_what_to_do(numpy_backend, tmp_path, host_rng):
+    with pytest.raises(FileNotFoundError, match="examples/feature_classifier.py"):
+        load_classifier(tmp_path / "missing.npz")
+    vae_file = refvae.GaussianVAE(6, 2, hidden=(4,)).save(tmp_path / "vae.npz")
+    with pytest.raises(ValueError, match="is not a feature classifier .* or no path for the shipped one"):
+        load_classifier(vae_file)
+    with pytest.raises(ValueError, match="choose dim <= 5"):
+        PCAFeatures(host_rng.normal(size=(20, 5)), dim=6)

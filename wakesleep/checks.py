@@ -82,18 +82,11 @@ def rbm_prior_wake_check(seed):
 
 def posterior_kl(model, x):
     """Mean over x of KL(P(h | x) || Q(h | x)), by enumerating every hidden configuration (small models)."""
-    from refvae.enumeration import binary_states
-
-    from .likelihood import split_layers
+    from .likelihood import paired_with_states
 
     xp = model.xp
-    sizes = model.layer_sizes[1:]
-    H, n = sum(sizes), x.shape[0]
-    states = binary_states(0, 2 ** H, H, model.dtype_name)                       # (m, H)
-    m = states.shape[0]
-    xs = model._repeat(x, m)
-    tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
-    hs = split_layers(tiled, sizes)
+    n, m = x.shape[0], 2 ** sum(model.layer_sizes[1:])
+    xs, hs = paired_with_states(model, x, 0, m)                                  # every (x, h): (n * m, ...)
     log_joint = xp.reshape(model.log_joint(xs, hs), (n, m))
     log_post = log_joint - logsumexp(log_joint, axis=1, keepdims=True)           # log P(h | x)
     log_q = xp.reshape(model.log_q(hs, xs), (n, m))

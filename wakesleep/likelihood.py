@@ -24,7 +24,7 @@ from refvae.fast import map_blocks
 from refvae.numerics import bernoulli_log_prob, logsumexp, softplus
 
 __all__ = ["MAX_HIDDEN_ENUMERATION", "configurations_log_joint", "exact_log_likelihood", "importance_log_likelihood",
-           "split_layers"]
+           "paired_with_states", "split_layers"]
 
 #: Exact likelihoods enumerate all 2^H configurations of the H hidden units (2^20 ~ one million).
 MAX_HIDDEN_ENUMERATION = 20
@@ -37,6 +37,18 @@ def split_layers(states, sizes):
         hs.append(states[:, offset:offset + n_l])
         offset += n_l
     return hs
+
+
+def paired_with_states(model, X, start, stop):
+    """Every row of X (n, n_visible) paired with every hidden configuration with codes start..stop-1 (m of
+    them): (xs (n * m, n_visible), hs [h_1 (n * m, n_1), ...]), row i * m + s holding (x_i, state s)."""
+    xp = model.xp
+    sizes = model.layer_sizes[1:]
+    H = sum(sizes)
+    states = binary_states(start, stop, H, model.dtype_name)                    # (m, H)
+    n, m = X.shape[0], states.shape[0]
+    tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
+    return model._repeat(X, m), split_layers(tiled, sizes)
 
 
 def configurations_log_joint(model, X, start, stop, log_z=None):

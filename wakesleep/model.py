@@ -72,10 +72,8 @@ from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
 from refvae.validation import as_data, check_positive_int
 
-from refvae.enumeration import binary_states
-
 from .fast import exact_step
-from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood, split_layers
+from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood, paired_with_states
 
 __all__ = ["ALGORITHMS", "EXACT_ROWS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
 
@@ -528,17 +526,14 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         """
         xp = self.xp
         n = x.shape[0]
-        sizes = self.layer_sizes[1:]
-        H = sum(sizes)
+        H = sum(self.layer_sizes[1:])
         log_px = exact_log_likelihood(self, x)                                 # log P(x), (n,): the normaliser
         states_per_block = max(1, EXACT_ROWS // n)
         grads, top_mean = {}, None
         for start in range(0, 2 ** H, states_per_block):
-            states = binary_states(start, min(start + states_per_block, 2 ** H), H, self.dtype_name)   # (m, H)
-            m = states.shape[0]
-            xs = self._repeat(x, m)                                             # row i*m + s: (x_i, state s)
-            tiled = xp.reshape(xp.broadcast_to(xp.expand_dims(states, axis=0), (n, m, H)), (n * m, H))
-            hs = split_layers(tiled, sizes)
+            stop = min(start + states_per_block, 2 ** H)
+            m = stop - start
+            xs, hs = paired_with_states(self, x, start, stop)                   # row i*m + s: (x_i, state s)
             gen_logits = self._gen_logits(hs)
             log_joint = self._log_joint(xs, hs, gen_logits)                     # log P(x_i, h_s), (n * m,)
             log_px_rows = xp.reshape(xp.broadcast_to(xp.reshape(log_px, (n, 1)), (n, m)), (n * m,))

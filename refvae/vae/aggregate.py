@@ -41,7 +41,7 @@ from ..numerics import logsumexp
 from ..validation import DataError
 
 __all__ = ["ACTIVE_THRESHOLD", "AggregateKL", "PriorMismatch", "absorb_prior", "aggregate_kl", "aggregate_posterior",
-           "align_to_prior", "prior_mismatch"]
+           "align_to_prior", "draw_from_mixture", "prior_mismatch"]
 
 ACTIVE_THRESHOLD = 0.01      # Var_x[mu_d(x)] above this: the unit is active (Burda et al. 2015)
 COLLAPSED_POSTERIOR_VAR = 0.9  # inactive and <sigma^2> above this: q(z_d|x) ~ p(z_d) for every x
@@ -194,11 +194,7 @@ def aggregate_kl(model, X, samples: int = 2000, seed=0, batch_size: int = 1000) 
     #   sum_k (z_k - mu_ik)^2 / s_ik = z^2 . (1/s_i) - 2 z . (mu_i / s_i) + sum_k mu_ik^2 / s_ik
     const = -0.5 * (z_dim * log_2pi + xp.sum(logvar, axis=1) + xp.sum(mu * mu * inv_var, axis=1))    # (n,)
     mu_over_var = mu * inv_var
-    gen = B.rng(seed)                                   # all draws first: the result does not depend on batch_size
-    pick = xp.astype(xp.floor(gen.uniform((samples,), "float64") * n), xp.int64)
-    pick = xp.clip(pick, 0, n - 1)                      # u < 1, but rounding
-    z_all = xp.take(mu, pick, axis=0) + xp.exp(0.5 * xp.take(logvar, pick, axis=0)) * gen.normal((samples, z_dim),
-                                                                                                     "float64")
+    z_all = draw_from_mixture(B.rng(seed), mu, logvar, samples)   # all draws first: independent of batch_size
     values = []
     for start in range(0, samples, batch_size):
         z = z_all[start:min(start + batch_size, samples), :]                                # (m, z_dim)
@@ -210,6 +206,17 @@ def aggregate_kl(model, X, samples: int = 2000, seed=0, batch_size: int = 1000) 
     kl = float(xp.mean(values))
     sd = float(xp.std(values, correction=1))
     return AggregateKL(kl, sd / math.sqrt(samples), int(samples))
+
+
+def draw_from_mixture(rng, mu, logvar, n: int):
+    """n draws z (n, z_dim) from the mixture (1/N) sum_i N(mu_i, diag exp(logvar_i)) of N components (N, z_dim):
+    a component i uniformly at random, then z = mu_i + exp(logvar_i / 2) eps, in the components' dtype."""
+    xp = get_backend().xp
+    n_components = mu.shape[0]
+    pick = xp.astype(xp.floor(rng.uniform((n,), "float64") * n_components), xp.int64)
+    pick = xp.clip(pick, 0, n_components - 1)                       # u < 1, but rounding
+    eps = rng.normal((n, mu.shape[1]), get_backend().dtype_name(mu.dtype))
+    return xp.take(mu, pick, axis=0) + xp.exp(0.5 * xp.take(logvar, pick, axis=0)) * eps
 
 
 def _diag(xp, v):

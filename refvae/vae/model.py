@@ -493,13 +493,8 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         if source != "prior" and self.aggregate_moments is None:
             raise ValueError(f"sample(source={source!r}) needs the aggregate posterior: call "
                              "refvae.aggregate_posterior(model, X) on the training data first")
-        if source == "aggregate-mixture":
-            mu, logvar = self.aggregate_components                                    # (n_data, z_dim) each
-            n_data = mu.shape[0]
-            pick = xp.astype(xp.floor(rng.uniform((n,), "float64") * n_data), xp.int64)  # i uniform in 0..n_data-1
-            pick = xp.clip(pick, 0, n_data - 1)                                       # u < 1, but rounding
-            eps = rng.normal((n, self.z_dim), self.dtype_name)
-            return xp.take(mu, pick, axis=0) + xp.exp(0.5 * xp.take(logvar, pick, axis=0)) * eps   # z ~ q(z|x_i)
+        if source == "aggregate-mixture":                   # x_i uniformly at random, then z ~ q(z|x_i)
+            return aggregate.draw_from_mixture(rng, *self.aggregate_components, n)
         eps = rng.normal((n, self.z_dim), self.dtype_name)
         if source == "prior":
             pm, plv = self._prior_moments()
