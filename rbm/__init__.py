@@ -11,7 +11,6 @@ Built on refvae's core (backend, optimisers, ``fit``, ``gradcheck``, checkpoints
 equations and rbm/partition.py for the exact and AIS partition functions.
 """
 
-from . import checks, plots  # noqa: F401  (register the RBM's gradient checks and training-curve series)
 from .model import BernoulliRBM
 from .partition import (MAX_ENUMERATION, AISEstimate, AISWarning, ais_betas, ais_log_partition, exact_log_partition,
                         model_expectations)

@@ -19,8 +19,7 @@ from pathlib import Path
 from refvae import datasets, plots
 from refvae.backend import get_backend
 from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, int_at_least, load_from_args, positive_int,
-                        positive_size, register_command_line_terms, register_evaluator, register_sampler,
-                        register_train_command, run_directory, warn, write_json)
+                        positive_size, run_directory, warn, write_json)
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
@@ -179,14 +178,14 @@ def _run(args, out: Path) -> int:
     return 0
 
 
-def _sample(model, n, args):
+def sample_checkpoint(model, n, args):
     """``refvae sample`` for an RBM: P(v = 1 | h) after ``args.gibbs_steps`` sweeps of Gibbs chains (binary v drawn
     from it with ``args.binary``)."""
     probs = model.sample(n, steps=args.gibbs_steps, seed=args.seed)
     return model.backend.rng((args.seed, 1)).bernoulli(probs) if args.binary else probs
 
 
-def _evaluate(model, args) -> int:
+def evaluate_checkpoint(model, args) -> int:
     train, _, test, _ = load_from_args(args)
     metrics = evaluate_rbm(model, test, train, args)
     print(f"{model} on {args.dataset} ({metrics['n']} test images)")
@@ -196,7 +195,7 @@ def _evaluate(model, args) -> int:
     return 0
 
 
-register_train_command(add_train_parser)
-register_evaluator("BernoulliRBM", _evaluate)
-register_sampler("BernoulliRBM", _sample)
-register_command_line_terms((r"negative_phase='(\w+)'", r"--negative-phase \1"))
+#: Library wording -> command-line wording, for this model's errors (listed in ``refvae.app``).
+COMMAND_LINE_TERMS = (
+    (r"negative_phase='(\w+)'", r"--negative-phase \1"),
+)

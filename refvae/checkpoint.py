@@ -10,8 +10,9 @@ Writing goes to a temporary file in the same directory, is flushed to disk, then
 target (``os.replace`` is atomic), so a crash mid-write leaves the previous checkpoint intact.
 Reading uses ``numpy.load(..., allow_pickle=False)``: a checkpoint cannot run code.
 
-Models register themselves with :func:`register_model` so that :func:`load_model` can rebuild any
-kind of model from its checkpoint (the command line's ``evaluate`` and ``sample`` use this).
+:func:`load_model` rebuilds any kind of model from its checkpoint, of the classes given to :func:`register_model`:
+``refvae.app.install`` gives it every class of the program's table (``refvae.load`` and the command line's
+``evaluate`` and ``sample`` use this).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class CheckpointError(RuntimeError):
 
 
 def register_model(cls):
-    """Class decorator: make ``cls`` loadable by :func:`load_model` under its class name."""
+    """Make ``cls`` loadable by :func:`load_model` under its class name (``refvae.app.install`` calls it for every
+    model of its table); returns ``cls``."""
     _MODELS[cls.__name__] = cls
     return cls
 

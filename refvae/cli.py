@@ -6,11 +6,12 @@
     refvae diagnose runs/vae/checkpoint.npz --dataset mnist-10k
     refvae gradcheck --backend strict
 
-This module knows no model. A model package adds its commands when it is imported:
-:func:`register_train_command` (``refvae train <model>``), :func:`register_evaluator` (``refvae evaluate`` for
-its checkpoints) and :func:`register_command` (a command of its own, such as the VAE's ``diagnose``);
-``refvae gradcheck`` runs the checks registered with :func:`refvae.gradcheck.register_check`. The program
-``refvae`` is :func:`refvae.app.main`, which imports the model packages and then calls :func:`main`.
+This module knows no model. The program ``refvae`` is :func:`refvae.app.main`, which installs every model of
+``refvae.app``'s table into the registries below and then calls :func:`main`: :func:`register_train_command`
+(``refvae train <model>``), :func:`register_evaluator` and :func:`register_sampler` (``refvae evaluate`` and
+``refvae sample`` for its checkpoints), :func:`register_command` (a command of its own, such as the VAE's
+``diagnose``) and :func:`register_command_line_terms`; ``refvae gradcheck`` runs the checks of
+:func:`refvae.gradcheck.register_checks`.
 
 Every command takes ``--backend {numpy,cupy,strict}``. Errors are printed as one line that says
 what was wrong and how to fix it, with exit status 2. Options are checked before any work starts (sizes must be

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .backend import get_backend
 from .checkpoint import load_checkpoint, save_checkpoint, split_prefix
-from .gradcheck import gradcheck, register_check
+from .gradcheck import gradcheck
 from .layers import MLP, ParameterSlots
 from .numerics import logsumexp
 from .validation import as_data, check_positive_int
@@ -143,7 +143,6 @@ class FeatureClassifier(ParameterSlots):
         return save_checkpoint(path, arrays, {"kind": _KIND, "config": self.config, **(meta or {})})
 
 
-@register_check("FeatureClassifier softmax cross-entropy, 7-(6,5)-4")
 def classifier_check(seed):
     """The classifier's loss gradient against central differences (float64)."""
     B = get_backend()
@@ -153,6 +152,10 @@ def classifier_check(seed):
     y = B.asarray([0, 3, 1, 1, 2], dtype="int64")
     _, grads = model.loss_and_grads((x, y))
     return gradcheck(lambda p: model.loss(x, y), model.params, grads)
+
+
+#: The gradient checks ``refvae gradcheck`` runs for this module (listed in ``refvae.app``).
+CHECKS = {"FeatureClassifier softmax cross-entropy, 7-(6,5)-4": classifier_check}
 
 
 def train_classifier(X, y, *, hidden=(128, 64), epochs: int = 30, batch_size: int = 128, lr: float = 1e-3,

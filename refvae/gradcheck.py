@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .backend import get_backend
 
-__all__ = ["GradcheckResult", "gradcheck", "CHECKS", "register_check", "run_all"]
+__all__ = ["CHECKS", "GradcheckResult", "gradcheck", "register_checks", "run_all"]
 
 
 @dataclass
@@ -139,20 +139,21 @@ def gradcheck(fn, params: dict, grads: dict | None = None, *, h: float = 1e-6, t
 
 
 # ------------------------------------------------------------------------------------------------
-# The registry behind ``refvae gradcheck``: each model package registers its checks on tiny models.
+# The registry behind ``refvae gradcheck``, filled by ``refvae.app.install`` from each model's table entry.
 # ------------------------------------------------------------------------------------------------
 CHECKS: dict = {}
 
 
-def register_check(name: str):
-    """Decorator: ``fn(seed) -> GradcheckResult`` is run by ``refvae gradcheck`` under ``name``."""
-    def wrap(fn):
+def register_checks(checks: dict) -> None:
+    """Add ``{name: fn(seed) -> GradcheckResult}`` to the checks ``refvae gradcheck`` runs (``refvae.app``'s table
+    lists each model's)."""
+    for name, fn in checks.items():
+        if not callable(fn):
+            raise TypeError(f"gradient check {name!r} must be a function of the seed, got {fn!r}")
         CHECKS[name] = fn
-        return fn
-    return wrap
 
 
 def run_all(seed: int = 0):
-    """Yield ``(name, GradcheckResult)`` for every registered check, on the active backend."""
+    """Yield ``(name, GradcheckResult)`` for every installed check, on the active backend."""
     for name, fn in CHECKS.items():
         yield name, fn(seed)

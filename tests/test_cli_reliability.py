@@ -187,7 +187,7 @@ def test_sample_draws_from_every_model_kind(run, request, tmp_path):
 
 def test_sampler_registry_is_per_kind():
     from refvae import cli
-    refvae.app.load_plugins()
+    refvae.app.install()
     assert {"GaussianVAE", "BernoulliRBM", "HelmholtzMachine"} <= set(cli._SAMPLERS)
 
 
@@ -319,7 +319,7 @@ def _parsers(parser):
 
 def test_help_lists_the_models_and_every_option_has_help():
     from refvae.cli import build_parser
-    refvae.app.load_plugins()
+    refvae.app.install()
     top = build_parser()
     text = top.format_help()
     for model in ("vae", "rbm", "helmholtz"):

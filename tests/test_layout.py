@@ -101,3 +101,58 @@ def test_the_licence_and_citation_files_exist():
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     citation = (ROOT / "CITATION.cff").read_text()
     assert "cff-version" in citation and "title:" in citation
+
+
+# ------------------------------------------------------------------------------------------------
+# No import-time side effects: the program's one table (refvae.app.MODELS) fills the core's registries
+# ------------------------------------------------------------------------------------------------
+def _fresh_python(code):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_core_modules_load_no_model_and_no_matplotlib():
+    code = "import refvae.optim, sys; print('matplotlib' in sys.modules, 'refvae.vae' in sys.modules)"
+    assert _fresh_python(code) == "False False"
+    code = "import refvae, refvae.train, refvae.gradcheck, sys; print(sorted(m for m in sys.modules " \
+           "if m == 'matplotlib' or m.startswith(('refvae.vae', 'rbm', 'wakesleep'))))"
+    assert _fresh_python(code) == "[]"
+
+
+def test_importing_every_module_registers_nothing():
+    code = """
+import importlib, pathlib
+for pkg in ("refvae", "rbm", "wakesleep"):
+    for path in sorted(pathlib.Path(pkg).rglob("*.py")):
+        name = ".".join(path.with_suffix("").parts).removesuffix(".__init__")
+        if name not in ("refvae.__main__",):
+            importlib.import_module(name)
+from refvae import checkpoint, cli
+from refvae.gradcheck import CHECKS
+from refvae.plots import curves
+print(len(CHECKS), len(curves._PANELS), len(curves._KNOWN_SERIES), len(cli._TRAIN_COMMANDS), len(cli._COMMANDS),
+      len(cli._EVALUATORS), len(cli._SAMPLERS), len(cli._MODEL_TERMS), len(checkpoint._MODELS))
+import refvae.app
+refvae.app.install()
+print(len(CHECKS) > 10, len(curves._PANELS), len(cli._TRAIN_COMMANDS), sorted(cli._EVALUATORS), len(cli._MODEL_TERMS) > 0)
+"""
+    before, after = _fresh_python(code).splitlines()
+    # the model classes still carry @register_model while the helpers' branches remove it: checkpoint._MODELS may
+    # hold them before install; every other registry must be empty
+    assert before.split()[:8] == ["0"] * 8, before
+    assert after == "True 6 3 ['BernoulliRBM', 'GaussianVAE', 'HelmholtzMachine'] True", after
+
+
+def test_the_table_names_objects_that_exist():
+    from refvae import app
+
+    for entry in app.MODELS:
+        for field in ("model_class", "train_command", "evaluate", "sample", "checks", "curves"):
+            assert app.resolve(getattr(entry, field)) is not None
+        assert app.resolve(entry.model_class).__name__ == entry.kind
+        for command in entry.commands:
+            assert callable(app.resolve(command))

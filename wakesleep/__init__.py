@@ -11,7 +11,6 @@ distribution, P(h_L) <- <Q(h_L|x)>_data, by the wake phase's gradient or by a mo
 an RBM (``prior="rbm"``, the top of a deep belief net). See wakesleep/model.py for the equations.
 """
 
-from . import checks, plots  # noqa: F401  (register the gradient checks and training-curve series)
 from .model import ALGORITHMS, MAX_HIDDEN_ENUMERATION, PRIOR_UPDATES, PRIORS, HelmholtzMachine
 
 __all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]

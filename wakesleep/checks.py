@@ -4,7 +4,7 @@
 import math
 
 from refvae.backend import get_backend
-from refvae.gradcheck import gradcheck, register_check
+from refvae.gradcheck import gradcheck
 from refvae.numerics import logsumexp
 
 
@@ -32,7 +32,6 @@ def _names(model, prefix):
     return [n for n in model.params if n.startswith(prefix)]
 
 
-@register_check("HelmholtzMachine wake update = d(-mean log P(x, h))/d(generative, prior)")
 def wake_check(seed):
     model, x, hs, _ = tiny(seed)
     xp = model.xp
@@ -40,7 +39,6 @@ def wake_check(seed):
                      names=_names(model, "gen.") + ["prior.b"])
 
 
-@register_check("HelmholtzMachine sleep update = d(-mean log Q(h | x))/d(recognition)")
 def sleep_check(seed):
     model, x, hs, _ = tiny(seed)
     xp = model.xp
@@ -48,7 +46,6 @@ def sleep_check(seed):
                      names=_names(model, "rec."))
 
 
-@register_check("HelmholtzMachine RWS wake update of P = d(-log mean_i w_i)/d(generative, prior), samples fixed")
 def rws_p_check(seed):
     k, batch = 4, 3
     model, x, hs, _ = tiny(seed, batch=batch, k=k)
@@ -64,7 +61,6 @@ def rws_p_check(seed):
     return gradcheck(iw_bound, model.params, grads, names=_names(model, "gen.") + ["prior.b"])
 
 
-@register_check("HelmholtzMachine RWS wake update of Q = d(-sum omega log Q(h | x))/d(recognition), weights fixed")
 def rws_q_check(seed):
     model, x, hs, weights = tiny(seed, batch=3, k=4)
     xp = model.xp
@@ -72,7 +68,6 @@ def rws_q_check(seed):
                      model.sleep_grads(x, hs, weights), names=_names(model, "rec."))
 
 
-@register_check("HelmholtzMachine (RBM prior) wake update of the sigmoid layers, two hidden layers")
 def rbm_prior_wake_check(seed):
     model, x, hs, weights = tiny(seed, prior="rbm", layer_sizes=(5, 4, 3, 2))
     xp = model.xp
@@ -93,7 +88,6 @@ def posterior_kl(model, x):
     return float(xp.mean(xp.sum(xp.exp(log_post) * (log_post - log_q), axis=1)))
 
 
-@register_check("HelmholtzMachine exact algorithm, P = d(-mean log P(x))/d(generative, prior), by enumeration")
 def exact_p_check(seed):
     model, x, _, _ = tiny(seed, algorithm="exact")
     xp = model.xp
@@ -102,8 +96,19 @@ def exact_p_check(seed):
                      names=_names(model, "gen.") + ["prior.b"])
 
 
-@register_check("HelmholtzMachine exact algorithm, Q = d(mean KL(P(h|x) || Q(h|x)))/d(recognition)")
 def exact_q_check(seed):
     model, x, _, _ = tiny(seed, algorithm="exact")
     _, grads = model.loss_and_grads(x)
     return gradcheck(lambda p: posterior_kl(model, x), model.params, grads, names=_names(model, "rec."))
+
+
+#: The gradient checks ``refvae gradcheck`` runs for the Helmholtz machine (listed in ``refvae.app``).
+CHECKS = {
+    "HelmholtzMachine wake update = d(-mean log P(x, h))/d(generative, prior)": wake_check,
+    "HelmholtzMachine sleep update = d(-mean log Q(h | x))/d(recognition)": sleep_check,
+    "HelmholtzMachine RWS wake update of P = d(-log mean_i w_i)/d(generative, prior), samples fixed": rws_p_check,
+    "HelmholtzMachine RWS wake update of Q = d(-sum omega log Q(h | x))/d(recognition), weights fixed": rws_q_check,
+    "HelmholtzMachine (RBM prior) wake update of the sigmoid layers, two hidden layers": rbm_prior_wake_check,
+    "HelmholtzMachine exact algorithm, P = d(-mean log P(x))/d(generative, prior), by enumeration": exact_p_check,
+    "HelmholtzMachine exact algorithm, Q = d(mean KL(P(h|x) || Q(h|x)))/d(recognition)": exact_q_check,
+}

@@ -24,7 +24,6 @@ import numpy as np
 from refvae import datasets, plots
 from refvae.backend import get_backend
 from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, positive_int, positive_size,
-                        register_command_line_terms, register_evaluator, register_sampler, register_train_command,
                         run_directory, write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
@@ -201,13 +200,13 @@ def _run(args, out: Path) -> int:
     return 0
 
 
-def _sample(model, n, args):
+def sample_checkpoint(model, n, args):
     """``refvae sample`` for a Helmholtz machine: dreams, P(x = 1 | h_1) of ancestral samples (binary x with
     ``args.binary``)."""
     return model.sample(n, seed=args.seed, mean=not args.binary)
 
 
-def _evaluate(model, args) -> int:
+def evaluate_checkpoint(model, args) -> int:
     test = None if args.dataset in TOY else load_from_args(args)[2]
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
     print(f"{model} on {args.dataset}")
@@ -217,9 +216,9 @@ def _evaluate(model, args) -> int:
     return 0
 
 
-register_train_command(add_train_parser)
-register_evaluator("HelmholtzMachine", _evaluate)
-register_sampler("HelmholtzMachine", _sample)
-register_command_line_terms((r"algorithm='([\w-]+)' or '([\w-]+)'", r"--algorithm \1 or \2"),
-                            (r"algorithm='([\w-]+)'", r"--algorithm \1"), (r"\bk=(\d+)", r"--k \1"),
-                            (r"\bprior='(\w+)'", r"--prior \1"))
+#: Library wording -> command-line wording, for this model's errors (listed in ``refvae.app``).
+COMMAND_LINE_TERMS = (
+    (r"algorithm='([\w-]+)' or '([\w-]+)'", r"--algorithm \1 or \2"),
+    (r"algorithm='([\w-]+)'", r"--algorithm \1"), (r"\bk=(\d+)", r"--k \1"),
+    (r"\bprior='(\w+)'", r"--prior \1"),
+)

@@ -1,4 +1,5 @@
-"""Training curves: the loss per epoch, and each model's registered per-epoch series in panels by quantity."""
+"""Training curves: the loss per epoch, and each model's per-epoch series in panels by quantity (the panels each
+model declares in its table entry in ``refvae.app``, installed by ``refvae.app.install``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from matplotlib.figure import Figure
 
 from .base import integer_axis, save_figure
 
-__all__ = ["plot_training_curves", "register_panel", "register_series"]
+__all__ = ["plot_training_curves", "register_panel", "register_panels", "register_series"]
 
 _CORE_SERIES = ("epoch", "seconds", "train_loss", "val_loss")
 
-#: Known per-epoch series: key -> (panel, legend label). Models add theirs with :func:`register_series`; a
-#: series nobody registered goes in the "other" panel.
+#: Known per-epoch series: key -> (panel, legend label), from :func:`register_panels`; a series nobody declared
+#: goes in the "other" panel.
 _KNOWN_SERIES: dict = {}
 #: Panel name -> (panel title, y-axis label, right-hand axis (series key, axis label) or None), in the order
 #: registered; "other" is always drawn last.
@@ -43,6 +44,15 @@ def register_series(key: str, panel: str, label: str) -> None:
     if _KNOWN_SERIES.get(key, (panel, label)) != (panel, label):
         raise ValueError(f"series {key!r} is already registered as {_KNOWN_SERIES[key]}")
     _KNOWN_SERIES[key] = (panel, label)
+
+
+def register_panels(curves: dict) -> None:
+    """Register a model's panels: ``{name: {"title", "ylabel", "series": {key: label}, "right_axis" (optional)}}``
+    (each model's ``CURVES``, listed in ``refvae.app``)."""
+    for name, spec in curves.items():
+        register_panel(name, spec["title"], spec["ylabel"], spec.get("right_axis"))
+        for key, label in spec["series"].items():
+            register_series(key, name, label)
 
 
 def _is_number(x):
@@ -105,7 +115,7 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
         - ``"val_loss"`` (optional): list of n floats or None (None: not measured that epoch; skipped);
         - ``"seconds"`` (optional): list of n floats, wall time per epoch (shown in the legend title);
         - any other key holding n numbers (or None) is drawn in a further panel, grouped by the panel its
-          model registered it in (:func:`register_series`; e.g. a VAE's loss terms ``train_rec``/``train_kl``,
+          model declares it in (:func:`register_panels`; e.g. a VAE's loss terms ``train_rec``/``train_kl``,
           its prior mismatch with ``active_units`` on a right-hand axis, an RBM's hidden firing rates);
           anything unregistered in an "other" panel. Keys whose values are not n numbers are ignored.
 
@@ -128,6 +138,20 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
         If ``history`` is not a mapping, lacks ``epoch`` or ``train_loss``, has no epochs, or one of the
         core series has the wrong length or non-numeric entries.
     """
+    epochs, train, val, seconds = _core_series(history)
+    panels = _panels_of(history, len(epochs))
+    fig = Figure(figsize=(8.0, 3.8 + 2.8 * len(panels)), layout="constrained")
+    axes = fig.subplots(1 + len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    _draw_loss(axes[0], epochs, train, val, seconds, title, ylabel)
+    for ax, (name, series) in zip(axes[1:], panels):
+        _draw_panel(ax, epochs, name, series)
+    axes[-1].set_xlabel("epoch")
+    integer_axis(axes[-1], "x")
+    return save_figure(fig, path)
+
+
+def _core_series(history):
+    """(epochs, train, val or None, seconds or None) of a history, each a float array (n,); ValueError if malformed."""
     if not hasattr(history, "keys") or not hasattr(history, "get"):
         raise ValueError(f"history must be a dict of per-epoch lists, got {type(history).__name__}")
     missing = [k for k in ("epoch", "train_loss") if k not in history]
@@ -150,17 +174,20 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
             seconds = _series(history["seconds"], "seconds", n)
         except ValueError:
             seconds = None                                    # a cosmetic extra: never fatal
+    return epochs, train, val, seconds
 
+
+def _panels_of(history, n):
+    """[(panel name, {key: values})] for the panels that have series, in the registered order, "other" last."""
     groups = {name: {} for name in [*_PANELS, "other"]}
     for key, values in _extra_series(history, n).items():
         panel = _KNOWN_SERIES.get(key, ("other", None))[0]
         groups[panel][key] = values
-    panels = [(name, series) for name, series in groups.items() if series]
+    return [(name, series) for name, series in groups.items() if series]
 
-    fig = Figure(figsize=(8.0, 3.8 + 2.8 * len(panels)), layout="constrained")
-    axes = fig.subplots(1 + len(panels), 1, sharex=True, squeeze=False)[:, 0]
 
-    ax = axes[0]
+def _draw_loss(ax, epochs, train, val, seconds, title, ylabel):
+    """The top panel: training and validation loss, the best validation epoch ringed, the time in the legend."""
     last = train[np.isfinite(train)]
     train_label = "training (mean over the epoch)" + (f", last {last[-1]:.4g}" if last.size else "")
     _plot_present(ax, epochs, train, "o-", ms=3.5, color="tab:blue", label=train_label)
@@ -177,30 +204,27 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
     ax.set_title(title or "Training curves")
     ax.grid(alpha=0.3)
 
-    for ax, (name, series) in zip(axes[1:], panels):
-        panel_title, panel_ylabel, right_axis = _PANELS.get(name, _OTHER_PANEL)
-        right = series.pop(right_axis[0], None) if right_axis else None
-        for i, (key, values) in enumerate(series.items()):
-            label = _KNOWN_SERIES.get(key, (None, key.replace("_", " ")))[1]
-            _plot_present(ax, epochs, values, "o-", ms=3, color=colormaps["tab10"](i % 10), label=label)
-        handles, labels = ax.get_legend_handles_labels()
-        if right is not None:
-            twin = ax.twinx()
-            (h,) = _plot_present(twin, epochs, right, ":", marker="D", ms=3, color="k",
-                                 label=_KNOWN_SERIES[right_axis[0]][1])
-            twin.set_ylabel(right_axis[1])
-            top = np.nanmax(right)
-            twin.set_ylim(0, 1.35 * top + 1)                     # headroom for the legend
-            integer_axis(twin, "y")
-            handles, labels = handles + [h], labels + [h.get_label()]
-        if series:
-            ax.set_ylabel(panel_ylabel)
-        else:                                                    # only the right-axis series: the left axis is empty
-            ax.set_yticks([])
-        ax.legend(handles, labels, fontsize=8, loc="best")
-        ax.set_title(panel_title, fontsize=10)
-        ax.grid(alpha=0.3)
 
-    axes[-1].set_xlabel("epoch")
-    integer_axis(axes[-1], "x")
-    return save_figure(fig, path)
+def _draw_panel(ax, epochs, name, series):
+    """One panel of further series (one quantity), with its right-hand-axis series if it declares one."""
+    panel_title, panel_ylabel, right_axis = _PANELS.get(name, _OTHER_PANEL)
+    right = series.pop(right_axis[0], None) if right_axis else None
+    for i, (key, values) in enumerate(series.items()):
+        label = _KNOWN_SERIES.get(key, (None, key.replace("_", " ")))[1]
+        _plot_present(ax, epochs, values, "o-", ms=3, color=colormaps["tab10"](i % 10), label=label)
+    handles, labels = ax.get_legend_handles_labels()
+    if right is not None:
+        twin = ax.twinx()
+        (h,) = _plot_present(twin, epochs, right, ":", marker="D", ms=3, color="k",
+                             label=_KNOWN_SERIES[right_axis[0]][1])
+        twin.set_ylabel(right_axis[1])
+        twin.set_ylim(0, 1.35 * np.nanmax(right) + 1)               # headroom for the legend
+        integer_axis(twin, "y")
+        handles, labels = handles + [h], labels + [h.get_label()]
+    if series:
+        ax.set_ylabel(panel_ylabel)
+    else:                                                           # only the right-axis series: the left axis is empty
+        ax.set_yticks([])
+    ax.legend(handles, labels, fontsize=8, loc="best")
+    ax.set_title(panel_title, fontsize=10)
+    ax.grid(alpha=0.3)

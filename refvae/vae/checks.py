@@ -5,7 +5,7 @@ Gaussian VAE's decoder variances (per dimension: factor analysis; shared: probab
 from __future__ import annotations
 
 from ..backend import get_backend
-from ..gradcheck import gradcheck, register_check
+from ..gradcheck import gradcheck
 from .model import GaussianVAE
 
 
@@ -21,11 +21,13 @@ def vae_check(likelihood, activation, seed, hidden=(6, 5), decoder_variance="amo
     return gradcheck(lambda p: model.loss(x, eps), model.params, grads)
 
 
-for _lik in ("bernoulli", "gaussian"):
-    for _act in ("relu", "tanh"):
-        register_check(f"GaussianVAE(likelihood={_lik!r}, activation={_act!r}) loss, fixed eps")(
-            lambda seed, _l=_lik, _a=_act: vae_check(_l, _a, seed))
-
-for _var in ("per-dimension", "shared", 0.5):
-    register_check(f"GaussianVAE(likelihood='gaussian', hidden=(), decoder_variance={_var!r}) loss, fixed eps")(
-        lambda seed, _v=_var: vae_check("gaussian", "relu", seed, hidden=(), decoder_variance=_v))
+#: The gradient checks ``refvae gradcheck`` runs for the VAE (listed in ``refvae.app``): both likelihoods with two
+#: activations, and the linear Gaussian VAE's decoder variances.
+CHECKS = {
+    **{f"GaussianVAE(likelihood={lik!r}, activation={act!r}) loss, fixed eps":
+       (lambda seed, _l=lik, _a=act: vae_check(_l, _a, seed))
+       for lik in ("bernoulli", "gaussian") for act in ("relu", "tanh")},
+    **{f"GaussianVAE(likelihood='gaussian', hidden=(), decoder_variance={var!r}) loss, fixed eps":
+       (lambda seed, _v=var: vae_check("gaussian", "relu", seed, hidden=(), decoder_variance=_v))
+       for var in ("per-dimension", "shared", 0.5)},
+}

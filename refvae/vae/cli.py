@@ -12,15 +12,14 @@ import numpy as np
 from ..backend import get_backend
 from ..checkpoint import load_checkpoint, load_model
 from ..cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, make_directory,
-                   markdown_cell, parse_hidden, positive_int, positive_size, register_command, register_evaluator, register_sampler,
-                   register_train_command, run_directory, write_json)
+                   markdown_cell, parse_hidden, positive_int, positive_size, run_directory, write_json)
 from ..optim import SGD, Adam
 from ..plots import plot_image_grid, plot_reconstructions, plot_training_curves
 from ..train import fit
 from . import plots as vae_plots
 from .aggregate import absorb_prior, aggregate_posterior, prior_mismatch
 from .evaluation import evaluate_vae
-from .model import DECODER_VARIANCES, LIKELIHOODS, SAMPLE_SOURCES, GaussianVAE
+from .model import DECODER_VARIANCES, LIKELIHOODS, GaussianVAE
 
 __all__ = ["add_diagnose_parser", "add_train_parser"]
 
@@ -188,7 +187,7 @@ def _print_metrics(m: dict) -> None:
           f"importance-weighted log-likelihood (k={m['k']}) {m['log_likelihood']:.2f} nats")
 
 
-def _sample(model, n, args):
+def sample_checkpoint(model, n, args):
     """``refvae sample`` for a Gaussian VAE: decoder means (or binary draws) at z from ``--source``: the prior, or
     the aggregate posterior over the training images of ``--dataset`` (Gaussian, full-covariance Gaussian or the
     exact mixture)."""
@@ -199,7 +198,7 @@ def _sample(model, n, args):
     return model.sample(n, mean=not args.binary, seed=args.seed, source=args.source)
 
 
-def _evaluate(model, args) -> int:
+def evaluate_checkpoint(model, args) -> int:
     """``refvae evaluate`` for a Gaussian VAE checkpoint."""
     _, meta = load_checkpoint(args.checkpoint)
     dataset = args.dataset
@@ -262,10 +261,3 @@ def add_diagnose_parser(sub) -> None:
     dg.add_argument("--out", default=None, help="output directory (default: diagnose/ beside the checkpoint)")
     dg.add_argument("--seed", type=int, default=0, help="seed of the samples z ~ q(z|x) in the histograms")
     dg.set_defaults(run=_diagnose)
-
-
-
-register_train_command(add_train_parser)
-register_evaluator("GaussianVAE", _evaluate)
-register_sampler("GaussianVAE", _sample, sources=SAMPLE_SOURCES)
-register_command(add_diagnose_parser)

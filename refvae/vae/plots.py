@@ -15,20 +15,23 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..plots import MAX_INCHES, finite_array, integer_axis, register_panel, register_series, save_figure
+from ..plots import MAX_INCHES, finite_array, integer_axis, save_figure
 from .aggregate import ACTIVE_THRESHOLD
 
 __all__ = ["plot_aggregate_histograms", "plot_aggregate_vs_prior", "plot_correlation", "plot_latent_scatter",
            "plot_posterior_stats", "plot_series"]
 
-register_panel("elbo", "Terms of the training loss", "nats per example")
-register_series("train_rec", "elbo", "reconstruction  −log p(x|z)")
-register_series("train_kl", "elbo", "KL(q(z|x) ‖ p(z))")
-register_panel("mismatch", "Aggregate posterior against the prior", "nats",
-               right_axis=("active_units", "active units (count)"))
-register_series("mismatch_kl", "mismatch", "KL(aggregate q(z) ‖ p(z)), diagonal Gaussian fit")
-register_series("mismatch_kl_full", "mismatch", "KL(aggregate q(z) ‖ p(z)), full-covariance fit")
-register_series("active_units", "mismatch", "active units (right axis)")
+#: The VAE's panels of ``refvae.plots.plot_training_curves`` (listed in ``refvae.app``): panel name ->
+#: title, y label, {history key: legend label}, and an optional series on a right-hand axis.
+CURVES = {
+    "elbo": {"title": "Terms of the training loss", "ylabel": "nats per example",
+             "series": {"train_rec": "reconstruction  −log p(x|z)", "train_kl": "KL(q(z|x) ‖ p(z))"}},
+    "mismatch": {"title": "Aggregate posterior against the prior", "ylabel": "nats",
+                 "right_axis": ("active_units", "active units (count)"),
+                 "series": {"mismatch_kl": "KL(aggregate q(z) ‖ p(z)), diagonal Gaussian fit",
+                            "mismatch_kl_full": "KL(aggregate q(z) ‖ p(z)), full-covariance fit",
+                            "active_units": "active units (right axis)"}},
+}
 
 
 def plot_aggregate_vs_prior(report, path, title=None) -> Path:
