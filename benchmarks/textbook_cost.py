@@ -6,7 +6,7 @@
 run alternately in one process (so the machine's drift cancels), reported as the median ratio textbook / fast:
 
 * Adam: ``Adam(1e-3, fast=False)`` (Kingma & Ba, Algorithm 1, line by line) against ``Adam(1e-3)`` (the
-  unnormalised sums of ``fast.adam_step_sums``), one training epoch each;
+  unnormalised sums of ``optim.adam_step_sums``), one training epoch each;
 * the Bernoulli term: the VAE's step with ``-numerics.bernoulli_log_prob`` and ``-numerics.bernoulli_log_prob_grad``
   (two passes computing e^{-|l|}) against ``fast.bernoulli_nll_with_grad``, one training epoch each;
 * blocks on every core: ``GaussianVAE.log_likelihood`` (200 test images, k = 1000) with a plain loop over the

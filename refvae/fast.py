@@ -7,8 +7,6 @@ pair (float64 to 1e-12, float32 to 1e-6 relative).
 ===============================  =========================================  =======================================
 fast form (here)                 textbook twin                              where it is chosen
 ===============================  =========================================  =======================================
-``adam_step_sums``               ``optim.Adam`` with ``fast=False``          ``Adam()`` (``fast=True``, the default)
-                                 (Kingma & Ba, Algorithm 1, line by line)
 ``bernoulli_nll_with_grad``      ``numerics.bernoulli_log_prob`` and         the VAE's training step
                                  ``numerics.bernoulli_log_prob_grad``
 ``map_blocks``                   ``[fn(a, b) for each block]``               IW log-likelihoods (VAE, Helmholtz)
@@ -29,67 +27,11 @@ from __future__ import annotations
 import contextlib
 import os
 
-import numpy as np
 
 from .enumeration import binary_states
 from .numerics import namespace
 
-__all__ = ["adam_step_sums", "bernoulli_nll_with_grad", "enumerated_moments", "map_blocks"]
-
-
-# ------------------------------------------------------------------------------------------------
-# Adam on unnormalised moment sums
-# ------------------------------------------------------------------------------------------------
-def adam_step_sums(B, p, g, m_sum, v_sum, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
-    """In place: one Adam step on parameter ``p`` with gradient ``g``, keeping unnormalised moment sums.
-
-        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2;   p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
-
-    With m = (1 - b1) m_sum, v = (1 - b2) v_sum (the paper's moments), s_t = sqrt((1 - b2) / (1 - b2^t)),
-    lr_t = lr (1 - b1) / ((1 - b1^t) s_t) and eps_t = eps / s_t this is exactly the paper's
-    p <- p - lr m_hat / (sqrt(v_hat) + eps), since sqrt(v_hat) = s_t sqrt(v_sum) (``optim.Adam`` computes the
-    constants). NumPy: ten in-place passes with one scratch array, against about sixteen with temporaries for
-    the textbook form. CuPy: one fused kernel. Other namespaces: the same expression in array-API operations.
-    """
-    if B.name == "numpy":
-        m_sum *= b1
-        m_sum += g                                # m_sum <- b1 m_sum + g
-        tmp = np.multiply(g, g)
-        v_sum *= b2
-        v_sum += tmp                              # v_sum <- b2 v_sum + g^2
-        np.sqrt(v_sum, out=tmp)
-        tmp += eps_t
-        np.divide(m_sum, tmp, out=tmp)
-        tmp *= lr_t
-        p -= tmp                                  # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
-    elif B.name == "cupy":
-        _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m_sum, v_sum)
-    else:
-        m_sum *= b1
-        m_sum += g
-        v_sum *= b2
-        v_sum += g * g
-        p -= lr_t * (m_sum / (B.xp.sqrt(v_sum) + eps_t))
-
-
-_ADAM_KERNEL = None
-
-
-def _cupy_adam_kernel():
-    """The fused CuPy kernel of :func:`adam_step_sums` (compiled once, on first use)."""
-    global _ADAM_KERNEL
-    if _ADAM_KERNEL is None:
-        import cupy
-
-        _ADAM_KERNEL = cupy.ElementwiseKernel(
-            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m_sum, T v_sum",
-            """
-            m_sum = (T)b1 * m_sum + g;
-            v_sum = (T)b2 * v_sum + g * g;
-            p -= (T)lr_t * m_sum / (sqrt(v_sum) + (T)eps_t);
-            """,
-            "refvae_adam_step")
-    return _ADAM_KERNEL
+__all__ = ["bernoulli_nll_with_grad", "enumerated_moments", "map_blocks"]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 
-from .backend import get_backend
-from .fast import adam_step_sums
+import numpy as np
 
-__all__ = ["SGD", "Adam", "Optimizer"]
+from .backend import get_backend
+
+__all__ = ["SGD", "Adam", "Optimizer", "adam_step_sums"]
 
 
 class Optimizer:
@@ -89,20 +90,18 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1).
-
-    The textbook form (``fast=False``), line by line as in the paper, for every parameter p with gradient g::
+    """Adam (Kingma & Ba 2015, Algorithm 1), for every parameter p with gradient g at step t::
 
         m <- b1 m + (1 - b1) g                      (biased first moment)
         v <- b2 v + (1 - b2) g^2                    (biased second raw moment)
         m_hat = m / (1 - b1^t);   v_hat = v / (1 - b2^t)      (bias corrections)
         p <- p - lr m_hat / (sqrt(v_hat) + eps)
 
-    The fast form (``fast=True``, the default) is its twin :func:`refvae.fast.adam_step_sums`: it keeps the
-    unnormalised sums m_sum = m / (1 - b1), v_sum = v / (1 - b2) and folds every constant into lr_t and eps_t
-    (ten in-place passes on NumPy, one fused kernel on CuPy). The two agree to rounding (tests: float64 to
-    1e-12). The state keeps the form in use: slots ``m``, ``v`` (textbook) or ``m_sum``, ``v_sum`` (fast); a
-    state of the other form is converted on loading.
+    ``fast=True`` (the default) takes the same step on unnormalised moment sums, m_sum = m / (1 - b1) and
+    v_sum = v / (1 - b2), with every constant folded into two scalars (:func:`adam_step_sums`, below); ``fast=False``
+    runs Algorithm 1 as written. The two agree to rounding (tests: float64 to 1e-12). The state keeps the form in
+    use: slots ``m``, ``v`` (Algorithm 1) or ``m_sum``, ``v_sum`` (fast); a state of the other form is converted on
+    loading.
     """
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, fast: bool = True):
@@ -114,26 +113,26 @@ class Adam(Optimizer):
             raise ValueError(f"eps must be > 0, got {eps}")
         self.b1, self.b2, self.eps, self.fast = float(b1), float(b2), float(eps), bool(fast)
 
-    def step(self, params: dict, grads: dict) -> None:
-        if self.fast:
-            t = self.t + 1
-            s_t = math.sqrt((1.0 - self.b2) / (1.0 - self.b2 ** t))     # sqrt(v_hat) = s_t sqrt(v_sum)
-            self._lr_t = self.lr * (1.0 - self.b1) / ((1.0 - self.b1 ** t) * s_t)
-            self._eps_t = self.eps / s_t
-        super().step(params, grads)
-
     def _update(self, name, p, g):
+        B, b1, b2, t = get_backend(), self.b1, self.b2, self.t
         if self.fast:
-            adam_step_sums(get_backend(), p, g, self._slot("m_sum", name, p), self._slot("v_sum", name, p),
-                           self._lr_t, self.b1, self.b2, self._eps_t)
+            # the same step on the sums: sqrt(v_hat) = s_t sqrt(v_sum) with s_t = sqrt((1 - b2) / (1 - b2^t)), so
+            # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t),  lr_t = lr (1 - b1) / ((1 - b1^t) s_t),  eps_t = eps / s_t
+            s_t = math.sqrt((1.0 - b2) / (1.0 - b2 ** t))
+            lr_t = self.lr * (1.0 - b1) / ((1.0 - b1 ** t) * s_t)
+            eps_t = self.eps / s_t
+            adam_step_sums(B, p, g, self._slot("m_sum", name, p), self._slot("v_sum", name, p), lr_t, b1, b2, eps_t)
             return
-        xp, b1, b2, t = get_backend().xp, self.b1, self.b2, self.t
         m, v = self._slot("m", name, p), self._slot("v", name, p)
-        m[...] = b1 * m + (1.0 - b1) * g                            # m <- b1 m + (1 - b1) g
-        v[...] = b2 * v + (1.0 - b2) * g * g                        # v <- b2 v + (1 - b2) g^2
-        m_hat = m / (1.0 - b1 ** t)                                 # bias corrections
+        # m <- b1 m + (1 - b1) g
+        m[...] = b1 * m + (1.0 - b1) * g
+        # v <- b2 v + (1 - b2) g^2
+        v[...] = b2 * v + (1.0 - b2) * g * g
+        # m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)
+        m_hat = m / (1.0 - b1 ** t)
         v_hat = v / (1.0 - b2 ** t)
-        p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)          # p <- p - lr m_hat / (sqrt(v_hat) + eps)
+        # p <- p - lr m_hat / (sqrt(v_hat) + eps)
+        p -= self.lr * m_hat / (B.xp.sqrt(v_hat) + self.eps)
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
@@ -144,3 +143,52 @@ class Adam(Optimizer):
                 self.slots[sums] = {name: a / (1.0 - beta) for name, a in self.slots.pop(paper).items()}
             elif not self.fast and sums in self.slots:
                 self.slots[paper] = {name: a * (1.0 - beta) for name, a in self.slots.pop(sums).items()}
+
+
+def adam_step_sums(B, p, g, m_sum, v_sum, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
+    """In place, Adam's step on unnormalised sums (``Adam(fast=True)``, whose ``_update`` computes the constants)::
+
+        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2;   p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
+
+    NumPy: in-place operations with one scratch array; CuPy: one fused kernel; other namespaces: the same
+    expression in array-API operations (docs/benchmarks.md has what each costs).
+    """
+    if B.name == "numpy":
+        m_sum *= b1
+        m_sum += g                                # m_sum <- b1 m_sum + g
+        tmp = np.multiply(g, g)
+        v_sum *= b2
+        v_sum += tmp                              # v_sum <- b2 v_sum + g^2
+        np.sqrt(v_sum, out=tmp)
+        tmp += eps_t
+        np.divide(m_sum, tmp, out=tmp)
+        tmp *= lr_t
+        p -= tmp                                  # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
+    elif B.name == "cupy":
+        _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m_sum, v_sum)
+    else:
+        m_sum *= b1
+        m_sum += g
+        v_sum *= b2
+        v_sum += g * g
+        p -= lr_t * (m_sum / (B.xp.sqrt(v_sum) + eps_t))
+
+
+_ADAM_KERNEL = None
+
+
+def _cupy_adam_kernel():
+    """The fused CuPy kernel of :func:`adam_step_sums` (compiled once, on first use)."""
+    global _ADAM_KERNEL
+    if _ADAM_KERNEL is None:
+        import cupy
+
+        _ADAM_KERNEL = cupy.ElementwiseKernel(
+            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m_sum, T v_sum",
+            """
+            m_sum = (T)b1 * m_sum + g;
+            v_sum = (T)b2 * v_sum + g * g;
+            p -= (T)lr_t * m_sum / (sqrt(v_sum) + (T)eps_t);
+            """,
+            "refvae_adam_step")
+    return _ADAM_KERNEL
