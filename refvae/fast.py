@@ -82,9 +82,8 @@ def map_blocks(B, fn, n: int, block: int) -> list:
 
 def _one_blas_thread():
     """A context in which BLAS uses one thread, when threadpoolctl is installed (it comes with scikit-learn);
-    otherwise nothing. Matrix products inside the pool's threads each starting BLAS's own threads oversubscribe
-    the cores: an RBM's exact negative phase on 784-16 (float64, 2 idle cores) took 1.08 s per evaluation that
-    way, 0.54 s with one BLAS thread."""
+    otherwise nothing: matrix products inside the pool's threads would each start BLAS's own threads and
+    oversubscribe the cores (docs/benchmarks.md has the measurement)."""
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
         try:

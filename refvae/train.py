@@ -1,40 +1,50 @@
-"""The training loop shared by every model.
+"""The training loop shared by every model, in the shape of pytorch/examples' ``train(epoch)``.
 
-``fit`` needs nothing from a model but ``params`` (name -> array) and ``loss_and_grads(batch)``
-returning ``(loss, grads)``. It uses, when the model has them:
+``fit`` needs nothing from a model but ``params`` (name -> array) and ``loss_and_grads(batch)`` returning
+``(loss, grads)``. It uses, when the model has them:
 
-* ``model.rng`` — reseeded at the start of every epoch from (seed, epoch), so a run resumed from a
-  checkpoint continues exactly as the uninterrupted run would have;
+* ``rng`` as a keyword of ``loss_and_grads`` (and of ``loss``) — the generator of the model's random numbers,
+  which ``fit`` passes in, seeded by (seed, epoch): a run resumed from a checkpoint continues exactly as the
+  uninterrupted run would have. ``fit`` never assigns a generator to the model;
+* ``model.init_training_state(batch_size, rng)`` — called once before the first epoch of a new run (not when
+  resuming: ``set_state`` restores the state from the checkpoint): creates state that training carries from step
+  to step, such as an RBM's persistent chains;
+* ``model.loss_grads_and_targets(batch, rng=...)`` — used instead of ``loss_and_grads`` when present; its third
+  value, ``targets``, maps a parameter name to the value the parameter takes after the optimiser's step (the
+  wake-sleep moment prior), written in place by :func:`train_step`;
 * ``model.loss(batch)`` — for the validation loss (else ``loss_and_grads(batch)[0]``);
 * ``model.last_terms`` — a dict of per-batch numbers (e.g. the ELBO's reconstruction and KL
   terms), averaged per epoch into the history as ``train_<name>``;
-* ``model.config``, ``model.checkpoint_arrays()``, ``model.set_params()`` — for checkpoints;
+* ``model.config``, ``model.checkpoint_arrays()``, ``model.set_params()``, ``model.set_state()`` — for checkpoints;
 * ``model.validate_data(X)`` — to check data once (else the model checks each batch itself);
 * ``model.epoch_diagnostics(X_subset)`` — a dict of numbers recorded in the history after every epoch,
   on a fixed subset of the training data (the VAE records its aggregate-posterior mismatch KL);
 * ``model.align_to_prior(X)`` — with ``align=...`` (the VAE's alignment of its aggregate posterior).
 
-The data moves to the device once; every random number (shuffling, binarisation, model noise)
+The data moves to the device once; every random number (shuffling, binarisation, model noise, training state)
 comes from the backend's generator seeded by ``(seed, epoch, stream)``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import time
+from dataclasses import dataclass
 
 from .backend import get_backend
 from .checkpoint import CheckpointError, kind_of, load_checkpoint, save_checkpoint, split_prefix
 from .validation import DataError, check_positive_int, values_already_checked
 
-__all__ = ["BINARIZE", "TrainingError", "fit"]
+__all__ = ["BINARIZE", "TrainingError", "fit", "train_epoch", "train_step"]
 
 BINARIZE = (None, "static", "dynamic")
 ALIGN = (None, "init", "epoch")
 MONITOR_SIZE = 1000  # examples in the fixed subset for epoch_diagnostics
 
 # Independent random streams within an epoch: rng((seed, epoch, stream)).
-_SHUFFLE, _BINARIZE, _MODEL_NOISE, _VALIDATION, _MONITOR = 0, 1, 2, 3, 4
+_SHUFFLE, _BINARIZE, _MODEL_NOISE, _VALIDATION, _MONITOR, _STATE = 0, 1, 2, 3, 4, 5
 _STATIC_EPOCH = 2**31 - 1  # the "epoch" of the one static binarisation
 
 
@@ -42,8 +52,24 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
 
 
-def _history_from(meta_history):
-    return {k: list(v) for k, v in meta_history.items()}
+@dataclass
+class _Run:
+    """What every epoch of one call of ``fit`` shares: the data on the device and the settings."""
+
+    X: object                 # (n, d) training data, binarised once if binarize="static"
+    X_val: object             # (m, d) validation data or None
+    X_monitor: object         # (<= MONITOR_SIZE, d) fixed subset for epoch_diagnostics, or None
+    epochs: int
+    batch_size: int
+    seed: int
+    binarize: str
+    align: str
+    align_epochs: int
+    checkpoint: object
+    settings: dict            # what a resumed run must share with the run it continues
+    progress: bool
+    verbose: bool
+    callbacks: tuple
 
 
 def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val=None, checkpoint=None,
@@ -99,11 +125,107 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     TrainingError
         If a loss is NaN or infinite; names the epoch and step. The last checkpoint is left intact.
     """
+    run = _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, align, align_epochs,
+                   checkpoint, progress, verbose, callbacks)
+    start_epoch, history = _start_or_resume(model, optimizer, run, resume)
+    for epoch in range(start_epoch, run.epochs):
+        t0 = time.perf_counter()
+        train_loss, terms = train_epoch(model, optimizer, run, epoch)
+        val_loss = _validation_loss(model, run, epoch)
+        get_backend().synchronize()                               # a GPU epoch ends when its queued work does
+        _record(history, epoch, train_loss, val_loss, terms, time.perf_counter() - t0)
+        _end_of_epoch(model, optimizer, run, epoch, history)
+    return history
+
+
+def train_epoch(model, optimizer, run, epoch):
+    """One pass over the training data in a fresh random order: (mean loss, {term: mean}) over the epoch, each
+    batch weighted by its size (the last batch may be smaller)."""
     B = get_backend()
-    xp = B.xp
+    n = run.X.shape[0]
+    steps = math.ceil(n / run.batch_size)
+    order = B.rng((run.seed, epoch, _SHUFFLE)).permutation(n)
+    binarizer = B.rng((run.seed, epoch, _BINARIZE)) if run.binarize == "dynamic" else None
+    noise = B.rng((run.seed, epoch, _MODEL_NOISE))
+    total, sums = 0.0, {}
+    bar = _progress_bar(run.progress, steps, f"epoch {epoch + 1}/{run.epochs}")
+    for step in range(steps):
+        idx = order[step * run.batch_size:min((step + 1) * run.batch_size, n)]
+        batch = B.xp.take(run.X, idx, axis=0)                     # (batch, d), on the device
+        if binarizer is not None:
+            batch = binarizer.bernoulli(batch)
+        where = f"epoch {epoch + 1}, step {step + 1} of {steps}"
+        loss = train_step(model, optimizer, batch, noise, where, run.checkpoint)
+        weight = batch.shape[0] / n
+        total += loss * weight
+        for k, v in getattr(model, "last_terms", {}).items():
+            sums[k] = sums.get(k, 0.0) + v * weight
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return total, sums
+
+
+def train_step(model, optimizer, batch, rng, where="", checkpoint=None) -> float:
+    """One update: the model's loss and gradients on ``batch`` (its noise from ``rng``), the optimiser's step, then
+    the parameters the model assigns directly (``loss_grads_and_targets``); returns the loss. A non-finite loss
+    raises :class:`TrainingError` before anything is updated."""
+    with values_already_checked():                                # the data were validated once, in fit
+        if hasattr(model, "loss_grads_and_targets"):
+            loss, grads, targets = model.loss_grads_and_targets(batch, **_rng_keyword(model.loss_grads_and_targets, rng))
+        else:
+            loss, grads = model.loss_and_grads(batch, **_rng_keyword(model.loss_and_grads, rng))
+            targets = {}
+    if not math.isfinite(loss):
+        raise TrainingError(f"the loss became {loss} at {where or 'a training step'}: lower the learning rate or "
+                            "check the data; " + _last_good_state(checkpoint))
+    optimizer.step(model.params, grads)
+    params = model.params
+    for name, value in targets.items():                           # e.g. the moment prior: b <- logit(target)
+        params[name][...] = value
+    return loss
+
+
+def _rng_keyword(method, rng) -> dict:
+    """``{"rng": rng}`` if ``method`` takes a generator, else ``{}`` (a model with no randomness of its own)."""
+    if "rng" in inspect.signature(method).parameters:
+        return {"rng": rng}
+    if hasattr(method.__self__, "rng"):      # TEMPORARY (issue 22 in progress): models not yet taking rng=
+        method.__self__.rng = rng
+    return {}
+
+
+def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, align, align_epochs, checkpoint,
+             progress, verbose, callbacks) -> _Run:
+    """Check the options, move the data to the device once (binarised once if static), pick the monitored subset."""
+    B = get_backend()
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    verbose = progress if verbose is None else verbose
+    _check_options(model, optimizer, binarize, align)
+    align_epochs = check_positive_int(align_epochs, "align_epochs") if align is not None else align_epochs
+    X = _to_device_data(model, X, "X")
+    X_val = _to_device_data(model, X_val, "X_val") if X_val is not None else None
+    if binarize is not None and (float(B.xp.min(X)) < 0.0 or float(B.xp.max(X)) > 1.0):
+        raise DataError(f"binarize={binarize!r} needs data in [0, 1] (they are probabilities)")
+    if binarize == "static":
+        X = B.rng((seed, _STATIC_EPOCH, _BINARIZE)).bernoulli(X)
+    if X_val is not None and binarize is not None:
+        X_val = B.rng((seed, _STATIC_EPOCH, _VALIDATION)).bernoulli(X_val)
+    n = X.shape[0]
+    X_monitor = None
+    if hasattr(model, "epoch_diagnostics"):
+        pick = B.rng((seed, 0, _MONITOR)).permutation(n)[:min(MONITOR_SIZE, n)]
+        X_monitor = B.xp.take(X, pick, axis=0)
+    settings = {"seed": int(seed), "batch_size": batch_size, "binarize": binarize, "n_train": int(n)}
+    if align is not None:
+        settings.update(align=align, align_epochs=align_epochs)
+    return _Run(X, X_val, X_monitor, epochs, batch_size, int(seed), binarize, align, align_epochs, checkpoint,
+                settings, progress, progress if verbose is None else verbose, tuple(callbacks))
+
+
+def _check_options(model, optimizer, binarize, align) -> None:
     if not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"fit needs an optimizer with step(params, grads), such as refvae.Adam() or refvae.SGD(0.01); "
                         f"got {optimizer!r}")
@@ -111,115 +233,86 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
     if align not in ALIGN:
         raise ValueError(f"align must be one of {ALIGN}, got {align!r}")
-    if align is not None:
-        if not callable(getattr(model, "align_to_prior", None)):
-            raise TypeError(f"align={align!r} needs a model with align_to_prior(X) (a Gaussian VAE); "
-                            f"{type(model).__name__} has none")
-        align_epochs = check_positive_int(align_epochs, "align_epochs")
+    if align is not None and not callable(getattr(model, "align_to_prior", None)):
+        raise TypeError(f"align={align!r} needs a model with align_to_prior(X) (a Gaussian VAE); "
+                        f"{type(model).__name__} has none")
     if not hasattr(model, "params") or not hasattr(model, "loss_and_grads"):
         raise TypeError("fit needs a model with .params and .loss_and_grads(batch)")
-    X = _to_device_data(model, X, "X")
-    n = X.shape[0]
-    if X_val is not None:
-        X_val = _to_device_data(model, X_val, "X_val")
-    if binarize is not None:
-        if float(xp.min(X)) < 0.0 or float(xp.max(X)) > 1.0:
-            raise DataError(f"binarize={binarize!r} needs data in [0, 1] (they are probabilities)")
-    if binarize == "static":
-        X = B.rng((seed, _STATIC_EPOCH, _BINARIZE)).bernoulli(X)
-    if X_val is not None and binarize is not None:
-        X_val = B.rng((seed, _STATIC_EPOCH, _VALIDATION)).bernoulli(X_val)
 
-    settings = {"seed": int(seed), "batch_size": batch_size, "binarize": binarize, "n_train": int(n)}
-    if align is not None:
-        settings.update(align=align, align_epochs=align_epochs)
-    history = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
-    start_epoch = 0
-    if resume and checkpoint is not None:
+
+def _start_or_resume(model, optimizer, run, resume):
+    """(first epoch, history): continued from the checkpoint when resuming one, else a new run, whose training
+    state the model creates (``init_training_state``) and whose aggregate posterior is aligned if asked."""
+    if resume and run.checkpoint is not None:
         try:
-            arrays, meta = load_checkpoint(checkpoint)
+            arrays, meta = load_checkpoint(run.checkpoint)
         except CheckpointError:
-            arrays = meta = None
-            import os
-            if os.path.exists(checkpoint):
+            if os.path.exists(run.checkpoint):
                 raise
-        if meta is not None:
-            start_epoch, history = _restore(model, optimizer, arrays, meta, settings, checkpoint)
-            if start_epoch > epochs:
-                raise TrainingError(f"{checkpoint} already holds {start_epoch} epochs, more than the {epochs} asked "
-                                    f"for: ask for more than {start_epoch} epochs to continue it, or start a new run")
+        else:
+            start_epoch, history = _restore(model, optimizer, arrays, meta, run.settings, run.checkpoint)
+            if start_epoch > run.epochs:
+                raise TrainingError(f"{run.checkpoint} already holds {start_epoch} epochs, more than the "
+                                    f"{run.epochs} asked for: ask for more than {start_epoch} epochs to continue it, "
+                                    "or start a new run")
+            return start_epoch, history
+    if hasattr(model, "init_training_state"):
+        model.init_training_state(run.batch_size, get_backend().rng((run.seed, 0, _STATE)))
+    if run.align == "init":
+        model.align_to_prior(run.X)
+    return 0, {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
 
-    X_monitor = None
-    if hasattr(model, "epoch_diagnostics"):
-        pick = B.rng((seed, 0, _MONITOR)).permutation(n)[:min(MONITOR_SIZE, n)]
-        X_monitor = xp.take(X, pick, axis=0)
-    if align == "init" and start_epoch == 0:
-        model.align_to_prior(X)
 
-    steps_per_epoch = math.ceil(n / batch_size)
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        if hasattr(model, "rng"):
-            model.rng = B.rng((seed, epoch, _MODEL_NOISE))
-        rng = B.rng((seed, epoch, _SHUFFLE))
-        order = rng.permutation(n)
-        binarizer = B.rng((seed, epoch, _BINARIZE)) if binarize == "dynamic" else None
-        total, sums = 0.0, {}
-        bar = _progress_bar(progress, steps_per_epoch, f"epoch {epoch + 1}/{epochs}")
-        for step in range(steps_per_epoch):
-            idx = order[step * batch_size:min((step + 1) * batch_size, n)]
-            batch = xp.take(X, idx, axis=0)                      # (batch, d), on the device
-            if binarizer is not None:
-                batch = binarizer.bernoulli(batch)
-            with values_already_checked():                       # X was validated once, above
-                loss, grads = model.loss_and_grads(batch)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} of {steps_per_epoch}: "
-                    "lower the learning rate or check the data; "
-                    + _last_good_state(checkpoint)
-                )
-            optimizer.step(model.params, grads)
-            weight = batch.shape[0] / n
-            total += loss * weight
-            for k, v in getattr(model, "last_terms", {}).items():
-                sums[k] = sums.get(k, 0.0) + v * weight
-            if bar is not None:
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        val = _mean_loss(model, X_val, batch_size, B.rng((seed, epoch, _VALIDATION))) if X_val is not None else None
-        history["epoch"].append(epoch + 1)
-        history["train_loss"].append(total)
-        history["val_loss"].append(val)
-        B.synchronize()                                          # a GPU epoch ends when its queued work does
-        history["seconds"].append(time.perf_counter() - t0)
-        for k, v in sums.items():
-            history.setdefault(f"train_{k}", []).append(v)
-        if align == "epoch" and epoch < align_epochs:
-            model.align_to_prior(X)
-        if X_monitor is not None:
-            with values_already_checked():
-                diagnostics = model.epoch_diagnostics(X_monitor)
-            for k, v in diagnostics.items():
-                history.setdefault(k, []).append(v)
-        for cb in callbacks:
-            cb(model, history)
-        if verbose:
-            msg = f"epoch {epoch + 1}/{epochs}: train loss {total:.4f}"
-            msg += f", validation loss {val:.4f}" if val is not None else ""
-            msg += f" ({history['seconds'][-1]:.2f} s)"
-            _write(msg)
-        if checkpoint is not None:
-            _save(checkpoint, model, optimizer, history, epoch + 1, settings)
-    return history
+def _validation_loss(model, run, epoch):
+    """Mean loss per example over the validation data (None without it), the model's noise from its own stream."""
+    if run.X_val is None:
+        return None
+    rng = get_backend().rng((run.seed, epoch, _VALIDATION))
+    n = run.X_val.shape[0]
+    total = 0.0
+    for i in range(0, n, run.batch_size):
+        batch = run.X_val[i:min(i + run.batch_size, n), :]
+        with values_already_checked():
+            if hasattr(model, "loss"):
+                loss = model.loss(batch, **_rng_keyword(model.loss, rng))
+            else:
+                loss = model.loss_and_grads(batch, **_rng_keyword(model.loss_and_grads, rng))[0]
+        total += loss * batch.shape[0] / n
+    return total
+
+
+def _record(history, epoch, train_loss, val_loss, terms, seconds) -> None:
+    history["epoch"].append(epoch + 1)
+    history["train_loss"].append(train_loss)
+    history["val_loss"].append(val_loss)
+    history["seconds"].append(seconds)
+    for k, v in terms.items():
+        history.setdefault(f"train_{k}", []).append(v)
+
+
+def _end_of_epoch(model, optimizer, run, epoch, history) -> None:
+    """After an epoch: alignment (align="epoch"), diagnostics, callbacks, the summary line, the checkpoint."""
+    if run.align == "epoch" and epoch < run.align_epochs:
+        model.align_to_prior(run.X)
+    if run.X_monitor is not None:
+        with values_already_checked():
+            diagnostics = model.epoch_diagnostics(run.X_monitor)
+        for k, v in diagnostics.items():
+            history.setdefault(k, []).append(v)
+    for cb in run.callbacks:
+        cb(model, history)
+    if run.verbose:
+        msg = f"epoch {epoch + 1}/{run.epochs}: train loss {history['train_loss'][-1]:.4f}"
+        val = history["val_loss"][-1]
+        msg += f", validation loss {val:.4f}" if val is not None else ""
+        msg += f" ({history['seconds'][-1]:.2f} s)"
+        _write(msg)
+    if run.checkpoint is not None:
+        _save(run.checkpoint, model, optimizer, history, epoch + 1, run.settings)
 
 
 def _last_good_state(checkpoint) -> str:
     """Where the last good state is, naming only a file that exists."""
-    import os
-
     if checkpoint is None:
         return "no checkpoint was being written"
     if os.path.exists(checkpoint):
@@ -236,25 +329,6 @@ def _to_device_data(model, X, name):
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"{name} must be a non-empty 2-D array (n, d); got shape {tuple(X.shape)}")
     return X
-
-
-def _mean_loss(model, X, batch_size, rng):
-    """Mean loss per example over X, in batches, with the model's noise from ``rng``."""
-    saved = getattr(model, "rng", None)
-    if saved is not None:
-        model.rng = rng
-    try:
-        n = X.shape[0]
-        total = 0.0
-        for i in range(0, n, batch_size):
-            batch = X[i:min(i + batch_size, n), :]
-            with values_already_checked():
-                loss = model.loss(batch) if hasattr(model, "loss") else model.loss_and_grads(batch)[0]
-            total += loss * batch.shape[0] / n
-        return total
-    finally:
-        if saved is not None:
-            model.rng = saved
 
 
 def _progress_bar(progress, total, desc):
@@ -277,6 +351,10 @@ def _save(path, model, optimizer, history, epochs_done, settings):
             "training": {"epochs_done": epochs_done, "settings": settings, "history": history,
                          "optimizer": {"kind": type(optimizer).__name__, **opt_state["meta"]}}}
     save_checkpoint(path, arrays, meta)
+
+
+def _history_from(meta_history):
+    return {k: list(v) for k, v in meta_history.items()}
 
 
 def _restore(model, optimizer, arrays, meta, settings, path):
