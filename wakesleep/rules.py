@@ -331,8 +331,8 @@ def exact_step_fast(gen, rec, log_prior, x, states_per_block=FAST_STATES):
     n_states = 2 ** sum(hidden_sizes(gen))
     starts = range(0, n_states, states_per_block)
     first = configurations_log_joint(gen, log_prior, x, 0, min(states_per_block, n_states))
-    # pass 1: log P(x), (n,) (from the first block itself when it holds every state)
-    log_px = logsumexp(first[2], axis=1) if len(starts) == 1 else exact_log_px(gen, log_prior, x, states_per_block)
+    # pass 1: log P(x), (n,), the first block's log P(x, h) reused
+    log_px = exact_log_px(gen, log_prior, x, states_per_block, first_block=first[2])
     # sigmoid(X R_1 + r_1) / n, (n, n_1): the prediction part of recognition layer 1, the same in every block
     q_1 = sigmoid(recognition_logits(rec[:1], x, [])[0]) / n
     grads, mean, total = {}, 0.0, 0.0
@@ -409,9 +409,10 @@ def configurations_log_joint(gen, log_prior, x, start, stop):
     return hs, gen_logits, x @ a.T - xp.reshape(xp.sum(softplus(a), axis=1) - log_p_h, (1, -1))
 
 
-def exact_log_px(gen, log_prior, x, states_per_block=FAST_STATES, progress=False):
+def exact_log_px(gen, log_prior, x, states_per_block=FAST_STATES, progress=False, first_block=None):
     """log P(x) = log sum_h P(x, h) per example, (n,), over all 2^H configurations of the H hidden units, in blocks
-    of states with a running log-sum-exp. ``progress``: a bar over the blocks."""
+    of states with a running log-sum-exp. ``progress``: a bar over the blocks. ``first_block``: the first block's
+    log P(x, h) (n, m), if the caller has it already."""
     xp = namespace(x)
     H = sum(hidden_sizes(gen))
     starts = range(0, 2 ** H, states_per_block)
@@ -420,7 +421,9 @@ def exact_log_px(gen, log_prior, x, states_per_block=FAST_STATES, progress=False
         starts = tqdm(starts, desc=f"exact log P(x) (2^{H} states)", unit="chunk", leave=False, mininterval=0.5)
     log_px = None
     for start in starts:
-        _, _, log_joint_xh = configurations_log_joint(gen, log_prior, x, start, min(start + states_per_block, 2 ** H))
+        stop = min(start + states_per_block, 2 ** H)
+        reuse = start == 0 and first_block is not None
+        log_joint_xh = first_block if reuse else configurations_log_joint(gen, log_prior, x, start, stop)[2]
         # log P(x) <- log (P(x) + sum_h P(x, h)) over the block's states
         part = logsumexp(log_joint_xh, axis=1)
         log_px = part if log_px is None else xp.logaddexp(log_px, part)
