@@ -444,12 +444,13 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
                                              check_positive_int(k, "k"), rng, check_positive_int(max_rows, "max_rows"))
         raise ValueError(f"method must be 'exact' or 'importance', got {method!r}")
 
-    def firing_rates(self, X, n_dreams=2000, seed=0) -> list:
+    def firing_rates(self, X, n_dreams=2000, seed=0, rng=None) -> list:
         """Per hidden layer, (aggregate recognition rate <Q(h_l = 1 | .)>_data, generative rate from dreams),
-        each (n_l,) on the device. For the factorial prior the top layer's generative rate is exact: sigmoid(b)."""
+        each (n_l,) on the device, drawn from ``rng`` (default: a generator seeded by ``seed``, so that the same
+        call gives the same numbers). For the factorial prior the top layer's generative rate is exact: sigmoid(b)."""
         xp = self.xp
         X = self.validate_data(X, "X")
-        rng = self.backend.rng(seed)
+        rng = self.backend.rng(seed) if rng is None else rng
         _, rec_logits = rules.recognize(self.recognition, X, rng)
         _, dreams = self.dream(check_positive_int(n_dreams, "n_dreams"), rng)
         out = [(xp.mean(sigmoid(a), axis=0), xp.mean(h, axis=0)) for a, h in zip(rec_logits, dreams)]

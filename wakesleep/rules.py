@@ -204,7 +204,9 @@ def wake_sleep_step(gen, rec, log_prior, x, h_top_dream, rng):
     x_dream, h_dream = dream(gen, h_top_dream, rng)
     # Q's update: -d log Q(h | x)/d rec at the dreams
     grads.update(sleep_step(x_dream, h_dream, recognition_logits(rec, x_dream, h_dream)))
+    # for the prior: the wake states of h_L, their mean, and the mean recognition probability <Q(h_L = 1 | h_{L-1})>
     top = TopLayer(hs[-1], weighted_mean(hs[-1]), 1.0, weighted_mean(sigmoid(rec_logits[-1])))
+    # the one-sample negative ELBO, -mean (log P(x, h) - log Q(h | x))
     return -xp.mean(log_w), grads, top
 
 
@@ -262,8 +264,11 @@ def rws_step(gen, rec, log_prior, x, h_top_dream, k, rng):
     sleep = sleep_step(x_dream, h_dream, recognition_logits(rec, x_dream, h_dream))
     # Q's update: the mean of its wake and sleep updates
     grads.update({name: 0.5 * (q_wake[name] + sleep[name]) for name in sleep})
+    # for the prior: one wake state of h_L per example drawn by omega, the omega-weighted means of h_L and of
+    # Q(h_L = 1 | h_{L-1})
     top = TopLayer(resample(hs[-1], omega, rng), weighted_mean(hs[-1], w), xp.sum(w),
                    weighted_mean(sigmoid(rec_logits[-1]), w))
+    # the negative bound, -mean log (1/k sum_i w_i)
     return -xp.mean(bound), grads, top
 
 
