@@ -21,7 +21,7 @@ on 2 x 10^6 examples and reports a small residual KL; by default this script use
     python examples/wake_sleep_bars.py --quick          # seconds (CI)
 
 --lr-gen, --lr-rec and --lr-prior scale the learning rate of the generative weights, the recognition weights and
-the top prior's biases separately (by scaling their gradients: with classical momentum the same thing).
+the top prior's biases separately (``GroupScaledSGD`` scales their gradients: with classical momentum the same thing).
 A run "finds the bars" when each of the 8 hidden units codes a different bar: switching the unit on (the others
 off) raises P(x_i = 1 | h) most on exactly the 4 pixels of one bar.
 
@@ -67,15 +67,17 @@ def bars_found(model, B, side=4):
     return all(p in bars for p in picked) and len(set(picked)) == len(picked)
 
 
-def scaled_grads(model, scales):
-    """Wrap model.loss_and_grads so that each group's gradient is multiplied by its factor (prefix -> factor)."""
-    inner = model.loss_and_grads
+class GroupScaledSGD(refvae.SGD):
+    """SGD with classical momentum whose step multiplies each group's gradient by its factor (name prefix -> factor):
+    with classical momentum the same as scaling that group's learning rate."""
 
-    def loss_and_grads(x):
-        loss, grads = inner(x)
-        return loss, {k: g * next((f for p, f in scales.items() if k.startswith(p)), 1.0) for k, g in grads.items()}
+    def __init__(self, lr, momentum, scales):
+        super().__init__(lr, momentum=momentum)
+        self.scales = dict(scales)
 
-    model.loss_and_grads = loss_and_grads
+    def step(self, params, grads):
+        factor = {k: next((f for p, f in self.scales.items() if k.startswith(p)), 1.0) for k in grads}
+        super().step(params, {k: g * factor[k] for k, g in grads.items()})
 
 
 def run(arm_options, seed, n_train, epochs, lr, batch_size, layers, patterns, probs, B, init_std=None, scales=None):
@@ -83,8 +85,9 @@ def run(arm_options, seed, n_train, epochs, lr, batch_size, layers, patterns, pr
     train = datasets.sample_distribution(patterns, probs, n_train, seed=seed)
     model = HelmholtzMachine((16, *layers), seed=seed, init_std=init_std, **arm_options)
     if scales and any(f != 1.0 for f in scales.values()):
-        scaled_grads(model, scales)
-    optimizer = refvae.SGD(lr, momentum=0.9)
+        optimizer = GroupScaledSGD(lr, 0.9, scales)
+    else:
+        optimizer = refvae.SGD(lr, momentum=0.9)
     kls = []
 
     def after_epoch(model, history):

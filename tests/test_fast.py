@@ -106,30 +106,34 @@ def test_enumerated_moments_equal_the_two_pass_textbook_form(backend, host_rng, 
 @pytest.mark.parametrize("sizes", [(5, 3, 2), (6, 4), (5, 2, 2, 1)], ids=["two-layers", "one-layer", "three-layers"])
 @pytest.mark.parametrize("prior_update", ["gradient", "moment"])
 def test_helmholtz_exact_step_fast_equals_the_textbook_rows(backend, host_rng, sizes, prior_update):
-    """wakesleep.fast.exact_step (per-state sums, then matrix products) against HelmholtzMachine._exact_step (every
-    (x, h) pair as a weighted row of the wake and sleep updates): loss, every gradient and the top-layer mean, in one
-    block of states and in many blocks of three; and loss_and_grads with fast_exact on and off."""
-    from wakesleep import HelmholtzMachine
-    from wakesleep.fast import exact_step
+    """wakesleep.rules.exact_step's two branches: the twin exact_step_fast (per-state sums, then matrix products,
+    fast=True) against the textbook form (every (x, h) pair as a weighted row of the wake and sleep updates,
+    fast=False): loss, every gradient and the top layer's statistics, in one block of states and in many blocks of
+    three; and loss_grads_and_targets with fast_exact on and off (gradients and the moment prior's target)."""
+    from wakesleep import HelmholtzMachine, rules
 
     model = HelmholtzMachine(sizes, seed=1, dtype="float64", algorithm="exact", prior_update=prior_update)
     model.set_params({k: host_rng.normal(size=tuple(v.shape)) for k, v in model.params.items()})
     x = backend.asarray((host_rng.random((7, sizes[0])) < 0.5).astype(np.float64))
-    loss, grads, _, top = model._exact_step(x)
+    args = (model.generative, model.recognition, model.log_prior_function(), x)
+    loss, grads, top = rules.exact_step(*args, fast=False)
     for states_per_block in (2**14, 3):
-        loss_f, grads_f, _, top_f = exact_step(model, x, states_per_block=states_per_block)
+        loss_f, grads_f, top_f = rules.exact_step(*args, fast=True, states_per_block=states_per_block)
         assert float(loss_f) == pytest.approx(float(loss), abs=1e-12)
         assert set(grads_f) == set(grads)
         for k in grads:
             np.testing.assert_allclose(backend.to_numpy(grads_f[k]), backend.to_numpy(grads[k]), rtol=0, atol=1e-12,
                                        err_msg=k)
-        np.testing.assert_allclose(backend.to_numpy(top_f), backend.to_numpy(top), rtol=0, atol=1e-12)
-    saved = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}
+        for field in ("mean", "total", "q_mean"):
+            np.testing.assert_allclose(backend.to_numpy(backend.asarray(getattr(top_f, field))),
+                                       backend.to_numpy(backend.asarray(getattr(top, field))), rtol=0, atol=1e-12)
     model.fast_exact = False
-    slow = model.loss_and_grads(x)
-    model.set_params(saved)                               # the moment prior takes its step inside loss_and_grads
+    slow = model.loss_grads_and_targets(x)
     model.fast_exact = True
-    quick = model.loss_and_grads(x)
+    quick = model.loss_grads_and_targets(x)
     assert quick[0] == pytest.approx(slow[0], abs=1e-12)
+    assert set(quick[2]) == set(slow[2]) == ({"prior.b"} if prior_update == "moment" else set())
     for k in slow[1]:
         np.testing.assert_allclose(backend.to_numpy(quick[1][k]), backend.to_numpy(slow[1][k]), rtol=0, atol=1e-12)
+    for k in slow[2]:
+        np.testing.assert_allclose(backend.to_numpy(quick[2][k]), backend.to_numpy(slow[2][k]), rtol=0, atol=1e-12)

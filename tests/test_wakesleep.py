@@ -16,6 +16,7 @@ from refvae import datasets
 from refvae.evaluation import kl_data_model
 from wakesleep import MAX_HIDDEN_ENUMERATION, HelmholtzMachine
 from wakesleep import checks as ws_checks
+from wakesleep import rules
 
 
 def _all_binary(n):
@@ -147,47 +148,66 @@ def test_wake_prior_gradient_vanishes_when_the_prior_matches_the_top_samples(num
 def test_moment_update_moves_the_prior_towards_the_aggregate_recognition(numpy_backend):
     model = HelmholtzMachine((16, 8, 2), seed=0, dtype="float64", prior_update="moment", prior_rate=0.2)
     X, _ = datasets.load("hinton-bars", n_train=400)
-    before = expit(model.params["prior.b"].copy())
-    _, grads = model.loss_and_grads(X)
-    after = expit(model.params["prior.b"])
+    b_before = model.params["prior.b"].copy()
+    _, grads, targets = model.loss_grads_and_targets(X, rng=numpy_backend.rng(0))
+    np.testing.assert_array_equal(model.params["prior.b"], b_before)     # the step is returned, not taken
+    assert set(targets) == {"prior.b"}
     np.testing.assert_allclose(grads["prior.b"], 0.0)
     # p <- 0.8 p + 0.2 target, so the target is recovered exactly and lies in [0, 1]
-    target = (after - 0.8 * before) / 0.2
+    target = (expit(targets["prior.b"]) - 0.8 * expit(b_before)) / 0.2
     assert np.all((target >= 0) & (target <= 1))
-    # repeated steps on one batch converge to the batch's aggregate top-layer recognition probability
+    # repeated steps on one batch, each target written as the trainer does, converge to the batch's aggregate
+    # top-layer recognition probability
+    top = rules.TopLayer(None, None, None, model.xp.asarray(target))
     for _ in range(200):
-        model._moment_step(model.xp.asarray(target))
+        _, step = rules.prior_step(model.prior_params, top, "moment", 0.2)
+        model.params["prior.b"][...] = step["prior.b"]
     np.testing.assert_allclose(expit(model.params["prior.b"]), target, atol=1e-6)
 
 
 @pytest.mark.parametrize("sizes", [(6, 3), (6, 4, 3)], ids=["one-layer", "two-layer"])
 def test_moment_step_matches_an_independent_computation(backend, sizes):
-    """One step of prior_update="moment" gives sigmoid(b) = (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>_batch, with
-    the target computed on the host from the parameters (and, for two layers, the h_1 that the step itself drew:
-    a twin machine draws the same h_1 first)."""
+    """One step of prior_update="moment" gives the target sigmoid(b) = (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>_batch,
+    with the target computed on the host from the parameters (and, for two layers, the h_1 that the step itself
+    drew: the same generator, after the sleep phase's top states, draws the same h_1); the parameters stay."""
     rho = 0.2
     model = _random_machine(backend, sizes, seed=13, prior_update="moment", prior_rate=rho)
-    twin = _random_machine(backend, sizes, seed=13, prior_update="moment", prior_rate=rho)
-    p = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}    # the step writes prior.b in place
+    p = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}
     x = _all_binary(6)[::7]                                                  # (10, 6)
     top = len(sizes) - 1
-    below = x if top == 1 else backend.to_numpy(twin.recognize(backend.asarray(x))[0][top - 2])   # h_{L-1}
+    rng = backend.rng(5)
+    model.sample_prior(x.shape[0], rng)                                      # the sleep phase's h_L, drawn first
+    below = x if top == 1 else backend.to_numpy(model.recognize(backend.asarray(x), rng)[0][top - 2])  # h_{L-1}
     target = expit(below @ p[f"rec.{top}.W"] + p[f"rec.{top}.b"]).mean(0)    # <Q(h_L = 1 | h_{L-1})>
-    _, grads = model.loss_and_grads(x)
+    _, grads, targets = model.loss_grads_and_targets(x, rng=backend.rng(5))
     expected = (1 - rho) * expit(p["prior.b"]) + rho * target
-    np.testing.assert_allclose(expit(backend.to_numpy(model.params["prior.b"])), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(expit(backend.to_numpy(targets["prior.b"])), expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(grads["prior.b"]), 0.0)
+    for name, value in model.params.items():                                 # nothing written onto the model
+        np.testing.assert_array_equal(backend.to_numpy(value), p[name], err_msg=name)
 
 
 def test_rbm_prior_is_trained_by_cd_on_the_wake_samples(numpy_backend):
+    """The RBM prior learns by CD on the wake states; its persistent sleep chains are state created by
+    init_training_state (never lazily by a training step) and advanced by every step."""
     model = HelmholtzMachine((16, 6), seed=0, prior="rbm", rbm_hidden=4)
     assert set(k for k in model.params if k.startswith("prior.")) == {"prior.W", "prior.b", "prior.c"}
     X, _ = datasets.load("hinton-bars", n_train=200)
+    with pytest.raises(RuntimeError, match=r"call model.init_training_state\(batch_size, rng\)"):
+        model.loss_and_grads(X[:50])            # no chains yet: the error names the call that makes them
+    assert model.prior_chains is None
+    model.init_training_state(50, numpy_backend.rng(1))
+    assert model.prior_chains.shape == (50, 6)
     model.loss_and_grads(X[:50])
     chains = model.prior_chains.copy()
     model.loss_and_grads(X[:20])                # a smaller batch: the same 50 chains advance, the first 20 are used
     assert model.prior_chains.shape == (50, 6) and not np.array_equal(model.prior_chains, chains)
-    _, grads = model.loss_and_grads(X)          # a larger batch restarts the chains at its size
+    chains = model.prior_chains.copy()
+    with pytest.raises(ValueError, match=r"needs 200 sleep chains.*init_training_state\(200, rng\)"):
+        model.loss_and_grads(X)                 # a larger batch: an error, not chains restarted at its size
+    np.testing.assert_array_equal(model.prior_chains, chains)
+    model.init_training_state(200, numpy_backend.rng(2))
+    _, grads = model.loss_and_grads(X)
     assert model.prior_chains.shape == (200, 6)
     assert {"prior.W", "prior.b", "prior.c"} <= set(grads)
     assert float(np.abs(grads["prior.W"]).sum()) > 0
@@ -258,7 +278,8 @@ def test_hinton_bars_distribution():
 def test_checkpoint_round_trip(numpy_backend, tmp_path, prior):
     model = _random_machine(numpy_backend, (4, 3, 2), prior=prior, seed=7, algorithm="rws", k=3)
     X = _all_binary(4)
-    model.loss_and_grads(X)                       # the RBM prior's sleep chains now exist
+    model.init_training_state(X.shape[0], numpy_backend.rng(0))   # the RBM prior's sleep chains now exist
+    model.loss_and_grads(X)
     model.save(tmp_path / "hm.npz")
     loaded = refvae.load(tmp_path / "hm.npz")
     assert isinstance(loaded, HelmholtzMachine) and loaded.config == model.config
@@ -270,7 +291,8 @@ def test_checkpoint_round_trip(numpy_backend, tmp_path, prior):
 
 def test_resume_with_the_rbm_prior_is_exact(backend, tmp_path):
     """2 epochs straight and 1 + 1 resumed from the checkpoint agree bit for bit: the nested RBM prior draws its
-    CD samples from the machine's own rng (reseeded by fit every epoch) and the sleep chains are checkpointed."""
+    CD samples from the generator fit passes to the training step (seeded by (seed, epoch)), and the sleep chains,
+    created by init_training_state at the start of the run, are checkpointed."""
     X, _ = datasets.load("hinton-bars", n_train=2000)
     kw = dict(batch_size=10, seed=3, progress=False)
     make = lambda: HelmholtzMachine((16, 6), prior="rbm", rbm_hidden=4)                      # noqa: E731
@@ -358,16 +380,18 @@ def test_bad_input(numpy_backend):
 @pytest.mark.parametrize("options", [dict(algorithm="wake-sleep"), dict(algorithm="rws", k=3)], ids=["ws", "rws"])
 def test_loss_and_grads_returns_exactly_the_checked_updates(backend, options):
     """The training step shares its forward passes between loss and updates; with the same random draws it must
-    give the public (finite-difference-checked) wake_grads and sleep_grads, combined as documented."""
+    give the public (finite-difference-checked) wake_grads and sleep_grads, combined as documented. The step
+    writes nothing onto the machine, so the machine itself replays its draws from the same generator."""
     xp = backend.xp
-    a = HelmholtzMachine((6, 4, 3), seed=3, dtype="float64", **options)
     b = HelmholtzMachine((6, 4, 3), seed=3, dtype="float64", **options)
     x = _all_binary(6)[::5]
-    loss, grads = a.loss_and_grads(x)
+    loss, grads = b.loss_and_grads(x, rng=backend.rng(9))
     k = b.k
-    xs = b._repeat(b.validate_data(x), k)
-    hs, _ = b.recognize(xs)
-    x_dream, h_dream = b.dream(x.shape[0], persistent=True)
+    rng = backend.rng(9)
+    xs = rules.repeat_rows(b.validate_data(x), k)
+    h_top = b.sample_prior(x.shape[0], rng)                          # the sleep phase's top states, drawn first
+    hs, _ = b.recognize(xs, rng)                                     # the wake phase
+    x_dream, h_dream = rules.dream(b.generative, h_top, rng)         # the sleep phase's dreams
     sleep = b.sleep_grads(x_dream, h_dream)
     log_w = xp.reshape(b.log_joint(xs, hs) - b.log_q(hs, xs), (x.shape[0], k))
     if k == 1:
@@ -380,8 +404,9 @@ def test_loss_and_grads_returns_exactly_the_checked_updates(backend, options):
         expected = {**b.wake_grads(xs, hs, weights), **{n: 0.5 * (q_wake[n] + sleep[n]) for n in sleep}}
         expected_loss = -float(xp.mean(lse)) + math.log(k)
     assert loss == pytest.approx(expected_loss, abs=1e-12)
-    c = HelmholtzMachine((6, 4, 3), seed=3, dtype="float64", **options)
-    assert c.loss(x) == pytest.approx(loss, abs=1e-12)              # the same monitored loss, same first draws
+    rng = backend.rng(9)
+    b.sample_prior(x.shape[0], rng)
+    assert b.loss(x, rng=rng) == pytest.approx(loss, abs=1e-12)     # the same monitored loss, same wake draws
     assert set(grads) == set(expected)
     for name in grads:
         np.testing.assert_allclose(backend.to_numpy(grads[name]), backend.to_numpy(expected[name]), rtol=0, atol=1e-12)
@@ -403,7 +428,7 @@ def test_rws_resampling_draws_rows_with_their_weights(backend):
     model = HelmholtzMachine((4, 2), seed=0, dtype="float64")
     n, k, omega = 20000, 3, np.array([0.2, 0.5, 0.3])
     states = backend.asarray(np.tile(np.arange(k, dtype=np.float64), n).reshape(n * k, 1))   # row i*k + j holds j
-    picked = backend.to_numpy(model._resample(states, backend.asarray(np.tile(omega, (n, 1)))))[:, 0]
+    picked = backend.to_numpy(rules.resample(states, backend.asarray(np.tile(omega, (n, 1))), model.rng))[:, 0]
     freq = np.bincount(picked.astype(int), minlength=k) / n
     assert np.all(np.abs(freq - omega) < 4 * np.sqrt(omega * (1 - omega) / n)), freq
 
@@ -411,23 +436,25 @@ def test_rws_resampling_draws_rows_with_their_weights(backend):
 # ------------------------------------------------------------------------------------------------------
 # algorithm="exact": the exact likelihood gradient by enumeration
 # ------------------------------------------------------------------------------------------------------
-def test_exact_step_in_blocks_equals_one_block_and_its_loss_is_the_likelihood(backend, monkeypatch):
-    """The exact step pairs every example with every hidden configuration in blocks of at most EXACT_ROWS pairs:
-    many small blocks give the same gradients as one, the loss is the exact -mean log P(x), the moment prior's
-    target is the exact <P(h_L = 1 | x)>, and nothing is drawn at random."""
-    import wakesleep.model as ws_model
-
+def test_exact_step_in_blocks_equals_one_block_and_its_loss_is_the_likelihood(backend):
+    """The exact step pairs every example with every hidden configuration in blocks of states (at most EXACT_ROWS
+    pairs by default): many small blocks give the same gradients as one, in the textbook form and in its twin, the
+    loss is the exact -mean log P(x), the moment prior's target is the exact <P(h_L = 1 | x)>, and nothing is drawn
+    at random."""
     model = _random_machine(backend, (5, 3, 2), seed=4, algorithm="exact")
     x = (np.random.default_rng(0).random((7, 5)) < 0.5).astype(np.float64)
     loss, grads = model.loss_and_grads(x)
-    monkeypatch.setattr(ws_model, "EXACT_ROWS", 10)                              # 1 state per block
-    loss_blocks, grads_blocks = model.loss_and_grads(x)
-    assert loss == pytest.approx(loss_blocks, abs=1e-12)
+    args = (model.generative, model.recognition, model.log_prior_function(), backend.asarray(x))
+    for fast in (False, True):
+        loss_blocks, grads_blocks, top = rules.exact_step(*args, fast=fast, states_per_block=1)   # 1 state per block
+        grads_blocks.update(rules.prior_step(model.prior_params, top)[0])
+        assert loss == pytest.approx(float(loss_blocks), abs=1e-12)
+        assert set(grads_blocks) == set(grads)
+        for name in grads:
+            np.testing.assert_allclose(backend.to_numpy(grads_blocks[name]), backend.to_numpy(grads[name]),
+                                       atol=1e-12, err_msg=name)
     assert loss == pytest.approx(-float(np.mean(backend.to_numpy(model.log_likelihood(x)))), abs=1e-12)
     assert loss == pytest.approx(model.loss(x), abs=1e-12)
-    for name in grads:
-        np.testing.assert_allclose(backend.to_numpy(grads_blocks[name]), backend.to_numpy(grads[name]), atol=1e-12,
-                                   err_msg=name)
     # the exact posterior's top-layer mean, by a direct host computation
     p = _host(model, backend)
     H1, H2 = _all_binary(3), _all_binary(2)
@@ -435,8 +462,9 @@ def test_exact_step_in_blocks_equals_one_block_and_its_loss_is_the_likelihood(ba
                            + _bern_logp(xi, h1 @ p["gen.1.W"] + p["gen.1.b"]) for h1 in H1 for h2 in H2] for xi in x])
     post = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1, keepdims=True))     # (7, 32)
     tops = np.array([h2 for h1 in H1 for h2 in H2])
-    _, _, _, top_mean = model._exact_step(backend.asarray(x))
-    np.testing.assert_allclose(backend.to_numpy(top_mean), (post @ tops).mean(axis=0), atol=1e-12)
+    _, _, top = rules.exact_step(*args, fast=False)
+    np.testing.assert_allclose(backend.to_numpy(top.q_mean), (post @ tops).mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(top.mean), (post @ tops).mean(axis=0), atol=1e-12)
 
 
 def test_exact_algorithm_checks_its_limits(numpy_backend):
@@ -468,7 +496,107 @@ def test_exact_training_reaches_a_stationary_point_with_the_prior_at_the_aggrega
         opt.step(model.params, grads)
     _, grads = model.loss_and_grads(X)
     assert max(float(np.max(np.abs(grads[n]))) for n in grads if not n.startswith("rec.")) < 1e-3
-    _, _, _, top_mean = model._exact_step(X)
-    assert np.max(np.abs(expit(model.params["prior.b"]) - top_mean)) < 0.005
+    _, _, top = rules.exact_step(model.generative, model.recognition, model.log_prior_function(), X, fast=False)
+    assert np.max(np.abs(expit(model.params["prior.b"]) - top.q_mean)) < 0.005
     assert loss < -np.log(0.25 + 1e-9) + 0.05                     # four equally likely patterns: log 4 nats at best
     assert posterior_kl(model, X) < 0.1 * kl_start
+
+
+# ------------------------------------------------------------------------------------------------------
+# State and randomness: generators passed in, nothing written, resumable from a checkpoint
+# ------------------------------------------------------------------------------------------------------
+STEP_OPTIONS = [dict(algorithm="wake-sleep"), dict(algorithm="wake-sleep", prior_update="moment"),
+                dict(algorithm="rws", k=3, prior_update="moment"), dict(prior="rbm", rbm_hidden=3),
+                dict(prior="rbm", rbm_hidden=3, algorithm="rws", k=2)]
+STEP_IDS = ["ws", "ws-moment", "rws-moment", "rbm-prior", "rbm-prior-rws"]
+
+
+@pytest.mark.parametrize("options", STEP_OPTIONS, ids=STEP_IDS)
+def test_training_steps_draw_only_from_the_rng_passed_in_and_write_no_parameter(backend, options):
+    """loss_grads_and_targets(x, rng) and loss(x, rng) draw from rng alone: the same generator state gives the same
+    step bit for bit, the machine's default generator and the RBM prior's own are left untouched (no property
+    rebinds one to the other), and no parameter is written (the moment prior's step comes back as a target)."""
+    model = HelmholtzMachine((6, 4, 3), seed=2, dtype="float64", **options)
+    assert not isinstance(getattr(type(model), "rng", None), property)
+    x = backend.asarray(_all_binary(6)[::4])                                  # (16, 6)
+    model.init_training_state(x.shape[0], backend.rng(1))
+    params = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}
+    chains = None if model.prior_chains is None else backend.to_numpy(model.prior_chains, copy=True)
+    first = model.loss_grads_and_targets(x, rng=backend.rng(4))
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(backend.to_numpy(value), params[name], err_msg=name)
+    assert set(first[2]) == ({"prior.b"} if options.get("prior_update") == "moment" else set())
+    if chains is not None:                                                    # the one state a step advances
+        assert not np.array_equal(backend.to_numpy(model.prior_chains), chains)
+        model.set_state({"prior_chains": chains})
+    again = model.loss_grads_and_targets(x, rng=backend.rng(4))
+    assert again[0] == first[0]
+    for part in (1, 2):
+        assert set(again[part]) == set(first[part])
+        for name in first[part]:
+            np.testing.assert_array_equal(backend.to_numpy(again[part][name]), backend.to_numpy(first[part][name]))
+    assert model.loss(x, rng=backend.rng(6)) == model.loss(x, rng=backend.rng(6))
+    np.testing.assert_array_equal(backend.to_numpy(model.rng.uniform((8,), "float64")),
+                                  backend.to_numpy(backend.rng((2, 1)).uniform((8,), "float64")))
+    if model.prior_rbm is not None:
+        np.testing.assert_array_equal(backend.to_numpy(model.prior_rbm.rng.uniform((8,), "float64")),
+                                      backend.to_numpy(backend.rng(2).uniform((8,), "float64")))
+
+
+@pytest.mark.parametrize("options", STEP_OPTIONS, ids=STEP_IDS)
+def test_steps_resumed_from_a_checkpoint_are_bit_exact(numpy_backend, tmp_path, options):
+    """Four steps straight, and two steps, a checkpoint (parameters, the sleep chains) and two more steps with the
+    same generators and the optimiser's state, give the same parameters and chains bit for bit (the trainer's part
+    done by hand: the rng of every step passed in, the targets written after the optimiser's step)."""
+    X = _all_binary(6)[::2]                                                   # (32, 6): 4 batches of 8
+
+    def run(model, opt, steps):
+        for i in steps:
+            _, grads, targets = model.loss_grads_and_targets(X[8 * i:8 * i + 8], rng=numpy_backend.rng((7, i)))
+            opt.step(model.params, grads)
+            for name, value in targets.items():
+                model.params[name][...] = value
+
+    def start():
+        model = HelmholtzMachine((6, 4, 3), seed=5, dtype="float64", **options)
+        model.init_training_state(8, numpy_backend.rng(0))
+        return model, refvae.SGD(0.1, momentum=0.9)
+
+    full, opt_full = start()
+    run(full, opt_full, range(4))
+    half, opt_half = start()
+    run(half, opt_half, range(2))
+    half.save(tmp_path / "half.npz")
+    resumed, opt = HelmholtzMachine.load(tmp_path / "half.npz"), refvae.SGD(0.1, momentum=0.9)
+    opt.load_state_dict(opt_half.state_dict())
+    run(resumed, opt, range(2, 4))
+    for name in full.params:
+        np.testing.assert_array_equal(resumed.params[name], full.params[name], err_msg=name)
+    if full.prior_chains is not None:
+        np.testing.assert_array_equal(resumed.prior_chains, full.prior_chains)
+    else:
+        assert resumed.prior_chains is None
+
+
+def test_wakesleep_functions_are_short_and_the_rules_do_not_reach_into_the_model():
+    """No function in wakesleep/ is longer than 60 lines (docstring excluded); rules.py imports nothing from the
+    package (its functions take layers, arrays and a generator, never the model)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "wakesleep"
+    for path in sorted(root.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body
+                if isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+                    body = body[1:] or body
+                length = body[-1].end_lineno - body[0].lineno + 1
+                assert length <= 60, f"{path.name}::{node.name} has {length} lines"
+    rules_tree = ast.parse((root / "rules.py").read_text())
+    from_package = [ast.unparse(node) for node in ast.walk(rules_tree) if isinstance(node, ast.ImportFrom)
+                    and (node.level > 0 or (node.module or "").split(".")[0] in ("wakesleep", "rbm"))]
+    from_package += [ast.unparse(node) for node in ast.walk(rules_tree) if isinstance(node, ast.Import)
+                     and any(alias.name.split(".")[0] in ("wakesleep", "rbm") for alias in node.names)]
+    assert not from_package

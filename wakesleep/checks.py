@@ -7,6 +7,8 @@ from refvae.backend import get_backend
 from refvae.gradcheck import gradcheck
 from refvae.numerics import logsumexp
 
+from . import rules
+
 
 def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1, algorithm=None):
     """A float64 machine with O(1) random weights, a binary batch, samples h ~ Q and random positive weights
@@ -21,7 +23,7 @@ def tiny(seed, prior="factorial", layer_sizes=(5, 4, 3), batch=6, k=1, algorithm
     for p in model.params.values():
         p[...] = init.normal(tuple(p.shape), "float64")
     x = xp.astype(init.uniform((batch, layer_sizes[0]), "float64") < 0.5, B.dtype("float64"))
-    xk = model._repeat(x, k)
+    xk = rules.repeat_rows(x, k)
     hs, _ = model.recognize(xk, B.rng((seed, 8)))
     raw = xp.reshape(init.uniform((batch, k), "float64") + 0.1, (batch, k))
     weights = xp.reshape(raw / xp.sum(raw, axis=1, keepdims=True), (batch * k,)) / batch
@@ -77,11 +79,9 @@ def rbm_prior_wake_check(seed):
 
 def posterior_kl(model, x):
     """Mean over x of KL(P(h | x) || Q(h | x)), by enumerating every hidden configuration (small models)."""
-    from .likelihood import paired_with_states
-
     xp = model.xp
     n, m = x.shape[0], 2 ** sum(model.layer_sizes[1:])
-    xs, hs = paired_with_states(model, x, 0, m)                                  # every (x, h): (n * m, ...)
+    xs, hs = rules.pair_with_states(x, model.layer_sizes[1:], 0, m)             # every (x, h): (n * m, ...)
     log_joint = xp.reshape(model.log_joint(xs, hs), (n, m))
     log_post = log_joint - logsumexp(log_joint, axis=1, keepdims=True)           # log P(h | x)
     log_q = xp.reshape(model.log_q(hs, xs), (n, m))

@@ -1,84 +1,42 @@
-"""The Helmholtz machine: a sigmoid belief network and its recognition network, trained by wake-sleep.
+"""The Helmholtz machine: a sigmoid belief network P and its recognition network Q, trained by wake-sleep,
+reweighted wake-sleep or exact maximum likelihood.
 
-Layers h_0 = x (n_0 = n_visible units), h_1, ..., h_L (``layer_sizes = (n_0, n_1, ..., n_L)``), all binary.
+The mathematics is in :mod:`wakesleep.rules` (read it first): the two networks' forward passes, log P(x, h) and
+log Q(h | x), and the learning rules as short pure functions in the papers' order (Hinton, Dayan, Frey & Neal
+1995; Bornschein & Bengio 2015). :class:`HelmholtzMachine` holds the configuration and its validation, the
+parameters, sampling (``recognize``, ``dream``, ``sample``), the likelihoods (:mod:`wakesleep.likelihood`), the
+training state and checkpoints, and calls the rules:
 
-Generative model P, top-down::
+- ``loss_grads_and_targets(x, rng)``: the algorithm's step (``rules.wake_sleep_step``, ``rules.rws_step`` or
+  ``rules.exact_step``), then the prior's (``rules.prior_step``); ``refvae.fit`` applies the returned targets
+  (the moment-matching prior's new logits) after the optimiser's step. ``loss_and_grads(x, rng)``: the same
+  without the targets. Neither writes onto the parameters.
+- State: with ``prior="rbm"`` the sleep phase dreams from ``prior_chains``, persistent Gibbs chains of the RBM
+  prior created by ``init_training_state(batch_size, rng)`` (``refvae.fit`` calls it at the start of a new run),
+  advanced ``rbm_k`` sweeps by every training step and saved in checkpoints.
+- Randomness: every method that draws takes ``rng``; without one it draws from ``self.rng``.
 
-    P(h_L)            = prod_j Bernoulli(h_L,j | sigmoid(b_j))          b = params["prior.b"]  (prior="factorial")
-                      = exp(-F(h_L)) / Z  of an RBM over h_L                                   (prior="rbm")
-    P(h_{l-1} | h_l)  = Bernoulli(h_{l-1} | sigmoid(h_l G_l + g_l))       G_l: (n_l, n_{l-1})  "gen.l.W", "gen.l.b"
-
-Recognition model Q, bottom-up::
-
-    Q(h_l | h_{l-1})  = Bernoulli(h_l | sigmoid(h_{l-1} R_l + r_l))       R_l: (n_{l-1}, n_l)  "rec.l.W", "rec.l.b"
-
-Every layer is a logistic regression of its units on the layer that drives it. With logits a and target t,
-
-    log Bernoulli(t | sigmoid(a)) = sum_j [t_j a_j - softplus(a_j)],     d(-log P)/da = sigmoid(a) - t,
-
-so each update is the delta rule: (prediction - target) times the driving layer.
-
-Wake phase (Hinton, Dayan, Frey & Neal 1995): draw h ~ Q(h|x) and move the generative parameters along
-d log P(x, h). For the factorial prior this moves the top biases towards the recognition model's top-layer
-states: grads["prior.b"] = sigmoid(b) - <h_L>, zero on average exactly when P(h_L = 1) equals the average
-recognition probability <Q(h_L = 1 | x)> over the data. That is the adaptive prior: P(z) <- <Q(z|x)>.
-``prior_update="moment"`` takes that step directly, p <- (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>_batch with
-p = sigmoid(b). ``prior="rbm"`` replaces the factorial prior by a :class:`rbm.BernoulliRBM` over h_L trained
-by contrastive divergence on the wake-phase samples of the top layer (the top of a deep belief net, Hinton,
-Osindero & Teh 2006).
-
-Sleep phase: dream (h, x) ~ P and move the recognition parameters along d log Q(h | x). With the RBM prior the
-dreams start from persistent Gibbs chains of the RBM that advance ``rbm_k`` sweeps per update (as PCD's chains do)
-rather than from fresh chains, which would need hundreds of sweeps per update.
-
-Reweighted wake-sleep (``algorithm="rws"``, Bornschein & Bengio 2015): draw k samples h_i ~ Q(.|x), with
-importance weights w_i = P(x, h_i) / Q(h_i | x) and normalised weights omega_i = w_i / sum_j w_j. The wake
-update of P is -sum_i omega_i d log P(x, h_i), which is exactly the gradient of the importance-weighted bound
--log (1/k sum_i w_i) with respect to P's parameters; the wake update of Q is -sum_i omega_i d log Q(h_i | x).
-Q's update here is the average of that wake update and the sleep update (the paper found both together work
-best). With k = 1 the weights are all 1 and the P update is the wake-sleep one.
-
-Exact maximum likelihood (``algorithm="exact"``, factorial prior, at most MAX_HIDDEN_ENUMERATION = 20 hidden
-units in all): the wake update with every configuration h weighted by its exact posterior instead of one sample,
-
-    d(-log P(x))/d theta_P = sum_h P(h | x) d(-log P(x, h))/d theta_P,     P(h | x) = P(x, h) / P(x),
-
-is the exact gradient of the negative log-likelihood; the recognition model follows
-sum_h P(h | x) d(-log Q(h | x))/d theta_Q, the gradient of KL(P(h | x) || Q(h | x)), so that Q tracks the exact
-posterior and stays usable for sampling and importance estimates. The loss is the exact -log P(x).
-:meth:`HelmholtzMachine._exact_step` is that computation as written; training runs its twin
-``wakesleep.fast.exact_step`` (``fast_exact = True``), which takes the sums in a cheaper order.
-
-Sign convention: ``grads`` are descent directions, d(loss)/d(param) of the quantity each phase minimises
-(-log P(x, h) for the wake phase, -log Q(h | x) for the sleep phase); optimisers subtract them. The monitored
-loss is the negative ELBO (wake-sleep) or the negative k-sample importance-weighted bound (RWS), per example.
-
-References
-----------
-G. E. Hinton, P. Dayan, B. J. Frey, R. M. Neal, "The wake-sleep algorithm for unsupervised neural networks",
-Science 268, 1995.
-P. Dayan, G. E. Hinton, R. M. Neal, R. S. Zemel, "The Helmholtz machine", Neural Computation 7, 1995.
-J. Bornschein, Y. Bengio, "Reweighted wake-sleep", ICLR 2015.
-G. E. Hinton, S. Osindero, Y.-W. Teh, "A fast learning algorithm for deep belief nets", Neural Computation 2006.
+Parameters: ``prior.b`` (factorial prior) or ``prior.W``, ``prior.b``, ``prior.c`` (RBM prior), ``gen.l.W``
+(n_l, n_{l-1}) and ``gen.l.b``, ``rec.l.W`` (n_{l-1}, n_l) and ``rec.l.b`` for l = 1..L.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 
 from refvae.backend import get_backend
-from refvae.checkpoint import Checkpointable, register_model
+from refvae.checkpoint import Checkpointable
 from refvae.layers import Linear, ParameterSlots
-from refvae.numerics import bernoulli_log_prob, logsumexp, sigmoid, softplus
+from refvae.numerics import sigmoid
 from refvae.validation import as_data, check_positive_int
 
-from .fast import exact_step
-from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood, paired_with_states
+from . import rules
+from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood
+from .rules import EXACT_ROWS
 
 __all__ = ["ALGORITHMS", "EXACT_ROWS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
 
 ALGORITHMS = ("wake-sleep", "rws", "exact")
-EXACT_ROWS = 2**15   # (example, hidden state) pairs per block of the exact step
 PRIORS = ("factorial", "rbm")
 PRIOR_UPDATES = ("gradient", "moment")
 
@@ -95,7 +53,46 @@ def _check_layer_sizes(layer_sizes):
     return tuple(check_positive_int(n, f"layer_sizes[{i}]") for i, n in enumerate(sizes))
 
 
-@register_model
+def _check_algorithm(algorithm, k, prior, layer_sizes) -> int:
+    """k, checked against the algorithm (and the exact algorithm against the model's size and prior)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    k = check_positive_int(k, "k")
+    if algorithm != "rws" and k != 1:
+        raise ValueError(f"k={k} samples per example is reweighted wake-sleep: use algorithm='rws' "
+                         f"({algorithm} takes k=1)")
+    if algorithm == "exact":
+        n_hidden = sum(layer_sizes[1:])
+        if n_hidden > MAX_HIDDEN_ENUMERATION:
+            raise ValueError(f"algorithm='exact' enumerates all 2^{n_hidden} configurations of the {n_hidden} "
+                             f"hidden units (layers {layer_sizes[1:]}): at most {MAX_HIDDEN_ENUMERATION}; "
+                             "use algorithm='wake-sleep' or 'rws' for a model this large")
+        if prior != "factorial":
+            raise ValueError("algorithm='exact' needs prior='factorial' (the RBM prior's exact gradient would "
+                             "need its own enumeration inside every hidden configuration)")
+    return k
+
+
+def _check_prior(prior, prior_update, prior_rate) -> float:
+    """prior_rate as a float, with the prior and its update checked."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    if prior_update not in PRIOR_UPDATES:
+        raise ValueError(f"prior_update must be one of {PRIOR_UPDATES}, got {prior_update!r}")
+    if prior == "rbm" and prior_update != "gradient":
+        raise ValueError("prior_update='moment' applies to the factorial prior; the RBM prior is trained by "
+                         "contrastive divergence on the wake samples (leave prior_update='gradient')")
+    if not 0.0 < float(prior_rate) <= 1.0:
+        raise ValueError(f"prior_rate must be in (0, 1], got {prior_rate}")
+    return float(prior_rate)
+
+
+def _check_init_std(init_std):
+    if init_std is not None and not float(init_std) >= 0.0:
+        raise ValueError(f"init_std must be >= 0 (or None for the default initialisation), got {init_std}")
+    return None if init_std is None else float(init_std)
+
+
 class HelmholtzMachine(ParameterSlots, Checkpointable):
     """A Helmholtz machine with binary stochastic layers, trained by wake-sleep or reweighted wake-sleep.
 
@@ -104,7 +101,8 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
     layer_sizes : sequence of int
         ``(n_visible, n_hidden_1, ..., n_top)``, bottom to top.
     seed : int
-        Seeds the initial weights (drawn on the host: the same on every backend) and the sampler.
+        Seeds the initial weights (drawn on the host: the same on every backend) and the default generator
+        ``self.rng``.
     dtype : {"float32", "float64"}
     algorithm : {"wake-sleep", "rws", "exact"}
         ``"exact"``: the exact likelihood gradient by enumerating the hidden configurations (factorial prior, at
@@ -116,96 +114,75 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         ``rbm_hidden`` hidden units (parameters ``prior.W``, ``prior.b``, ``prior.c``).
     prior_update : {"gradient", "moment"}
         Factorial prior only: the wake-phase gradient (through the optimiser) or the moment-matching step
-        p <- (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>_batch applied in ``loss_and_grads``.
+        p <- (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>_batch, returned as a target by ``loss_grads_and_targets``.
     prior_rate : float
         rho of the moment-matching step.
     rbm_hidden : int, optional
         Hidden units of the RBM prior (default: as many as the top layer, at most 16, so that its log Z,
-        needed by every likelihood, is exact and cheap). ``rbm_k``: its CD steps.
+        needed by every likelihood, is exact and cheap). ``rbm_k``: its CD steps (and the sleep chains' sweeps
+        per update).
     init_std : float, optional
         None: the layers' default initialisation (weights and biases uniform in ±1/sqrt(fan-in), as PyTorch's
         ``nn.Linear``). A number: weights N(0, init_std²) and biases 0 (0.0 starts from all-zero weights; the
         sampling breaks the symmetry).
+
+    Attributes
+    ----------
+    generative, recognition : list of refvae.layers.Linear
+        ``generative[l-1]`` maps h_l to the logits of h_{l-1}; ``recognition[l-1]`` maps h_{l-1} to those of h_l.
+    prior_chains : array (n_chains, n_top) or None
+        The RBM prior's persistent sleep-phase chains (``init_training_state``); None for the factorial prior.
+    rng : Generator
+        The default generator of every draw made without an ``rng`` argument.
+    fast_exact : bool
+        ``algorithm="exact"``: take ``rules.exact_step``'s cheaper-order twin (True) or its textbook form.
     """
 
     def __init__(self, layer_sizes, seed=0, dtype="float32", algorithm="wake-sleep", k=1, prior="factorial",
                  prior_update="gradient", prior_rate=0.05, rbm_hidden=None, rbm_k=1, init_std=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-        self.k = check_positive_int(k, "k")
-        if algorithm != "rws" and self.k != 1:
-            raise ValueError(f"k={self.k} samples per example is reweighted wake-sleep: use algorithm='rws' "
-                             f"({algorithm} takes k=1)")
-        if algorithm == "exact":
-            n_hidden = sum(self.layer_sizes[1:])
-            if n_hidden > MAX_HIDDEN_ENUMERATION:
-                raise ValueError(f"algorithm='exact' enumerates all 2^{n_hidden} configurations of the {n_hidden} "
-                                 f"hidden units (layers {self.layer_sizes[1:]}): at most {MAX_HIDDEN_ENUMERATION}; "
-                                 "use algorithm='wake-sleep' or 'rws' for a model this large")
-            if prior != "factorial":
-                raise ValueError("algorithm='exact' needs prior='factorial' (the RBM prior's exact gradient would "
-                                 "need its own enumeration inside every hidden configuration)")
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
-        if prior_update not in PRIOR_UPDATES:
-            raise ValueError(f"prior_update must be one of {PRIOR_UPDATES}, got {prior_update!r}")
-        if prior == "rbm" and prior_update != "gradient":
-            raise ValueError("prior_update='moment' applies to the factorial prior; the RBM prior is trained by "
-                             "contrastive divergence on the wake samples (leave prior_update='gradient')")
-        if not 0.0 < float(prior_rate) <= 1.0:
-            raise ValueError(f"prior_rate must be in (0, 1], got {prior_rate}")
+        self.k = _check_algorithm(algorithm, k, prior, self.layer_sizes)
+        self.prior_rate = _check_prior(prior, prior_update, prior_rate)
         self.algorithm, self.prior, self.prior_update = algorithm, prior, prior_update
-        self.prior_rate, self.seed = float(prior_rate), int(seed)
+        self.init_std = _check_init_std(init_std)
+        self.rbm_k = check_positive_int(rbm_k, "rbm_k")
+        self.seed = int(seed)
         self.backend = B = get_backend()
         self.xp = B.xp
         self.dtype_name = B.dtype_name(dtype)
-        sizes = self.layer_sizes
-        n_top = sizes[-1]
-        init = B.rng(self.seed, host=True)
-        # generative[l-1] maps h_l -> logits of h_{l-1}; recognition[l-1] maps h_{l-1} -> logits of h_l.
-        self.generative = [Linear(sizes[l], sizes[l - 1], init, self.dtype_name) for l in range(1, len(sizes))]
-        self.recognition = [Linear(sizes[l - 1], sizes[l], init, self.dtype_name) for l in range(1, len(sizes))]
+        self.generative, self.recognition = self._make_layers(B.rng(self.seed, host=True))
         self._check_layers()
-        if init_std is not None:
-            if not float(init_std) >= 0.0:
-                raise ValueError(f"init_std must be >= 0 (or None for the default initialisation), got {init_std}")
-            for layer in self.generative + self.recognition:
-                W = layer.params["W"]
-                layer.params["W"] = float(init_std) * init.normal(tuple(W.shape), self.dtype_name)
-                layer.params["b"] = B.zeros(tuple(layer.params["b"].shape), self.dtype_name)
-        self.init_std = None if init_std is None else float(init_std)
-        self.rbm_k = check_positive_int(rbm_k, "rbm_k")
-        self.rbm_hidden, self.prior_rbm = None, None
-        if prior == "factorial":
-            self.prior_params = {"b": B.zeros((n_top,), self.dtype_name)}          # P(h_L = 1) = 1/2 at the start
-        else:
-            from rbm import BernoulliRBM
+        self.rbm_hidden, self.prior_rbm, self.prior_params = self._make_prior(rbm_hidden)
+        self.rng = B.rng((self.seed, 1))        # the default generator, for calls made without an rng
+        self.fast_exact = True                  # algorithm="exact": rules.exact_step's cheaper-order twin
+        self.prior_chains = None                # the RBM prior's sleep chains: init_training_state creates them
 
-            self.rbm_hidden = check_positive_int(rbm_hidden if rbm_hidden is not None else min(n_top, 16),
-                                                 "rbm_hidden")
-            self.prior_rbm = BernoulliRBM(n_top, self.rbm_hidden, seed=self.seed, dtype=self.dtype_name,
-                                          k=self.rbm_k, persistent=False)
-            self.prior_params = self.prior_rbm.params                             # the same dict: one set of arrays
-        self.rng = B.rng((self.seed, 1))   # the RBM prior draws from it too (see the ``rng`` property)
-        self.fast_exact = True        # algorithm="exact": run wakesleep.fast.exact_step, the twin of _exact_step
-        self.prior_chains = None      # the RBM prior's persistent sleep-phase chains, (n_chains, n_L)
+    def _make_layers(self, init):
+        """The generative and recognition lists of Linear layers, drawn from the host generator ``init``."""
+        sizes, dt = self.layer_sizes, self.dtype_name
+        generative = [Linear(sizes[l], sizes[l - 1], init, dt) for l in range(1, len(sizes))]
+        recognition = [Linear(sizes[l - 1], sizes[l], init, dt) for l in range(1, len(sizes))]
+        if self.init_std is not None:                                     # weights N(0, init_std²), biases 0
+            for layer in generative + recognition:
+                layer.params["W"] = self.init_std * init.normal(tuple(layer.params["W"].shape), dt)
+                layer.params["b"] = self.backend.zeros(tuple(layer.params["b"].shape), dt)
+        return generative, recognition
 
-    @property
-    def rng(self):
-        """The machine's random generator: every draw of training and sampling comes from it, the RBM prior's
-        CD samples included. Setting it (``refvae.fit`` reseeds it from (seed, epoch) every epoch) also sets the
-        RBM prior's generator to the same object, so that a run resumed from a checkpoint repeats the draws."""
-        return self._rng
+    def _make_prior(self, rbm_hidden):
+        """(rbm_hidden, prior_rbm, prior_params): the factorial prior's logits b = 0 (P(h_L = 1) = 1/2), or an RBM
+        over h_L whose parameter dict is the prior's (one set of arrays)."""
+        n_top = self.layer_sizes[-1]
+        if self.prior == "factorial":
+            return None, None, {"b": self.backend.zeros((n_top,), self.dtype_name)}
+        from rbm import BernoulliRBM
 
-    @rng.setter
-    def rng(self, value):
-        self._rng = value
-        if self.prior_rbm is not None:
-            self.prior_rbm.rng = value
+        rbm_hidden = check_positive_int(rbm_hidden if rbm_hidden is not None else min(n_top, 16), "rbm_hidden")
+        prior_rbm = BernoulliRBM(n_top, rbm_hidden, seed=self.seed, dtype=self.dtype_name, k=self.rbm_k,
+                                 persistent=False)
+        return rbm_hidden, prior_rbm, prior_rbm.params
 
     # ----------------------------------------------------------------------------------------------
-    # Parameters
+    # Parameters and configuration
     # ----------------------------------------------------------------------------------------------
     @property
     def n_layers(self) -> int:
@@ -262,381 +239,221 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
             out.append(self.backend.asarray(h, dtype=self.dtype_name))
         return out
 
-    # ----------------------------------------------------------------------------------------------
-    # The two networks
-    # ----------------------------------------------------------------------------------------------
-    def generative_logits(self, l, h_l):
-        """Logits of P(h_{l-1} = 1 | h_l) = h_l G_l + g_l, (batch, n_{l-1}); l = 1 gives those of x."""
-        return self.generative[l - 1].forward(h_l)[0]
+    def _row_weights(self, weights, n):
+        """Per-row weights (n,) as given (None: 1/n each, the mean)."""
+        if weights is not None and tuple(weights.shape) != (n,):
+            raise ValueError(f"weights must have shape ({n},), one per row; got {tuple(weights.shape)}")
+        return weights
 
-    def recognition_logits(self, l, h_below):
-        """Logits of Q(h_l = 1 | h_{l-1}) = h_{l-1} R_l + r_l, (batch, n_l); h_0 = x."""
-        return self.recognition[l - 1].forward(h_below)[0]
-
+    # ----------------------------------------------------------------------------------------------
+    # Sampling
+    # ----------------------------------------------------------------------------------------------
     def recognize(self, x, rng=None):
         """A sample h ~ Q(h | x), bottom-up: (hs, top_probs) with hs = [h_1, ..., h_L], (batch, n_l) each, and
         top_probs = Q(h_L = 1 | h_{L-1}), (batch, n_L)."""
-        hs, rec_logits = self._recognize(x, rng or self.rng)
+        hs, rec_logits = rules.recognize(self.recognition, x, self.rng if rng is None else rng)
         return hs, sigmoid(rec_logits[-1])
 
-    def _recognize(self, x, rng):
-        """(hs, rec_logits): a sample h ~ Q(h | x) and the logits of Q(h_l = 1 | h_{l-1}) used to draw it."""
-        hs, rec_logits, below = [], [], x
-        for l in range(1, len(self.layer_sizes)):
-            logits = self.recognition_logits(l, below)
-            below = rng.bernoulli(sigmoid(logits))
-            rec_logits.append(logits)
-            hs.append(below)
-        return hs, rec_logits
-
-    def sample_prior(self, n, rng=None, gibbs_steps=200, persistent=False):
-        """h_L ~ P(h_L), (n, n_L): independent Bernoullis, or Gibbs sampling of the RBM prior.
-
-        RBM prior: fresh random chains run for ``gibbs_steps`` sweeps; with ``persistent=True`` (the sleep
-        phase) chains kept across calls advance ``rbm_k`` sweeps per call, as PCD's fantasy particles do
-        (started with ``gibbs_steps`` sweeps of burn-in, and restarted if a larger batch asks for more).
-        """
-        rng = rng or self.rng
-        B, n_top = self.backend, self.layer_sizes[-1]
+    def sample_prior(self, n, rng=None, gibbs_steps=200):
+        """h_L ~ P(h_L), (n, n_L): independent Bernoullis, or ``gibbs_steps`` sweeps of fresh random Gibbs chains of
+        the RBM prior (the persistent sleep chains are ``prior_chains``, left as they are)."""
+        rng = self.rng if rng is None else rng
+        n_top = self.layer_sizes[-1]
         if self.prior == "factorial":
             return rng.bernoulli(self.xp.broadcast_to(sigmoid(self.prior_params["b"]), (n, n_top)))
-        if persistent and self.prior_chains is not None and self.prior_chains.shape[0] >= n:
-            self.prior_chains, _ = self.prior_rbm.gibbs(self.prior_chains, self.rbm_k, rng)
-            return self.prior_chains[:n, :]
-        v = rng.bernoulli(B.zeros((n, n_top), self.dtype_name) + 0.5)
-        v, _ = self.prior_rbm.gibbs(v, gibbs_steps, rng)
-        if persistent:
-            self.prior_chains = v
-        return v
+        v = rng.bernoulli(self.backend.zeros((n, n_top), self.dtype_name) + 0.5)
+        return self.prior_rbm.gibbs(v, gibbs_steps, rng)[0]
 
-    def dream(self, n, rng=None, persistent=False):
-        """Ancestral samples (x, hs) ~ P: h_L from the prior, then each layer from the one above, (n, n_l) each.
-        ``persistent``: the RBM prior's samples come from its persistent chains (the sleep phase)."""
-        rng = rng or self.rng
-        h = self.sample_prior(n, rng, persistent=persistent)
-        hs = [h]
-        for l in range(self.n_layers, 0, -1):
-            h = rng.bernoulli(sigmoid(self.generative_logits(l, h)))
-            hs.append(h)
-        x = hs.pop()
-        return x, hs[::-1]
+    def dream(self, n, rng=None):
+        """Ancestral samples (x, hs) ~ P: h_L from the prior, then each layer from the one above, (n, n_l) each."""
+        rng = self.rng if rng is None else rng
+        return rules.dream(self.generative, self.sample_prior(n, rng), rng)
+
+    def sample(self, n, seed=None, mean=True, rng=None):
+        """n dreams from the generative model: P(x = 1 | h_1) (``mean=True``) or binary x, (n, n_visible); drawn
+        from ``rng``, else from a generator seeded by ``seed``, else from ``self.rng``."""
+        n = check_positive_int(n, "n")
+        rng = rng if rng is not None else self.rng if seed is None else self.backend.rng(seed)
+        _, hs = self.dream(n, rng)
+        probs = sigmoid(rules.generative_logits(self.generative[:1], hs[:1])[0])   # P(x = 1 | h_1)
+        return probs if mean else rng.bernoulli(probs)
+
+    # ----------------------------------------------------------------------------------------------
+    # Training state: the RBM prior's persistent sleep chains
+    # ----------------------------------------------------------------------------------------------
+    def init_training_state(self, batch_size, rng=None) -> None:
+        """Create the state a new training run starts from. With the RBM prior: ``prior_chains``, ``batch_size``
+        persistent Gibbs chains for the sleep phase's dreams, started uniformly at random and run 200 sweeps
+        (``sample_prior``); the factorial prior has no state. ``refvae.fit`` calls it before the first epoch of a
+        new run (on resume, ``set_state`` restores the chains from the checkpoint)."""
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if self.prior == "rbm":
+            self.prior_chains = self.sample_prior(batch_size, rng)
+
+    def _sleep_top(self, n, rng):
+        """h_L for the sleep phase's n dreams, (n, n_L): independent Bernoullis (factorial prior), or the RBM
+        prior's persistent chains advanced ``rbm_k`` sweeps, of which the first n are used (writes
+        ``prior_chains``)."""
+        if self.prior == "factorial":
+            return self.sample_prior(n, rng)
+        if self.prior_chains is None:
+            raise RuntimeError("the RBM prior's persistent sleep chains (prior_chains) do not exist yet: call "
+                               "model.init_training_state(batch_size, rng) before training (refvae.fit does, at "
+                               "the start of a new run; a checkpoint restores them)")
+        if self.prior_chains.shape[0] < n:
+            raise ValueError(f"a batch of {n} examples needs {n} sleep chains, and prior_chains holds "
+                             f"{self.prior_chains.shape[0]}: call model.init_training_state({n}, rng) for batches "
+                             f"of up to {n}")
+        self.prior_chains, _ = self.prior_rbm.gibbs(self.prior_chains, self.rbm_k, rng)
+        return self.prior_chains[:n, :]
 
     # ----------------------------------------------------------------------------------------------
     # Log-probabilities of given states
     # ----------------------------------------------------------------------------------------------
-    def _rbm_log_z(self):
-        return self.prior_rbm.log_partition("exact")
-
     def log_prior(self, h_top, log_z=None):
         """log P(h_L) per example (batch,): sum_j [h_j b_j - softplus(b_j)], or -F(h_L) - log Z for the RBM prior
         (log Z exact unless given)."""
         if self.prior == "factorial":
-            b = self.prior_params["b"]
-            return h_top @ b - self.xp.sum(softplus(b))
+            return rules.log_factorial_prior(self.prior_params["b"], h_top)
         if log_z is None:
-            log_z = self._rbm_log_z()
+            log_z = self.prior_rbm.log_partition("exact")
         return -self.prior_rbm.free_energy(h_top) - log_z
+
+    def log_prior_function(self):
+        """h_L -> log P(h_L) (rows,), the prior as the rules take it; with the RBM prior, log Z is computed once,
+        now (valid until the parameters change)."""
+        if self.prior == "rbm":
+            return functools.partial(self.log_prior, log_z=self.prior_rbm.log_partition("exact"))
+        return self.log_prior
 
     def log_joint(self, x, hs, log_z=None):
         """log P(x, h_1, ..., h_L) = log P(h_L) + sum_l log P(h_{l-1} | h_l), per example (batch,)."""
         x = self.validate_data(x)
         hs = self._states(hs, x.shape[0])
-        return self._log_joint(x, hs, self._gen_logits(hs), log_z)
-
-    def _gen_logits(self, hs):
-        """Logits of P(h_{l-1} = 1 | h_l) for l = 1..L: the generative forward pass on given states."""
-        return [self.generative_logits(l, hs[l - 1]) for l in range(1, len(self.layer_sizes))]
-
-    def _log_joint(self, x, hs, gen_logits, log_z=None):
-        out = self.log_prior(hs[-1], log_z)
-        below = [x] + hs[:-1]
-        for l in range(1, len(self.layer_sizes)):
-            out = out + bernoulli_log_prob(below[l - 1], gen_logits[l - 1])
-        return out
+        return rules.log_joint(self.log_prior(hs[-1], log_z), x, hs, rules.generative_logits(self.generative, hs))
 
     def log_q(self, hs, x):
         """log Q(h_1, ..., h_L | x) = sum_l log Q(h_l | h_{l-1}), per example (batch,)."""
         x = self.validate_data(x)
         hs = self._states(hs, x.shape[0])
-        return self._log_q(hs, self._rec_logits(x, hs))
-
-    def _rec_logits(self, x, hs):
-        """Logits of Q(h_l = 1 | h_{l-1}) for l = 1..L: the recognition forward pass on given states."""
-        below = [x] + hs[:-1]
-        return [self.recognition_logits(l, below[l - 1]) for l in range(1, len(self.layer_sizes))]
-
-    def _log_q(self, hs, rec_logits):
-        out = 0.0
-        for l in range(1, len(self.layer_sizes)):
-            out = out + bernoulli_log_prob(hs[l - 1], rec_logits[l - 1])
-        return out
+        return rules.log_q(hs, rules.recognition_logits(self.recognition, x, hs))
 
     # ----------------------------------------------------------------------------------------------
-    # The hand-written updates
+    # The updates (wakesleep.rules) and the training step
     # ----------------------------------------------------------------------------------------------
-    def _row_weights(self, weights, n):
-        """Per-row weights (n, 1): 1/n each unless given (e.g. RWS's omega_i / n_examples)."""
-        if weights is None:
-            return None
-        if tuple(weights.shape) != (n,):
-            raise ValueError(f"weights must have shape ({n},), one per row; got {tuple(weights.shape)}")
-        return self.xp.reshape(weights, (n, 1))
-
-    def _delta_grads(self, inputs, logits, targets, w):
-        """Gradients of sum_rows w_row * (-log Bernoulli(targets | sigmoid(logits))) for logits = inputs W + b:
-        the delta rule, dW = inputs^T (w * (sigmoid(logits) - targets)), db = sum_rows w * (...)."""
-        xp = self.xp
-        delta = sigmoid(logits) - targets                                  # d(-log P)/d logits, (batch, n_out)
-        delta = delta / inputs.shape[0] if w is None else delta * w
-        return {"W": inputs.T @ delta, "b": xp.sum(delta, axis=0)}         # (n_in, batch) @ (batch, n_out)
-
     def wake_grads(self, x, hs, weights=None) -> dict:
-        """The wake update: gradients of -sum_rows weight_row * log P(x_row, h_row) for the given states.
+        """The wake update of P at given states: gradients of -sum_rows weight_row * log P(x_row, h_row).
 
-        ``weights`` (batch,) default to 1/batch (the mean); RWS passes omega_i / n_examples. Returns the
-        ``gen.*`` gradients and, for the factorial prior, ``prior.b`` = sum_rows weight (sigmoid(b) - h_L).
-        The RBM prior is trained by CD instead (see ``loss_and_grads``); its gradient is not included here.
-        """
+        ``weights`` (batch,) default to 1/batch (the mean); RWS passes omega_i / n_examples. Returns the ``gen.*``
+        gradients (``rules.wake_step``) and, for the factorial prior, its wake gradient ``prior.b`` =
+        sum_rows weight (sigmoid(b) - h_L) (``rules.prior_step``). The RBM prior learns by CD instead."""
         x = self.validate_data(x)
         hs = self._states(hs, x.shape[0])
-        return self._wake_grads(x, hs, weights, self._gen_logits(hs))
-
-    def _wake_grads(self, x, hs, weights, gen_logits):
-        xp = self.xp
-        n = x.shape[0]
-        w = self._row_weights(weights, n)
-        below = [x] + hs[:-1]
-        grads = {}
+        w = self._row_weights(weights, x.shape[0])
+        grads = rules.wake_step(x, hs, rules.generative_logits(self.generative, hs), w)
         if self.prior == "factorial":
-            h_top = hs[-1]
-            mean_h = xp.mean(h_top, axis=0) if w is None else xp.sum(w * h_top, axis=0)
-            total = 1.0 if w is None else xp.sum(w)
-            grads["prior.b"] = sigmoid(self.prior_params["b"]) * total - mean_h   # d(-log P(h_L))/db
-        for l in range(1, len(self.layer_sizes)):
-            g = self._delta_grads(hs[l - 1], gen_logits[l - 1], below[l - 1], w)
-            grads[f"gen.{l}.W"], grads[f"gen.{l}.b"] = g["W"], g["b"]
+            total = 1.0 if w is None else self.xp.sum(w)
+            top = rules.TopLayer(hs[-1], rules.weighted_mean(hs[-1], w), total, None)
+            grads.update(rules.prior_step(self.prior_params, top, "gradient")[0])
         return grads
 
     def sleep_grads(self, x, hs, weights=None) -> dict:
-        """The sleep update (or RWS's weighted wake update of Q): gradients of -sum_rows weight * log Q(h | x)
-        for the given states, ``rec.*`` only; ``weights`` default to 1/batch."""
+        """The sleep update of Q at given states (or RWS's weighted wake update of Q): gradients of
+        -sum_rows weight * log Q(h | x), ``rec.*`` only (``rules.sleep_step``); ``weights`` default to 1/batch."""
         x = self.validate_data(x)
         hs = self._states(hs, x.shape[0])
-        return self._sleep_grads(x, hs, weights, self._rec_logits(x, hs))
-
-    def _sleep_grads(self, x, hs, weights, rec_logits):
         w = self._row_weights(weights, x.shape[0])
-        below = [x] + hs[:-1]
-        grads = {}
-        for l in range(1, len(self.layer_sizes)):
-            g = self._delta_grads(below[l - 1], rec_logits[l - 1], hs[l - 1], w)
-            grads[f"rec.{l}.W"], grads[f"rec.{l}.b"] = g["W"], g["b"]
-        return grads
+        return rules.sleep_step(x, hs, rules.recognition_logits(self.recognition, x, hs), w)
 
-    def _repeat(self, x, k):
-        """Each row of x repeated k times in a row: (n * k, d), rows i*k .. i*k + k - 1 copies of x[i]."""
-        xp = self.xp
-        n, d = x.shape
-        return xp.reshape(xp.broadcast_to(xp.expand_dims(x, axis=1), (n, k, d)), (n * k, d))
+    def loss_grads_and_targets(self, x, rng=None):
+        """One training step on the batch x (batch, n_visible): (loss, grads, targets).
 
-    def loss_and_grads(self, x):
-        """One wake-sleep (or RWS) update direction for the batch x (batch, n_visible), and the monitored loss.
-
-        The algorithm's step (:meth:`_wake_sleep_step` or :meth:`_reweighted_wake_sleep_step`) gives the loss and
-        the ``gen.*`` and ``rec.*`` gradients; the prior's variant (:meth:`_prior_update`) adds ``prior.*``.
-
-        Side effects, besides drawing from ``self.rng``: with ``prior="rbm"`` the persistent sleep chains
-        (``prior_chains``) advance ``rbm_k`` sweeps; with ``prior_update="moment"`` the moment-matching step is
-        taken here, on ``params["prior.b"]`` (its returned gradient is then zero).
+        The algorithm's step (``rules.wake_sleep_step``, ``rules.rws_step`` or ``rules.exact_step``) gives the loss
+        and the ``gen.*`` and ``rec.*`` gradients; the prior's (``rules.prior_step``) the ``prior.*`` gradients and
+        the targets. Draws come from ``rng`` (default ``self.rng``). The parameters are not written; with the RBM
+        prior the persistent sleep chains (``prior_chains``) advance ``rbm_k`` sweeps.
 
         Returns
         -------
         loss : float
             Wake-sleep: the one-sample negative ELBO, mean over the batch of -(log P(x, h) - log Q(h | x)),
-            h ~ Q. RWS: the negative k-sample importance-weighted bound -log (1/k sum_i w_i), mean over the
-            batch (nats per example; a stochastic upper bound on -log P(x)).
+            h ~ Q. RWS: the negative k-sample importance-weighted bound -log (1/k sum_i w_i), mean over the batch
+            (nats per example; a stochastic upper bound on -log P(x)). Exact: -mean log P(x).
         grads : dict
-            ``gen.*`` and ``prior.*`` from the wake phase (the RBM prior: its CD-k estimate on the wake samples
-            of h_L; the factorial prior with ``prior_update="moment"``: zero, its step is taken here), ``rec.*``
-            from the sleep phase (RWS: the mean of the weighted wake update of Q and the sleep update).
+            Every parameter's descent direction (``prior.b`` zero with ``prior_update="moment"``).
+        targets : dict
+            ``{"prior.b": logits}`` after the moment-matching step (``prior_update="moment"``), else empty: the
+            values the parameters take after the optimiser's step (``refvae.fit`` writes them).
         """
+        rng = self.rng if rng is None else rng
         x = self.validate_data(x)
-        if self.algorithm == "wake-sleep":
-            loss, grads, top_states, top_mean = self._wake_sleep_step(x)
+        gen, rec, log_prior = self.generative, self.recognition, self.log_prior_function()
+        if self.algorithm == "exact":
+            loss, grads, top = rules.exact_step(gen, rec, log_prior, x, fast=self.fast_exact)
         elif self.algorithm == "rws":
-            loss, grads, top_states, top_mean = self._reweighted_wake_sleep_step(x)
-        elif self.fast_exact:                                                  # its tested twin (wakesleep/fast.py)
-            loss, grads, top_states, top_mean = exact_step(self, x)
+            loss, grads, top = rules.rws_step(gen, rec, log_prior, x, self._sleep_top(x.shape[0], rng), self.k, rng)
         else:
-            loss, grads, top_states, top_mean = self._exact_step(x)
-        grads.update(self._prior_update(top_states, top_mean))
-        return float(self.backend.to_numpy(loss)), grads
+            loss, grads, top = rules.wake_sleep_step(gen, rec, log_prior, x, self._sleep_top(x.shape[0], rng), rng)
+        prior_grads, targets = rules.prior_step(self.prior_params, top, self.prior_update, self.prior_rate,
+                                                self.prior_rbm, rng)
+        return float(self.backend.to_numpy(loss)), {**prior_grads, **grads}, targets
 
-    def _wake_sleep_step(self, x):
-        """Wake-sleep (Hinton, Dayan, Frey & Neal 1995) on the batch x (n, n_visible).
+    def loss_and_grads(self, x, rng=None):
+        """(loss, grads) of :meth:`loss_grads_and_targets`, without its targets: nothing is written onto the
+        parameters, so with ``prior_update="moment"`` the prior does not move (``refvae.fit`` calls
+        ``loss_grads_and_targets`` and applies them)."""
+        loss, grads, _ = self.loss_grads_and_targets(x, rng)
+        return loss, grads
 
-        Returns (loss, grads, top_states, top_mean): the one-sample negative ELBO (a 0-d array), the wake update of
-        P and the sleep update of Q, and the top layer's wake states and mean recognition probabilities for the
-        prior's update.
-        """
-        xp = self.xp
-        hs, rec_logits = self._recognize(x, self.rng)                           # wake: h ~ Q(h | x)
-        gen_logits = self._gen_logits(hs)
-        log_w = self._log_joint(x, hs, gen_logits) - self._log_q(hs, rec_logits)   # log P(x, h) - log Q(h | x)
-        grads = self._wake_grads(x, hs, None, gen_logits)                       # d(-log P(x, h)) / d(gen, prior)
-        grads.update(self._sleep_phase(x.shape[0]))                             # d(-log Q(h | x)) / d rec at dreams
-        loss = -xp.mean(log_w)                                                  # one-sample negative ELBO
-        return loss, grads, hs[-1], xp.mean(sigmoid(rec_logits[-1]), axis=0)
-
-    def _reweighted_wake_sleep_step(self, x):
-        """Reweighted wake-sleep (Bornschein & Bengio 2015) with k samples per example, on the batch x.
-
-        Returns (loss, grads, top_states, top_mean) as :meth:`_wake_sleep_step`, with the negative k-sample
-        importance-weighted bound as the loss, the omega-weighted wake updates of P and Q, Q's being averaged
-        with the sleep update, and the top states resampled by their weights.
-        """
-        xp = self.xp
-        n, k = x.shape[0], self.k
-        xs = self._repeat(x, k)                                                 # (n * k, n_visible)
-        hs, rec_logits = self._recognize(xs, self.rng)                          # h_i ~ Q(h | x), k per example
-        gen_logits = self._gen_logits(hs)
-        log_w = self._log_joint(xs, hs, gen_logits) - self._log_q(hs, rec_logits)
-        log_w = xp.reshape(log_w, (n, k))                                       # log w_i, (n, k)
-        lse = logsumexp(log_w, axis=1, keepdims=True)
-        loss = -xp.mean(lse) + math.log(k)                                      # -log(1/k sum_i w_i)
-        omega = xp.exp(log_w - lse)                                             # normalised weights, (n, k)
-        weights = xp.reshape(omega, (n * k,)) / n
-        sleep = self._sleep_phase(n)
-        grads = self._wake_grads(xs, hs, weights, gen_logits)                   # -sum omega d log P(x, h_i)
-        q_wake = self._sleep_grads(xs, hs, weights, rec_logits)                 # -sum omega d log Q(h_i | x)
-        grads.update({name: 0.5 * (q_wake[name] + sleep[name]) for name in sleep})
-        top_mean = xp.sum(xp.reshape(weights, (n * k, 1)) * sigmoid(rec_logits[-1]), axis=0)
-        return loss, grads, self._resample(hs[-1], omega), top_mean
-
-    def _exact_step(self, x):
-        """Exact maximum likelihood on the batch x (n, n_visible): every hidden configuration h, weighted by its
-        exact posterior P(h | x) = exp(log P(x, h) - log P(x)).
-
-        The wake update of P with these weights, -sum_x sum_h P(h|x)/n d log P(x, h), is the exact gradient of
-        -mean log P(x); the same weights on -d log Q(h | x) give the gradient of mean KL(P(h|x) || Q(h|x)) for Q.
-        The configurations come in blocks of states, each paired with every example (at most EXACT_ROWS pairs).
-
-        Returns (loss, grads, None, top_mean): the exact -mean log P(x), the gradients, and the exact mean
-        posterior probability of the top layer <P(h_L = 1 | x)> for the moment-matching prior.
-        """
-        xp = self.xp
-        n = x.shape[0]
-        H = sum(self.layer_sizes[1:])
-        log_px = exact_log_likelihood(self, x)                                 # log P(x), (n,): the normaliser
-        states_per_block = max(1, EXACT_ROWS // n)
-        grads, top_mean = {}, None
-        for start in range(0, 2 ** H, states_per_block):
-            stop = min(start + states_per_block, 2 ** H)
-            m = stop - start
-            xs, hs = paired_with_states(self, x, start, stop)                   # row i*m + s: (x_i, state s)
-            gen_logits = self._gen_logits(hs)
-            log_joint = self._log_joint(xs, hs, gen_logits)                     # log P(x_i, h_s), (n * m,)
-            log_px_rows = xp.reshape(xp.broadcast_to(xp.reshape(log_px, (n, 1)), (n, m)), (n * m,))
-            weights = xp.exp(log_joint - log_px_rows) / n                       # P(h_s | x_i) / n
-            block = self._wake_grads(xs, hs, weights, gen_logits)               # -sum w d log P(x, h)
-            block.update(self._sleep_grads(xs, hs, weights, self._rec_logits(xs, hs)))   # -sum w d log Q(h | x)
-            block_top = xp.sum(xp.reshape(weights, (n * m, 1)) * hs[-1], axis=0)
-            grads = block if not grads else {name: grads[name] + g for name, g in block.items()}
-            top_mean = block_top if top_mean is None else top_mean + block_top
-        return -xp.mean(log_px), grads, None, top_mean
-
-    def _sleep_phase(self, n):
-        """The sleep update of Q on n dreams (h, x) ~ P (with the RBM prior, from its persistent chains)."""
-        x_dream, h_dream = self.dream(n, persistent=True)
-        return self._sleep_grads(x_dream, h_dream, None, self._rec_logits(x_dream, h_dream))
-
-    def _prior_update(self, top_states, top_mean) -> dict:
-        """The prior's variant: ``prior.*`` gradients to add to the step's (or a step taken here).
-
-        - factorial prior, ``prior_update="gradient"``: nothing to add (the wake update holds ``prior.b``);
-        - factorial prior, ``prior_update="moment"``: p <- (1 - rho) p + rho <Q(h_L = 1 | .)> taken here, and a zero
-          gradient for ``prior.b``;
-        - RBM prior: its CD-k gradient on the top layer's wake states.
-        """
-        if self.prior == "rbm":
-            _, rbm_grads = self.prior_rbm.loss_and_grads(top_states)
-            return {f"prior.{name}": g for name, g in rbm_grads.items()}
-        if self.prior_update == "moment":
-            self._moment_step(top_mean)
-            return {"prior.b": self.xp.zeros_like(self.prior_params["b"])}
-        return {}
-
-    def _resample(self, states, omega):
-        """One row per example drawn from its k rows with probabilities omega (batch, k), by the Gumbel-max
-        trick (argmax_i log omega_i + G_i, G_i = -log(-log U_i)): (batch, n_l)."""
-        xp, B = self.xp, self.backend
-        n, k = omega.shape
-        u = xp.clip(self.rng.uniform((n, k), self.dtype_name), 1e-12, 1.0 - 1e-7)
-        choice = xp.argmax(xp.log(omega + 1e-30) - xp.log(-xp.log(u)), axis=1)           # (batch,)
-        rows = choice + B.asarray(xp.arange(n, dtype=choice.dtype)) * k
-        return xp.take(states, rows, axis=0)
-
-    def _moment_step(self, target):
-        """p <- (1 - rho) p + rho target, with p = sigmoid(b), written back as logits (clipped away from 0 and 1)."""
-        xp = self.xp
-        p = (1.0 - self.prior_rate) * sigmoid(self.prior_params["b"]) + self.prior_rate * target
-        p = xp.clip(p, 1e-6, 1.0 - 1e-6)
-        self.prior_params["b"][...] = xp.log(p) - xp.log1p(-p)        # in place: optimisers hold this array
-
-    def loss(self, x) -> float:
-        """The monitored loss of ``loss_and_grads`` without an update (a fresh sample from Q; nats per example;
-        ``algorithm="exact"``: the exact -mean log P(x))."""
+    def loss(self, x, rng=None) -> float:
+        """The monitored loss of ``loss_grads_and_targets`` without an update, on fresh samples from Q drawn from
+        ``rng`` (nats per example): -mean log (1/k sum_i w_i) (``rules.iw_bound``; k = 1: the negative ELBO);
+        ``algorithm="exact"``: the exact -mean log P(x)."""
         xp = self.xp
         x = self.validate_data(x)
         if self.algorithm == "exact":
-            return float(-xp.mean(exact_log_likelihood(self, x)))
+            return float(-xp.mean(self.log_likelihood(x)))
         n, k = x.shape[0], self.k
-        xk = self._repeat(x, k) if k > 1 else x
-        hs, rec_logits = self._recognize(xk, self.rng)
-        log_w = xp.reshape(self._log_joint(xk, hs, self._gen_logits(hs)) - self._log_q(hs, rec_logits), (n, k))
-        return float(-xp.mean(logsumexp(log_w, axis=1)) + math.log(k))
+        xs = rules.repeat_rows(x, k) if k > 1 else x
+        hs, rec_logits = rules.recognize(self.recognition, xs, self.rng if rng is None else rng)
+        log_p = rules.log_joint(self.log_prior(hs[-1]), xs, hs, rules.generative_logits(self.generative, hs))
+        log_w = xp.reshape(log_p - rules.log_q(hs, rec_logits), (n, k))        # log w_i, (n, k)
+        return float(-xp.mean(rules.iw_bound(log_w)))
 
     # ----------------------------------------------------------------------------------------------
-    # Likelihoods, samples, diagnostics
+    # Likelihoods, diagnostics
     # ----------------------------------------------------------------------------------------------
-    def log_likelihood(self, X, method="exact", k=1000, seed=None, max_rows=8192, chunk=2**14, progress=False):
+    def log_likelihood(self, X, method="exact", k=1000, seed=None, max_rows=8192, chunk=2**14, progress=False,
+                       rng=None):
         """log P(x) per example (batch,).
 
         ``method="exact"``: log sum_h P(x, h) over all 2^H configurations of the H hidden units, enumerated in
         chunks of ``chunk`` with a running log-sum-exp (H <= MAX_HIDDEN_ENUMERATION).
         ``method="importance"``: logsumexp_i (log P(x, h_i) - log Q(h_i | x)) - log k with h_i ~ Q(.|x), a
-        stochastic lower bound that converges to log P(x) as k grows (Burda et al. 2015; Bornschein & Bengio 2015),
-        computed in chunks of at most ``max_rows`` sampled rows. ``progress``: a bar over the exact enumeration.
+        stochastic lower bound that converges to log P(x) as k grows (Burda et al. 2016; Bornschein & Bengio 2015),
+        computed in chunks of at most ``max_rows`` sampled rows, drawn from ``rng``, else from a generator seeded by
+        ``seed``, else from ``self.rng``. ``progress``: a bar over the exact enumeration.
         """
         X = self.validate_data(X, "X")
         if method == "exact":
-            return exact_log_likelihood(self, X, check_positive_int(chunk, "chunk"), progress=progress)
+            return exact_log_likelihood(self.generative, self.log_prior_function(), X,
+                                        check_positive_int(chunk, "chunk"), progress=progress)
         if method == "importance":
-            return importance_log_likelihood(self, X, check_positive_int(k, "k"), seed,
-                                             check_positive_int(max_rows, "max_rows"))
+            rng = rng if rng is not None else self.rng if seed is None else self.backend.rng(seed)
+            return importance_log_likelihood(self.generative, self.recognition, self.log_prior_function(), X,
+                                             check_positive_int(k, "k"), rng, check_positive_int(max_rows, "max_rows"))
         raise ValueError(f"method must be 'exact' or 'importance', got {method!r}")
 
-    def sample(self, n, seed=None, mean=True):
-        """n dreams from the generative model: P(x = 1 | h_1) (``mean=True``) or binary x, (n, n_visible)."""
-        n = check_positive_int(n, "n")
-        rng = self.rng if seed is None else self.backend.rng(seed)
-        _, hs = self.dream(n, rng)
-        probs = sigmoid(self.generative_logits(1, hs[0]))
-        return probs if mean else rng.bernoulli(probs)
-
-    def firing_rates(self, X, n_dreams=2000, seed=0) -> list:
+    def firing_rates(self, X, n_dreams=2000, seed=0, rng=None) -> list:
         """Per hidden layer, (aggregate recognition rate <Q(h_l = 1 | .)>_data, generative rate from dreams),
-        each (n_l,) on the device. For the factorial prior the top layer's generative rate is exact: sigmoid(b)."""
+        each (n_l,) on the device, drawn from ``rng`` (default: a generator seeded by ``seed``, so that the same
+        call gives the same numbers). For the factorial prior the top layer's generative rate is exact: sigmoid(b)."""
         xp = self.xp
         X = self.validate_data(X, "X")
-        rng = self.backend.rng(seed)
-        rates, below = [], X
-        for l in range(1, len(self.layer_sizes)):
-            probs = sigmoid(self.recognition_logits(l, below))
-            rates.append(xp.mean(probs, axis=0))
-            below = rng.bernoulli(probs)
+        rng = self.backend.rng(seed) if rng is None else rng
+        _, rec_logits = rules.recognize(self.recognition, X, rng)
         _, dreams = self.dream(check_positive_int(n_dreams, "n_dreams"), rng)
-        out = [(agg, xp.mean(h, axis=0)) for agg, h in zip(rates, dreams)]
+        out = [(xp.mean(sigmoid(a), axis=0), xp.mean(h, axis=0)) for a, h in zip(rec_logits, dreams)]
         if self.prior == "factorial":
             out[-1] = (out[-1][0], sigmoid(self.prior_params["b"]))
         return out
