@@ -8,9 +8,10 @@
 
 The generative prior over the top layer's binary units is moved towards the average recognition
 distribution, P(h_L) <- <Q(h_L|x)>_data, by the wake phase's gradient or by a moment-matching step; or it is
-an RBM (``prior="rbm"``, the top of a deep belief net). See wakesleep/model.py for the equations.
+an RBM (``prior="rbm"``, the top of a deep belief net). The equations are in wakesleep/rules.py.
 """
 
+from . import rules
 from .model import ALGORITHMS, MAX_HIDDEN_ENUMERATION, PRIOR_UPDATES, PRIORS, HelmholtzMachine
 
-__all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine"]
+__all__ = ["ALGORITHMS", "MAX_HIDDEN_ENUMERATION", "PRIORS", "PRIOR_UPDATES", "HelmholtzMachine", "rules"]
