@@ -9,8 +9,6 @@ fast form (here)                 textbook twin                              wher
 ===============================  =========================================  =======================================
 ``adam_step_sums``               ``optim.Adam`` with ``fast=False``          ``Adam()`` (``fast=True``, the default)
                                  (Kingma & Ba, Algorithm 1, line by line)
-``bernoulli_nll_with_grad``      ``numerics.bernoulli_log_prob`` and         the VAE's training step
-                                 ``numerics.bernoulli_log_prob_grad``
 ``map_blocks``                   ``[fn(a, b) for each block]``               IW log-likelihoods (VAE, Helmholtz)
 ``enumerated_moments``           ``rbm.partition.model_expectations``        an RBM's exact negative phase, when the
                                  (log Z first, then the moments: two         hidden layer is the one enumerated
@@ -32,9 +30,8 @@ import os
 import numpy as np
 
 from .enumeration import binary_states
-from .numerics import namespace
 
-__all__ = ["adam_step_sums", "bernoulli_nll_with_grad", "enumerated_moments", "map_blocks"]
+__all__ = ["adam_step_sums", "enumerated_moments", "map_blocks"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,30 +87,6 @@ def _cupy_adam_kernel():
             """,
             "refvae_adam_step")
     return _ADAM_KERNEL
-
-
-# ------------------------------------------------------------------------------------------------
-# The Bernoulli term and its gradient in one pass
-# ------------------------------------------------------------------------------------------------
-def bernoulli_nll_with_grad(x, logits):
-    """(-log p(x | logits), d(-log p) / d logits) together, sharing e = e^{-|l|}.
-
-        -log p = sum_j [ softplus(l_j) - x_j l_j ],   softplus(l) = max(l, 0) + log1p(e)
-        d(-log p) / d l = sigmoid(l) - x,              sigmoid(l) = e^{min(l, 0)} / (1 + e)
-
-    The twin: ``-numerics.bernoulli_log_prob(x, l)`` and ``-numerics.bernoulli_log_prob_grad(x, l)``, which
-    compute e^{-|l|} twice.
-
-    Returns
-    -------
-    nll : array (batch,)
-    grad : array (batch, d)
-    """
-    xp = namespace(logits)
-    e = xp.exp(-xp.abs(logits))                                        # (batch, d), in (0, 1]
-    nll = xp.sum(xp.maximum(logits, 0.0) + xp.log1p(e) - x * logits, axis=-1)
-    sig = xp.exp(xp.minimum(logits, 0.0)) / (1.0 + e)                  # sigmoid(l), as in ``numerics.sigmoid``
-    return nll, sig - x
 
 
 # ------------------------------------------------------------------------------------------------
