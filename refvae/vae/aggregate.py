@@ -9,7 +9,7 @@ approximates p(z). Its moments follow from the law of total variance (per dimens
 
     mean_d = <mu_d(x)>
     var_d  = <sigma_d^2(x)> + Var_x[mu_d(x)]            (within-x noise + between-x spread)
-    cov    = <diag sigma^2(x)> + Cov_x[mu(x)]           (full=True)
+    cov    = <diag sigma^2(x)> + Cov_x[mu(x)]
 
 :func:`aggregate_kl` estimates KL(q(z) || p(z)) of the mixture itself, the term the ELBO pays for the mismatch
 (Hoffman & Johnson 2016); the moment-matched Gaussian's KL is a lower bound on it.
@@ -48,8 +48,9 @@ from ..backend import get_backend
 from ..numerics import logsumexp
 from ..validation import DataError
 
-__all__ = ["ACTIVE_THRESHOLD", "AGGREGATE_SOURCES", "AggregateKL", "AggregatePosterior", "PriorMismatch", "absorb_prior",
-           "aggregate_kl", "aggregate_posterior", "align_to_prior", "draw_from_mixture", "prior_mismatch"]
+__all__ = ["ACTIVE_THRESHOLD", "AGGREGATE_SOURCES", "AggregateKL", "AggregatePosterior", "PriorMismatch",
+           "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "draw_from_mixture",
+           "prior_mismatch"]
 
 AGGREGATE_SOURCES = ("aggregate", "aggregate-full", "aggregate-mixture")   # AggregatePosterior.draw's sources
 

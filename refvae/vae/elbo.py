@@ -57,10 +57,14 @@ from ..numerics import (
     namespace,
 )
 
-__all__ = ["DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward", "iw_log_likelihood",
-           "kl_divergence", "log_prior", "negative_elbo", "negative_elbo_and_grads", "reconstruction_nll"]
+__all__ = ["DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward",
+           "iw_log_likelihood", "kl_divergence", "log_prior", "negative_elbo", "negative_elbo_and_grads",
+           "reconstruction_nll"]
 
 
+# ------------------------------------------------------------------------------------------------
+# The model: encoder, decoder, the two terms of the ELBO
+# ------------------------------------------------------------------------------------------------
 class EncoderCache(NamedTuple):
     """What the encoder's backward pass needs: each hidden layer's (input, activation cache), and ``h``
     (batch, h_enc), the input of the mu and logvar heads (``x`` itself when there is no hidden layer)."""
@@ -69,62 +73,6 @@ class EncoderCache(NamedTuple):
     h: Any
 
 
-class DecoderCache(NamedTuple):
-    """What the decoder's backward pass needs: each hidden layer's (input, activation cache), and ``h``
-    (batch, h_dec), the input of the heads (``z`` itself when there is no hidden layer)."""
-
-    layers: list
-    h: Any
-
-
-# ------------------------------------------------------------------------------------------------
-# Layers on the flat dict: h' = act(h W + b), and their backward passes
-# ------------------------------------------------------------------------------------------------
-def _depth(params, prefix):
-    """The number of hidden layers ``f"{prefix}.<l>.W"``, l = 0, 1, ..."""
-    depth = 0
-    while f"{prefix}.{depth}.W" in params:
-        depth += 1
-    return depth
-
-
-def _affine(params, name, h):
-    """out = h W + b, with W = params[name + ".W"] (in, out) and b = params[name + ".b"] (out,)."""
-    out = h @ params[f"{name}.W"]             # (batch, in) @ (in, out) -> (batch, out)
-    out += params[f"{name}.b"]                # in place: no second (batch, out) array
-    return out
-
-
-def _affine_backward(params, name, d_out, h, need_dh=True):
-    """From d_out = d loss / d out: (d_h, grads) with d_W = h^T d_out, d_b = sum_batch d_out, d_h = d_out W^T."""
-    grads = {f"{name}.W": h.T @ d_out, f"{name}.b": namespace(d_out).sum(d_out, axis=0)}
-    return (d_out @ params[f"{name}.W"].T if need_dh else None), grads
-
-
-def _hidden_layers(params, prefix, h, activation):
-    """h <- act(h W_l + b_l) for every hidden layer l of ``prefix``; returns h and the layers' caches."""
-    act, layers = make_activation(activation), []
-    for i in range(_depth(params, prefix)):
-        h_next, c_act = act.forward(_affine(params, f"{prefix}.{i}", h))
-        layers.append((h, c_act))
-        h = h_next
-    return h, layers
-
-
-def _hidden_layers_backward(params, prefix, d_h, layers, activation, need_dx=True):
-    """From d_h = d loss / d (the last hidden layer): d loss / d (the input) and the layers' grads."""
-    act, grads = make_activation(activation), {}
-    for i in reversed(range(len(layers))):
-        h_in, c_act = layers[i]
-        d_pre, _ = act.backward(d_h, c_act)                    # d loss / d (h_in W + b)
-        d_h, g = _affine_backward(params, f"{prefix}.{i}", d_pre, h_in, need_dh=need_dx or i > 0)
-        grads.update(g)
-    return d_h, grads
-
-
-# ------------------------------------------------------------------------------------------------
-# The model: encoder, decoder, the two terms of the ELBO
-# ------------------------------------------------------------------------------------------------
 def encode(params, x, *, activation="relu"):
     """q(z | x) = N(mu, diag exp(logvar)): ``(mu, logvar, cache)``, mu and logvar (batch, z_dim) (logvar is the
     log of the variance), ``cache`` an :class:`EncoderCache`. ``x`` (batch, x_dim)."""
@@ -139,6 +87,14 @@ def _heads(likelihood, decoder_variance):
     if likelihood == "bernoulli":
         return ("logits",)
     return ("mean", "logvar") if decoder_variance == "amortised" else ("mean",)
+
+
+class DecoderCache(NamedTuple):
+    """What the decoder's backward pass needs: each hidden layer's (input, activation cache), and ``h``
+    (batch, h_dec), the input of the heads (``z`` itself when there is no hidden layer)."""
+
+    layers: list
+    h: Any
 
 
 def decode(params, z, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised"):
@@ -396,5 +352,51 @@ def _log_weights(params, x, mu, logvar, s, rng, config):
         parts = map_blocks(B, log_px_z, s, block)
     else:                   # the same blocks, one after the other
         parts = [log_px_z(a, min(a + block, s)) for a in range(0, s, block)]
+    log_px_z_all = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]                     # (m, s)
     # log w_ij = log p(x_i | z_ij) + log p(z_ij) - log q(z_ij | x_i)
-    return (xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]) + log_prior(params, z, prior=config["prior"]) - log_q
+    return log_px_z_all + log_prior(params, z, prior=config["prior"]) - log_q
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers on the flat dict: h' = act(h W + b), and their backward passes
+# ------------------------------------------------------------------------------------------------
+def _depth(params, prefix):
+    """The number of hidden layers ``f"{prefix}.<l>.W"``, l = 0, 1, ..."""
+    depth = 0
+    while f"{prefix}.{depth}.W" in params:
+        depth += 1
+    return depth
+
+
+def _affine(params, name, h):
+    """out = h W + b, with W = params[name + ".W"] (in, out) and b = params[name + ".b"] (out,)."""
+    out = h @ params[f"{name}.W"]             # (batch, in) @ (in, out) -> (batch, out)
+    out += params[f"{name}.b"]                # in place: no second (batch, out) array
+    return out
+
+
+def _affine_backward(params, name, d_out, h, need_dh=True):
+    """From d_out = d loss / d out: (d_h, grads) with d_W = h^T d_out, d_b = sum_batch d_out, d_h = d_out W^T."""
+    grads = {f"{name}.W": h.T @ d_out, f"{name}.b": namespace(d_out).sum(d_out, axis=0)}
+    return (d_out @ params[f"{name}.W"].T if need_dh else None), grads
+
+
+def _hidden_layers(params, prefix, h, activation):
+    """h <- act(h W_l + b_l) for every hidden layer l of ``prefix``; returns h and the layers' caches."""
+    act, layers = make_activation(activation), []
+    for i in range(_depth(params, prefix)):
+        h_next, c_act = act.forward(_affine(params, f"{prefix}.{i}", h))
+        layers.append((h, c_act))
+        h = h_next
+    return h, layers
+
+
+def _hidden_layers_backward(params, prefix, d_h, layers, activation, need_dx=True):
+    """From d_h = d loss / d (the last hidden layer): d loss / d (the input) and the layers' grads."""
+    act, grads = make_activation(activation), {}
+    for i in reversed(range(len(layers))):
+        h_in, c_act = layers[i]
+        d_pre, _ = act.backward(d_h, c_act)                    # d loss / d (h_in W + b)
+        d_h, g = _affine_backward(params, f"{prefix}.{i}", d_pre, h_in, need_dh=need_dx or i > 0)
+        grads.update(g)
+    return d_h, grads

@@ -4,9 +4,14 @@
 seen as one flat dict ``params``), the random generators, sampling and checkpoints. Every number it computes comes
 from a pure function of ``params`` in ``elbo.py`` (Kingma & Welling 2014; Burda et al. 2016):
 
-    loss_and_grads, loss   ->  elbo.negative_elbo_and_grads, elbo.negative_elbo     (the ELBO, one sample of eps)
-    encode, decode         ->  elbo.encode, elbo.decode
-    log_likelihood         ->  elbo.iw_log_likelihood                              (importance-weighted, eq. 8)
+    loss_and_grads               ->  elbo.negative_elbo_and_grads     (-ELBO and its gradient, one sample of eps)
+    loss, elbo, elbo_terms       ->  elbo.negative_elbo               (the same forward pass, elbo.forward)
+    encode, decode, reconstruct  ->  elbo.encode, elbo.decode
+    log_likelihood               ->  elbo.iw_log_likelihood           (importance-weighted, Burda et al. eq. 8)
+    sample(source="aggregate...", aggregate=agg)  ->  agg.draw        (refvae.vae.aggregate.AggregatePosterior)
+
+Every method that draws random numbers takes ``rng`` (or ``seed``) and falls back on the model's own generator
+``rng`` only when neither is given.
 
 References
 ----------
