@@ -387,7 +387,7 @@ def test_elbo_functions_return_what_the_model_returns(backend, config, hidden, h
     mu, logvar, _ = elbo.encode(model.params, xb, activation=config.get("activation", "relu"))
     for a, b in zip((mu, logvar), model.encode(x)):
         np.testing.assert_allclose(backend.to_numpy(a), backend.to_numpy(b), rtol=1e-12)
-    outs, _ = elbo.decode(model.params, mu, **{k: v for k, v in config.items() if k not in ("prior", "fast")})
+    outs, _ = elbo.decode(model.params, mu, **config)
     decoded = model.decode(mu)
     for a, b in zip([outs["logits"]] if likelihood == "bernoulli" else [outs["mean"], outs["logvar"]],
                     decoded if isinstance(decoded, tuple) else (decoded,)):
@@ -395,6 +395,20 @@ def test_elbo_functions_return_what_the_model_returns(backend, config, hidden, h
     ll = elbo.iw_log_likelihood(model.params, xb, 30, backend.rng(9), max_rows=40, **config)
     expected = model.log_likelihood(x, k=30, seed=9, max_rows=40)
     np.testing.assert_allclose(backend.to_numpy(ll), backend.to_numpy(expected), rtol=1e-12)
+
+
+def test_elbo_functions_refuse_an_unknown_keyword(numpy_backend):
+    from refvae.vae import elbo
+
+    model = GaussianVAE(6, 3, hidden=(5,), dtype="float64")
+    x, eps = np.full((2, 6), 0.5), np.zeros((2, 3))
+    for call in (lambda: elbo.encode(model.params, x, activaton="tanh"),
+                 lambda: elbo.decode(model.params, eps, likelyhood="gaussian"),
+                 lambda: elbo.negative_elbo(model.params, x, eps, prior_="learned")):
+        with pytest.raises(TypeError, match="unknown configuration keyword|unexpected keyword"):
+            call()
+    assert set(elbo.CONFIG) == set(model.elbo_config)
+    assert elbo.CONFIG == GaussianVAE(6, 3).elbo_config             # the defaults are GaussianVAE's
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])

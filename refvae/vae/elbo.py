@@ -57,9 +57,21 @@ from ..numerics import (
     namespace,
 )
 
-__all__ = ["DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward",
+__all__ = ["CONFIG", "DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward",
            "iw_log_likelihood", "kl_divergence", "log_prior", "negative_elbo", "negative_elbo_and_grads",
            "reconstruction_nll"]
+
+
+CONFIG = {"likelihood": "bernoulli", "activation": "relu", "decoder_variance": "amortised", "prior": "standard",
+          "fast": True}   # the configuration keywords and their defaults (GaussianVAE's)
+
+
+def _check_config(config):
+    """Refuse a keyword that is not one of CONFIG (a misspelt one would otherwise be ignored)."""
+    unknown = [k for k in config if k not in CONFIG]
+    if unknown:
+        raise TypeError(f"unknown configuration keyword(s) {', '.join(map(repr, unknown))}: choose from "
+                        f"{', '.join(CONFIG)}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -73,9 +85,11 @@ class EncoderCache(NamedTuple):
     h: Any
 
 
-def encode(params, x, *, activation="relu"):
+def encode(params, x, *, activation="relu", **config):
     """q(z | x) = N(mu, diag exp(logvar)): ``(mu, logvar, cache)``, mu and logvar (batch, z_dim) (logvar is the
-    log of the variance), ``cache`` an :class:`EncoderCache`. ``x`` (batch, x_dim)."""
+    log of the variance), ``cache`` an :class:`EncoderCache`. ``x`` (batch, x_dim). The other configuration
+    keywords (``config``) are accepted and not used."""
+    _check_config(config)
     h, layers = _hidden_layers(params, "encoder", x, activation)     # (batch, h_enc)
     mu = _affine(params, "encoder.mu", h)                            # (batch, z_dim)
     logvar = _affine(params, "encoder.logvar", h)                    # (batch, z_dim), log sigma^2
@@ -97,10 +111,11 @@ class DecoderCache(NamedTuple):
     h: Any
 
 
-def decode(params, z, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised"):
+def decode(params, z, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised", **config):
     """p(x | z): ``(outs, cache)``, outs ``{"logits"}`` or ``{"mean", "logvar"}``, each (batch, x_dim), cache a
     :class:`DecoderCache`. A log-variance constant in z (``decoder.noise.logvar``, or a fixed variance) is
-    broadcast to (batch, x_dim). ``z`` (batch, z_dim)."""
+    broadcast to (batch, x_dim). ``z`` (batch, z_dim). The other configuration keywords are accepted."""
+    _check_config(config)
     h, layers = _hidden_layers(params, "decoder", z, activation)     # (batch, h_dec)
     outs = {name: _affine(params, f"decoder.{name}", h) for name in _heads(likelihood, decoder_variance)}
     if likelihood == "gaussian" and "logvar" not in outs:
@@ -116,9 +131,10 @@ def decoder_logvar(params, mean, decoder_variance):
     return xp.zeros_like(mean) + math.log(decoder_variance)             # a fixed variance
 
 
-def reconstruction_nll(x, outs, *, likelihood="bernoulli"):
+def reconstruction_nll(x, outs, *, likelihood="bernoulli", **config):
     """rec = -log p(x | z) per example, (batch,): Bernoulli sum_j softplus(l_j) - x_j l_j, or Gaussian
     1/2 sum_j [log 2 pi + logvar_j + (x_j - mean_j)^2 exp(-logvar_j)]."""
+    _check_config(config)
     if likelihood == "bernoulli":
         return -bernoulli_log_prob(x, outs["logits"])
     return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
@@ -137,16 +153,18 @@ def _reconstruction_nll_and_grad(x, outs, likelihood, fast):
     return rec, {"mean": -d_log_p_d_mean, "logvar": -d_log_p_d_logvar}
 
 
-def kl_divergence(params, mu, logvar, *, prior="standard"):
+def kl_divergence(params, mu, logvar, *, prior="standard", **config):
     """KL(q(z | x) || p(z)) per example, (batch,) (appendix B):
     1/2 sum_j [mu_j^2 + exp(logvar_j) - 1 - logvar_j] for N(0, I), :func:`refvae.numerics.kl_normal` if learned."""
+    _check_config(config)
     if prior == "standard":
         return kl_standard_normal(mu, logvar)
     return kl_normal(mu, logvar, params["prior.mean"], params["prior.logvar"])
 
 
-def log_prior(params, z, *, prior="standard"):
+def log_prior(params, z, *, prior="standard", **config):
     """log p(z), summed over the last axis: -1/2 sum_j [log 2 pi + z_j^2] for N(0, I)."""
+    _check_config(config)
     if prior == "standard":
         return -0.5 * namespace(z).sum(LOG_2PI + z * z, axis=-1)
     return gaussian_log_prob(z, params["prior.mean"], params["prior.logvar"])
@@ -338,14 +356,12 @@ def _log_weights(params, x, mu, logvar, s, rng, config):
     z = mu3 + xp.exp(0.5 * logvar3) * eps
     # log q(z_ij | x_i) = -1/2 sum [log 2 pi + logvar_i + eps_ij^2], (m, s)
     log_q = -0.5 * xp.sum(LOG_2PI + logvar3 + eps * eps, axis=-1)
-    outs, _ = decode(params, xp.reshape(z, (m * s, z_dim)), likelihood=config["likelihood"],
-                     activation=config["activation"], decoder_variance=config["decoder_variance"])
+    outs, _ = decode(params, xp.reshape(z, (m * s, z_dim)), **config)
     outs = {name: xp.reshape(o, (m, s, -1)) for name, o in outs.items()}         # (m, s, x_dim)
     x3 = xp.expand_dims(x, axis=1)                                               # (m, 1, x_dim)
 
     def log_px_z(a, b):                                                          # log p(x_i | z_ij), j in [a, b)
-        return -reconstruction_nll(x3, {name: o[:, a:b, :] for name, o in outs.items()},
-                                   likelihood=config["likelihood"])
+        return -reconstruction_nll(x3, {name: o[:, a:b, :] for name, o in outs.items()}, **config)
 
     block = max(1, 512 // m)
     if config["fast"]:      # blocks of samples on every core with NumPy (refvae.fast.map_blocks)
@@ -354,7 +370,7 @@ def _log_weights(params, x, mu, logvar, s, rng, config):
         parts = [log_px_z(a, min(a + block, s)) for a in range(0, s, block)]
     log_px_z_all = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]                     # (m, s)
     # log w_ij = log p(x_i | z_ij) + log p(z_ij) - log q(z_ij | x_i)
-    return log_px_z_all + log_prior(params, z, prior=config["prior"]) - log_q
+    return log_px_z_all + log_prior(params, z, **config) - log_q
 
 
 # ------------------------------------------------------------------------------------------------

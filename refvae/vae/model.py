@@ -297,13 +297,12 @@ class GaussianVAE(ParameterSlots, Checkpointable):
     # ----------------------------------------------------------------------------------------
     def encode(self, x):
         """(mu, logvar) of q(z | x), each (batch, z_dim); logvar is the log of the variance."""
-        mu, logvar, _ = elbo.encode(self.params, self._data(x), activation=self.activation)
+        mu, logvar, _ = elbo.encode(self.params, self._data(x), **self.elbo_config)
         return mu, logvar
 
     def _decode(self, z):
         """The decoder's outputs at z (batch, z_dim), a dict ({"logits"} or {"mean", "logvar"})."""
-        outs, _ = elbo.decode(self.params, z, likelihood=self.likelihood, activation=self.activation,
-                              decoder_variance=self.decoder_variance)
+        outs, _ = elbo.decode(self.params, z, **self.elbo_config)
         return outs
 
     def decode(self, z):
