@@ -7,10 +7,11 @@ run alternately in one process (so the machine's drift cancels), reported as the
 
 * Adam: ``Adam(1e-3, fast=False)`` (Kingma & Ba, Algorithm 1, line by line) against ``Adam(1e-3)`` (the
   unnormalised sums of ``optim.adam_step_sums``), one training epoch each;
-* the Bernoulli term: the VAE's step with ``-numerics.bernoulli_log_prob`` and ``-numerics.bernoulli_log_prob_grad``
-  (two passes computing e^{-|l|}) against ``fast.bernoulli_nll_with_grad``, one training epoch each;
-* blocks on every core: ``GaussianVAE.log_likelihood`` (200 test images, k = 1000) with a plain loop over the
-  blocks against ``fast.map_blocks``'s thread pool.
+* the Bernoulli term: the VAE's step with ``GaussianVAE(fast=False)`` (``-numerics.bernoulli_log_prob`` and
+  ``-numerics.bernoulli_log_prob_grad``, two passes computing e^{-|l|}) against ``fast=True``
+  (``numerics.bernoulli_nll_with_grad``), one training epoch each;
+* blocks on every core: ``GaussianVAE.log_likelihood`` (200 test images, k = 1000) with ``fast=False`` (a plain
+  loop over the blocks) against ``fast=True`` (``fast.map_blocks``'s thread pool).
 """
 
 from __future__ import annotations
@@ -22,21 +23,9 @@ import time
 from pathlib import Path
 
 import refvae
-from refvae import numerics
-from refvae.vae import model as vae_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine_info, write_result  # noqa: E402 - benchmarks/ is on the path only now
-
-
-def textbook_bernoulli(x, logits):
-    """The two textbook functions, negated: (-log p, d(-log p)/d logits)."""
-    return -numerics.bernoulli_log_prob(x, logits), -numerics.bernoulli_log_prob_grad(x, logits)
-
-
-def plain_loop(B, fn, n, block):
-    """map_blocks without the thread pool."""
-    return [fn(a, min(a + block, n)) for a in range(0, n, block)]
 
 
 def alternate(run_fast, run_textbook, repeats):
@@ -70,37 +59,20 @@ def main(argv=None):
         lambda i: refvae.fit(models["fast"], X, optimizer=opts["fast"], seed=i, **settings),
         lambda i: refvae.fit(models["textbook"], X, optimizer=opts["textbook"], seed=i, **settings), args.epochs)
 
-    models = {name: refvae.GaussianVAE(784, 20, hidden=(400,), seed=0) for name in ("fast", "textbook")}
+    models = {name: refvae.GaussianVAE(784, 20, hidden=(400,), seed=0, fast=name == "fast")
+              for name in ("fast", "textbook")}
     opts = {name: refvae.Adam(1e-3) for name in models}
-    fused = vae_model.bernoulli_nll_with_grad
-
-    def with_bernoulli(form, name):
-        def run(i):
-            vae_model.bernoulli_nll_with_grad = form
-            try:
-                refvae.fit(models[name], X, optimizer=opts[name], seed=i, **settings)
-            finally:
-                vae_model.bernoulli_nll_with_grad = fused
-        return run
-
-    results["bernoulli"] = alternate(with_bernoulli(fused, "fast"), with_bernoulli(textbook_bernoulli, "textbook"),
-                                     args.epochs)
+    results["bernoulli"] = alternate(
+        lambda i: refvae.fit(models["fast"], X, optimizer=opts["fast"], seed=i, **settings),
+        lambda i: refvae.fit(models["textbook"], X, optimizer=opts["textbook"], seed=i, **settings), args.epochs)
 
     model = refvae.GaussianVAE(784, 20, hidden=(400,), seed=0)
     refvae.fit(model, X, optimizer=refvae.Adam(1e-3), **settings)
     test_bin = refvae.evaluation.binarize_fixed(test[:200])
-    pooled = vae_model.map_blocks
-
-    def with_blocks(form):
-        def run(i):
-            vae_model.map_blocks = form
-            try:
-                model.log_likelihood(test_bin, k=1000, seed=i)
-            finally:
-                vae_model.map_blocks = pooled
-        return run
-
-    results["map_blocks"] = alternate(with_blocks(pooled), with_blocks(plain_loop), max(3, args.epochs // 2))
+    plain = refvae.GaussianVAE(**{**model.config, "fast": False})      # the same parameters, the blocks in a loop
+    plain.set_params(model.params)
+    results["map_blocks"] = alternate(lambda i: model.log_likelihood(test_bin, k=1000, seed=i),
+                                      lambda i: plain.log_likelihood(test_bin, k=1000, seed=i), max(3, args.epochs // 2))
 
     print("| fast twin | fast (s) | textbook (s) | textbook / fast (median of pairs) |")
     print("|---|---|---|---|")

@@ -63,13 +63,14 @@ def measure(images, reference_features, feature_maps):
 
 def evaluate(model, train, n_samples, feature_maps, reference_features, seed, B):
     """The mismatch and every source's sample quality, for the model as it is now."""
-    report = refvae.prior_mismatch(model, train)           # also stores the aggregate for sample(source=...)
-    mixture = refvae.aggregate_kl(model, train, samples=2000, seed=seed)
+    aggregate = refvae.aggregate_posterior(model, train)   # measured once; the sources below draw from it
+    report = refvae.prior_mismatch(aggregate)
+    mixture = refvae.aggregate_kl(aggregate, samples=2000, seed=seed)
     out = {"kl_diag": report.kl_diag, "kl_full": report.kl_full, "kl_mixture": mixture.kl,
            "kl_mixture_se": mixture.standard_error, "active_units": report.n_active, "sources": {}}
     images = {}
     for i, source in enumerate(SOURCES):
-        x = model.sample(n_samples, seed=(seed, 77, i), source=source)              # decoder means, (n, 784)
+        x = model.sample(n_samples, seed=(seed, 77, i), source=source, aggregate=aggregate)   # decoder means, (n, 784)
         images[source] = B.to_numpy(x)
         out["sources"][source] = measure(x, reference_features, feature_maps)
     pick = np.random.default_rng(seed).choice(train.shape[0], size=n_samples, replace=False)

@@ -58,7 +58,7 @@ def main(argv=None):
         model = refvae.GaussianVAE(784, z_dim, seed=args.seed, **options)
         history = refvae.fit(model, train, epochs=epochs, batch_size=128, optimizer=refvae.Adam(spec["lr"]),
                              binarize="dynamic", seed=args.seed, progress=False)
-        report = refvae.prior_mismatch(model, train)
+        report = refvae.prior_mismatch(refvae.aggregate_posterior(model, train))
         vae_plots.plot_aggregate_vs_prior(report, out / f"aggregate_{name.replace(' ', '_')}.png",
                                                 title=f"{name}: aggregate posterior vs prior after {epochs} epochs")
         elbo = float(B.xp.mean(model.elbo(test_bin)))

@@ -107,8 +107,9 @@ def train(X, q, decoder_variance, epochs, seed):
 def linear_result(vae, X, q, best, curve):
     """The numbers one linear run reports (floats and lists, for JSON)."""
     B = refvae.get_backend()
-    report = refvae.prior_mismatch(vae, X)
-    mixture = refvae.aggregate_kl(vae, X, samples=2000, seed=2)
+    aggregate = refvae.aggregate_posterior(vae, X)
+    report = refvae.prior_mismatch(aggregate)
+    mixture = refvae.aggregate_kl(aggregate, samples=2000, seed=2)
     gaps = linear.gap_decomposition(vae, X, best)
     assert abs(gaps["elbo"] - curve[-1]) < 1e-9                       # the curve's last point is this ELBO
     return {"d": X.shape[1], "q": q, "n": X.shape[0], "max_log_likelihood": gaps["max_log_likelihood"],
@@ -150,8 +151,9 @@ def nonlinear_contrast(quick, seed, out):
                        progress=False)
             if epoch not in checkpoints:
                 continue
-            report = refvae.prior_mismatch(vae, train_fixed)
-            mixture = refvae.aggregate_kl(vae, train_fixed, samples=2000, seed=2)
+            aggregate = refvae.aggregate_posterior(vae, train_fixed)
+            report = refvae.prior_mismatch(aggregate)
+            mixture = refvae.aggregate_kl(aggregate, samples=2000, seed=2)
             on_train = evaluate_vae(vae, train_fixed[:n_eval, :], k=100, binarize=False)
             on_test = evaluate_vae(vae, test_x[:n_eval], k=100)
             rows.append({"epoch": epoch, "elbo": on_train["elbo"], "iw_log_likelihood": on_train["log_likelihood"],

@@ -7,8 +7,6 @@ pair (float64 to 1e-12, float32 to 1e-6 relative).
 ===============================  =========================================  =======================================
 fast form (here)                 textbook twin                              where it is chosen
 ===============================  =========================================  =======================================
-``bernoulli_nll_with_grad``      ``numerics.bernoulli_log_prob`` and         the VAE's training step
-                                 ``numerics.bernoulli_log_prob_grad``
 ``map_blocks``                   ``[fn(a, b) for each block]``               IW log-likelihoods (VAE, Helmholtz)
 ``enumerated_moments``           ``rbm.partition.model_expectations``        an RBM's exact negative phase, when the
                                  (log Z first, then the moments: two         hidden layer is the one enumerated
@@ -29,33 +27,8 @@ import os
 
 
 from .enumeration import binary_states
-from .numerics import namespace
 
-__all__ = ["bernoulli_nll_with_grad", "enumerated_moments", "map_blocks"]
-
-
-# ------------------------------------------------------------------------------------------------
-# The Bernoulli term and its gradient in one pass
-# ------------------------------------------------------------------------------------------------
-def bernoulli_nll_with_grad(x, logits):
-    """(-log p(x | logits), d(-log p) / d logits) together, sharing e = e^{-|l|}.
-
-        -log p = sum_j [ softplus(l_j) - x_j l_j ],   softplus(l) = max(l, 0) + log1p(e)
-        d(-log p) / d l = sigmoid(l) - x,              sigmoid(l) = e^{min(l, 0)} / (1 + e)
-
-    The twin: ``-numerics.bernoulli_log_prob(x, l)`` and ``-numerics.bernoulli_log_prob_grad(x, l)``, which
-    compute e^{-|l|} twice.
-
-    Returns
-    -------
-    nll : array (batch,)
-    grad : array (batch, d)
-    """
-    xp = namespace(logits)
-    e = xp.exp(-xp.abs(logits))                                        # (batch, d), in (0, 1]
-    nll = xp.sum(xp.maximum(logits, 0.0) + xp.log1p(e) - x * logits, axis=-1)
-    sig = xp.exp(xp.minimum(logits, 0.0)) / (1.0 + e)                  # sigmoid(l), as in ``numerics.sigmoid``
-    return nll, sig - x
+__all__ = ["enumerated_moments", "map_blocks"]
 
 
 # ------------------------------------------------------------------------------------------------

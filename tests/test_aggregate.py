@@ -23,12 +23,19 @@ def test_moments_equal_direct_computation(backend, host_rng):
     model, X = _model_and_data(host_rng)
     mu, logvar = (backend.to_numpy(a) for a in model.encode(X))
     for batch_size in (7, 1000):  # several merged batches, and one
-        mean, var, cov = aggregate_posterior(model, X, batch_size=batch_size, full=True)
+        agg = aggregate_posterior(model, X, batch_size=batch_size)
+        mean, var, cov = agg.mean, agg.var, agg.cov
         assert isinstance(mean, np.ndarray) and mean.shape == (3,) and cov.shape == (3, 3)
         np.testing.assert_allclose(mean, mu.mean(axis=0), rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(var, np.exp(logvar).mean(axis=0) + mu.var(axis=0), rtol=1e-12)
         np.testing.assert_allclose(cov, np.diag(np.exp(logvar).mean(axis=0)) + np.cov(mu.T, bias=True),
                                    rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(agg.posterior_var, np.exp(logvar).mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(agg.mean_spread, mu.var(axis=0), rtol=1e-11)
+        assert agg.n == 60 and agg.z_dim == 3 and agg.prior == "standard"
+        np.testing.assert_array_equal(agg.active, mu.var(axis=0) > 0.01)
+        np.testing.assert_array_equal(backend.to_numpy(agg.mu), mu)       # the components, in the model's order
+        np.testing.assert_array_equal(backend.to_numpy(agg.logvar), logvar)
 
 
 def test_moments_are_sound_for_large_offsets(numpy_backend):
@@ -45,14 +52,14 @@ def test_moments_are_sound_for_large_offsets(numpy_backend):
 
     rng = np.random.default_rng(0)
     X = (1e4 + 1e-2 * rng.standard_normal((5000, 1))).astype(np.float32)
-    _, var = aggregate_posterior(Fixed(), X, batch_size=512)
+    var = aggregate_posterior(Fixed(), X, batch_size=512).var
     expected = np.var(X.astype(np.float64)) + 1e-8
     assert var[0] == pytest.approx(expected, rel=1e-6)
 
 
 def test_mismatch_report(backend, host_rng):
     model, X = _model_and_data(host_rng)
-    r = prior_mismatch(model, X)
+    r = prior_mismatch(aggregate_posterior(model, X))
     # every number against the moments computed here from encode(X) (law of total variance)
     mu, logvar = (backend.to_numpy(a) for a in model.encode(X))
     mean, post_var, spread = mu.mean(axis=0), np.exp(logvar).mean(axis=0), mu.var(axis=0)
@@ -83,13 +90,13 @@ def test_findings_name_collapsed_and_dispersed_dimensions(numpy_backend, host_rn
         W = model.enc_logvar.params[key].copy(); W[:, 2] = 0.0; model.enc_logvar.params[key] = W
     b = model.enc_mu.params["b"].copy(); b[2] = 0.0; model.enc_mu.params["b"] = b
     b = model.enc_logvar.params["b"].copy(); b[2] = 0.0; model.enc_logvar.params["b"] = b
-    r = prior_mismatch(model, X)
+    r = prior_mismatch(aggregate_posterior(model, X))
     text = " ".join(r.findings)
     assert "collapsed dimensions 2" in text
     assert not r.active[2] and r.kl[2] < 1e-12
     assert "over-dispersed" in text or "shifted" in text
-    aligned = align_to_prior(model, X)
-    assert "over-dispersed" not in " ".join(prior_mismatch(aligned, X).findings)
+    aligned = align_to_prior(model, aggregate_posterior(model, X))
+    assert "over-dispersed" not in " ".join(prior_mismatch(aggregate_posterior(aligned, X)).findings)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
@@ -99,8 +106,8 @@ def test_alignment_preserves_the_decoder_and_matches_the_prior(backend, likeliho
     model.enc_mu.params["W"] = model.enc_mu.params["W"] * 6.0
     X = host_rng.random((40, 6)) if likelihood == "bernoulli" else host_rng.normal(size=(40, 6))
     eps = host_rng.normal(size=(40, 3))
-    before = prior_mismatch(model, X)
-    aligned = align_to_prior(model, X)
+    before = prior_mismatch(aggregate_posterior(model, X))
+    aligned = align_to_prior(model, aggregate_posterior(model, X))
     assert aligned is not model
     # the decoder's output for the same x and eps is unchanged
     def decoded(m):
@@ -113,7 +120,8 @@ def test_alignment_preserves_the_decoder_and_matches_the_prior(backend, likeliho
     rec0, kl0 = (backend.to_numpy(t) for t in model.elbo_terms(X, eps))
     rec1, kl1 = (backend.to_numpy(t) for t in aligned.elbo_terms(X, eps))
     np.testing.assert_allclose(rec1, rec0, rtol=1e-12, atol=1e-12)
-    mean, var = aggregate_posterior(aligned, X)
+    agg = aggregate_posterior(aligned, X)
+    mean, var = agg.mean, agg.var
     np.testing.assert_allclose(mean, 0.0, atol=1e-12)
     np.testing.assert_allclose(var, 1.0, rtol=1e-12)
     # the KL term falls, by exactly the diagonal mismatch KL
@@ -123,13 +131,28 @@ def test_alignment_preserves_the_decoder_and_matches_the_prior(backend, likeliho
 
 def test_align_inplace_and_bad_input(numpy_backend, host_rng):
     model, X = _model_and_data(host_rng)
-    assert align_to_prior(model, X, inplace=True) is model
+    agg = aggregate_posterior(model, X)
+    assert align_to_prior(model, agg, inplace=True) is model
     with pytest.raises(refvae.DataError, match="at least two examples"):
         aggregate_posterior(model, X[:1])
     with pytest.raises(refvae.DataError, match="5 columns but the model expects 6"):
-        prior_mismatch(model, X[:, :5])
+        aggregate_posterior(model, X[:, :5])
     with pytest.raises(TypeError, match="Gaussian encoder"):
-        align_to_prior(object(), X)
+        align_to_prior(object(), agg)
+    with pytest.raises(TypeError, match=r"prior_mismatch\(refvae.aggregate_posterior\(model, X\)"):
+        prior_mismatch(model)                        # a model, not its aggregate: the error shows the call
+    learned = GaussianVAE(6, 3, hidden=(5,), prior="learned")
+    with pytest.raises(ValueError, match="absorb_prior"):
+        prior_mismatch(aggregate_posterior(learned, X))
+    with pytest.raises(TypeError, match="takes the aggregate posterior"):
+        align_to_prior(model, X)
+    with pytest.raises(TypeError, match="takes the aggregate posterior"):
+        refvae.aggregate_kl(model, X)
+    other = GaussianVAE(6, 2, hidden=(5,))
+    with pytest.raises(ValueError, match="3 latent dimensions but the model has 2"):
+        align_to_prior(other, agg)
+    with pytest.raises(ValueError, match="3 latent dimensions but the model has 2"):
+        other.sample(2, source="aggregate", aggregate=agg)
 
 
 def test_learned_prior_gradients(backend, host_rng):
@@ -176,8 +199,9 @@ def test_sample_from_the_aggregate(backend, host_rng):
     model, X = _model_and_data(host_rng, dtype="float32")
     with pytest.raises(ValueError, match="aggregate_posterior"):
         model.sample(4, source="aggregate")
-    mean, var = aggregate_posterior(model, X)
-    x = backend.to_numpy(model.sample(4, source="aggregate", seed=7))
+    agg = aggregate_posterior(model, X)
+    mean, var = agg.mean, agg.var
+    x = backend.to_numpy(model.sample(4, source="aggregate", seed=7, aggregate=agg))
     assert x.shape == (4, 6)
     # z = mean + sd * eps with the sampler's seeded noise, decoded here: the decoder's probabilities at z
     eps = backend.rng(7).normal((4, 3), "float32")
@@ -185,7 +209,7 @@ def test_sample_from_the_aggregate(backend, host_rng):
     np.testing.assert_allclose(x, special.expit(backend.to_numpy(model.decode(z)).astype(np.float64)),
                                rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="source must be"):
-        model.sample(4, source="posterior")
+        model.sample(4, source="posterior", aggregate=agg)
 
 
 @pytest.mark.parametrize("source", ["aggregate", "aggregate-full", "aggregate-mixture"])
@@ -196,8 +220,9 @@ def test_latent_draws_of_each_aggregate_source_have_its_moments(backend, host_rn
     model, X = _model_and_data(host_rng, dtype="float64")
     with pytest.raises(ValueError, match="aggregate_posterior"):
         model.sample_latent(4, source=source)
-    mean, var, cov = aggregate_posterior(model, X, full=True)
-    z = backend.to_numpy(model.sample_latent(20_000, seed=3, source=source))
+    agg = aggregate_posterior(model, X)
+    mean, var, cov = agg.mean, agg.var, agg.cov
+    z = backend.to_numpy(model.sample_latent(20_000, seed=3, source=source, aggregate=agg))
     assert z.shape == (20_000, 3)
     sd = np.sqrt(np.diag(cov))
     target = np.diag(var) if source == "aggregate" else cov
@@ -214,33 +239,60 @@ def test_the_mixture_draws_around_training_examples(backend, host_rng):
     the time; the decoded samples are then the training examples' reconstructions."""
     model, X = _model_and_data(host_rng, dtype="float64", n=5)
     model.enc_logvar.params["b"] = model.enc_logvar.params["b"] - 40.0       # sigma ~ 2e-9
-    aggregate_posterior(model, X)
+    agg = aggregate_posterior(model, X)
     mu = backend.to_numpy(model.encode(X)[0])
-    z = backend.to_numpy(model.sample_latent(5000, seed=1, source="aggregate-mixture"))
+    z = backend.to_numpy(model.sample_latent(5000, seed=1, source="aggregate-mixture", aggregate=agg))
     nearest = np.argmin(((z[:, None, :] - mu[None, :, :]) ** 2).sum(axis=-1), axis=1)
     assert np.abs(z - mu[nearest]).max() < 1e-6
     assert np.all(np.abs(np.bincount(nearest, minlength=5) / 5000 - 0.2) < 0.03)
-    x = backend.to_numpy(model.sample(3, seed=2, source="aggregate-mixture"))
+    x = backend.to_numpy(model.sample(3, seed=2, source="aggregate-mixture", aggregate=agg))
     recon = backend.to_numpy(model.reconstruct(X))
     assert all(np.abs(recon - row).max(axis=1).min() < 1e-6 for row in x)
 
 
-def test_sample_reads_what_the_aggregate_posterior_stored(backend, host_rng):
-    """sample() is sample_latent() decoded with the same random stream; after align_to_prior the stored
-    aggregate is in the aligned coordinates (the same as measuring the aligned model afresh)."""
+def test_sample_uses_the_aggregate_it_is_given(backend, host_rng):
+    """sample() is sample_latent() decoded with the same random stream, from the aggregate passed in; after
+    align_to_prior the aligned model's aggregate is the original's in the coordinates z' = (z - m) / s: covariance
+    cov / (s s^T) (the correlation matrix), components ((mu - m) / s, logvar - 2 log s)."""
     model, X = _model_and_data(host_rng, dtype="float64")
-    aggregate_posterior(model, X)
+    agg = aggregate_posterior(model, X)
     for source in ("prior", "aggregate-full", "aggregate-mixture"):
-        z = model.sample_latent(6, seed=4, source=source)
-        np.testing.assert_allclose(backend.to_numpy(model.sample(6, seed=4, source=source)),
+        z = model.sample_latent(6, seed=4, source=source, aggregate=agg)
+        np.testing.assert_allclose(backend.to_numpy(model.sample(6, seed=4, source=source, aggregate=agg)),
                                    special.expit(backend.to_numpy(model.decode(z))), rtol=1e-12)
-    aligned = align_to_prior(model, X)
-    stored = (aligned.aggregate_covariance, *(backend.to_numpy(a) for a in aligned.aggregate_components))
-    aggregate_posterior(aligned, X)
-    fresh = (aligned.aggregate_covariance, *(backend.to_numpy(a) for a in aligned.aggregate_components))
-    for a, b in zip(stored, fresh):
-        np.testing.assert_allclose(a, b, atol=1e-10)
-    np.testing.assert_allclose(np.diag(fresh[0]), 1.0, atol=1e-10)
+    np.testing.assert_array_equal(backend.to_numpy(model.sample_latent(6, seed=4, source="aggregate-full",
+                                                                      aggregate=agg)),
+                                  backend.to_numpy(agg.draw(6, backend.rng(4), source="aggregate-full")))
+    aligned = align_to_prior(model, agg)
+    fresh = aggregate_posterior(aligned, X)
+    m, s = agg.mean, np.sqrt(agg.var)
+    np.testing.assert_allclose(fresh.cov, agg.cov / (s[:, None] * s[None, :]), atol=1e-10)
+    np.testing.assert_allclose(backend.to_numpy(fresh.mu), (backend.to_numpy(agg.mu) - m) / s, atol=1e-10)
+    np.testing.assert_allclose(backend.to_numpy(fresh.logvar), backend.to_numpy(agg.logvar) - 2 * np.log(s),
+                               atol=1e-10)
+    np.testing.assert_allclose(np.diag(fresh.cov), 1.0, atol=1e-10)
+
+
+def test_measuring_the_aggregate_leaves_the_model_unchanged(backend, host_rng):
+    """aggregate_posterior, prior_mismatch, aggregate_kl, epoch_diagnostics, align_to_prior (not in place) and
+    sampling from the aggregate write nothing onto the model: vars(model) has the same keys and the same objects,
+    and the parameters the same values."""
+    model, X = _model_and_data(host_rng, dtype="float64")
+    before = dict(vars(model))
+    params = {k: backend.to_numpy(v, copy=True) for k, v in model.params.items()}
+    agg = aggregate_posterior(model, X)
+    prior_mismatch(agg)
+    refvae.aggregate_kl(agg, samples=50)
+    model.epoch_diagnostics(X)
+    align_to_prior(model, agg)
+    for source in ("aggregate", "aggregate-full", "aggregate-mixture"):
+        model.sample(3, seed=1, source=source, aggregate=agg)
+    after = vars(model)
+    assert set(after) == set(before)
+    assert all(after[k] is before[k] for k in before), [k for k in before if after[k] is not before[k]]
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(backend.to_numpy(v), params[k])
+    assert not any(k.startswith("aggregate") for k in after)
 
 
 def _direct_mismatch(model, B, X):
@@ -277,7 +329,8 @@ def test_fit_aligns_and_records_the_mismatch(backend, host_rng):
     # align="init": the same as aligning the fresh model first, then training without alignment
     m0 = GaussianVAE(6, 3, hidden=(8,), seed=0)
     refvae.fit(m0, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), align="init", progress=False)
-    m1 = align_to_prior(GaussianVAE(6, 3, hidden=(8,), seed=0), X, inplace=True)
+    fresh = GaussianVAE(6, 3, hidden=(8,), seed=0)
+    m1 = align_to_prior(fresh, aggregate_posterior(fresh, X), inplace=True)
     refvae.fit(m1, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), progress=False)
     unaligned = GaussianVAE(6, 3, hidden=(8,), seed=0)
     refvae.fit(unaligned, X, epochs=1, batch_size=16, optimizer=refvae.Adam(1e-2), progress=False)
@@ -322,24 +375,27 @@ def test_aggregate_kl_against_quadrature(backend):
         return np.mean(stats.norm.pdf(z, mu, sd))
 
     exact = integrate.quad(lambda z: q(z) * (np.log(q(z)) - stats.norm.logpdf(z)), -12, 12, limit=200)[0]
-    est = refvae.aggregate_kl(model, X, samples=20000, seed=3, batch_size=4096)
+    agg = aggregate_posterior(model, X)
+    est = refvae.aggregate_kl(agg, samples=20000, seed=3, batch_size=4096)
     assert est.samples == 20000 and 0 < est.standard_error < 0.02
     assert abs(est.kl - exact) < 4 * est.standard_error
     m, v = np.mean(mu), np.mean(sd ** 2) + np.var(mu)                 # the moment-matched Gaussian
     assert exact > 0.5 * (m * m + v - 1 - np.log(v)) + 0.05          # strictly above: q(z) is not Gaussian
-    assert refvae.aggregate_kl(model, X, samples=20000, seed=3, batch_size=7).kl == pytest.approx(est.kl, rel=1e-12)
+    assert refvae.aggregate_kl(agg, samples=20000, seed=3, batch_size=7).kl == pytest.approx(est.kl, rel=1e-12)
+    assert refvae.aggregate_kl(agg, samples=20000, rng=refvae.get_backend().rng(3), batch_size=4096).kl == est.kl
 
 
 def test_aggregate_kl_is_zero_when_every_posterior_is_the_prior(backend):
     model = _FixedEncoder(np.zeros((4, 3)), np.zeros((4, 3)))
-    est = refvae.aggregate_kl(model, np.arange(4.0)[:, None], samples=50)
+    est = refvae.aggregate_kl(aggregate_posterior(model, np.arange(4.0)[:, None]), samples=50)
     assert abs(est.kl) < 1e-12 and est.standard_error < 1e-12
 
 
 def test_aggregate_kl_bounds_the_moment_matched_kl_of_a_vae(numpy_backend, host_rng):
     model, X = _model_and_data(host_rng, n=200)
-    report = prior_mismatch(model, X)
-    est = refvae.aggregate_kl(model, X, samples=4000)
+    agg = aggregate_posterior(model, X)
+    report = prior_mismatch(agg)
+    est = refvae.aggregate_kl(agg, samples=4000)
     assert est.kl + 3 * est.standard_error >= report.kl_full >= report.kl_diag     # lower bounds (Hadamard)
     with pytest.raises(ValueError, match="at least 2 samples"):
-        refvae.aggregate_kl(model, X, samples=1)
+        refvae.aggregate_kl(agg, samples=1)

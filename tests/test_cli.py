@@ -67,8 +67,8 @@ def test_sample_from_the_aggregate_posterior(trained_run, tmp_path, capsys):
             assert main(["sample", checkpoint, "--n", "6", "--source", source, "--out", str(tmp_path / f"{source}.npy")]) == 0
             assert "fitting the aggregate posterior on 8000 training images of mnist-10k" in capsys.readouterr().out
         model = refvae.load(checkpoint)
-        refvae.aggregate_posterior(model, refvae.datasets.load("mnist-10k")[0])
-        expected = model.sample(6, seed=0, source="aggregate-mixture")
+        aggregate = refvae.aggregate_posterior(model, refvae.datasets.load("mnist-10k")[0])
+        expected = model.sample(6, seed=0, source="aggregate-mixture", aggregate=aggregate)
     np.testing.assert_allclose(np.load(tmp_path / "aggregate-mixture.npy"), expected, rtol=1e-6)
     assert not np.allclose(np.load(tmp_path / "aggregate.npy"), np.load(tmp_path / "aggregate-mixture.npy"))
     rbm_run = tmp_path / "rbm"

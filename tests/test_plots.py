@@ -58,7 +58,7 @@ def test_aggregate_plots(tmp_path, host_rng, numpy_backend):
     import refvae
 
     model = refvae.GaussianVAE(6, 3, hidden=(5,), seed=0)
-    report = refvae.prior_mismatch(model, host_rng.random((40, 6)))
+    report = refvae.prior_mismatch(refvae.aggregate_posterior(model, host_rng.random((40, 6))))
     assert _is_png(vae_plots.plot_aggregate_vs_prior(report, tmp_path / "a.png"))
     assert _is_png(vae_plots.plot_correlation(report.correlation, tmp_path / "c.png"))
     assert _is_png(vae_plots.plot_aggregate_histograms(host_rng.normal(size=(300, 3)), [2, 0], tmp_path / "h.png",

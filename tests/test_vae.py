@@ -164,8 +164,8 @@ def test_log_likelihood_chunking_over_examples(backend, likelihood, host_rng):
     expected = _reference_log_likelihood(model, backend, x, eps)
 
     def estimate(k, max_rows, table):
-        model.rng = noise = _NoiseTable(backend, table)
-        ll = backend.to_numpy(model.log_likelihood(x, k=k, max_rows=max_rows))
+        noise = _NoiseTable(backend, table)
+        ll = backend.to_numpy(model.log_likelihood(x, k=k, max_rows=max_rows, rng=noise))
         assert noise.used == table.size          # every sample of every example drawn, exactly once
         assert ll.shape == (n,)
         return ll
@@ -317,7 +317,7 @@ def test_alignment_keeps_a_decoder_variance_models_elbo_terms(numpy_backend, dec
     X = host_rng.normal(size=(50, 5)) * 2.0 + 1.0
     eps = host_rng.normal(size=(50, 2))
     rec0, _ = model.elbo_terms(X, eps)
-    aligned = refvae.align_to_prior(model, X)
+    aligned = refvae.align_to_prior(model, refvae.aggregate_posterior(model, X))
     rec1, _ = aligned.elbo_terms(X, eps)
     np.testing.assert_allclose(rec1, rec0, rtol=1e-10, atol=1e-10)
 
@@ -338,3 +338,161 @@ def test_absorb_prior_keeps_a_decoder_variance_models_elbo(numpy_backend, decode
     np.testing.assert_allclose(standard.elbo(X, eps), model.elbo(X, eps), rtol=1e-12, atol=1e-12)
     if decoder_variance != 0.3:
         np.testing.assert_array_equal(standard.params["decoder.noise.logvar"], model.params["decoder.noise.logvar"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# The mathematics as pure functions (refvae.vae.elbo): the model calls them, and nothing else
+# ------------------------------------------------------------------------------------------------------
+ELBO_CONFIGS = [
+    {},                                                                        # GaussianVAE's defaults
+    {"likelihood": "gaussian"},
+    {"activation": "tanh", "prior": "learned"},
+    {"likelihood": "gaussian", "prior": "learned", "activation": "softplus"},
+    {"likelihood": "gaussian", "decoder_variance": "per-dimension"},
+    {"likelihood": "gaussian", "decoder_variance": "shared"},
+    {"likelihood": "gaussian", "decoder_variance": 0.3},
+    {"fast": False},
+]
+
+
+def _perturbed_model(backend, host_rng, hidden=(5, 4), **config):
+    model = GaussianVAE(6, 3, hidden=hidden, seed=4, dtype="float64", **config)
+    model.set_params({k: backend.to_numpy(v) + 0.3 * host_rng.normal(size=tuple(v.shape))
+                      for k, v in model.params.items()})              # off the initial values (prior, noise: 0)
+    return model
+
+
+@pytest.mark.parametrize("config", ELBO_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+@pytest.mark.parametrize("hidden", [(5, 4), ()], ids=["two-hidden", "no-hidden"])
+def test_elbo_functions_return_what_the_model_returns(backend, config, hidden, host_rng):
+    """elbo.negative_elbo_and_grads(model.params, x, eps, **config) is model.loss_and_grads(x, eps) (same loss, same
+    grads) to 1e-12 in float64; with no config for a default model. Likewise encode, decode, negative_elbo and
+    iw_log_likelihood against the methods that call them."""
+    from refvae.vae import elbo
+
+    model = _perturbed_model(backend, host_rng, hidden=hidden, **config)
+    likelihood = config.get("likelihood", "bernoulli")
+    x, eps = _data(host_rng, 7, 6, likelihood), host_rng.normal(size=(7, 3))
+    loss, grads = model.loss_and_grads(x, eps)
+    xb, epsb = backend.asarray(x, dtype="float64"), backend.asarray(eps, dtype="float64")
+    loss_f, grads_f = elbo.negative_elbo_and_grads(model.params, xb, epsb, **config)
+    assert isinstance(loss_f, float) and loss_f == pytest.approx(loss, rel=1e-12, abs=1e-12)
+    assert set(grads_f) == set(grads) == set(model.params)
+    for k, g in grads.items():
+        np.testing.assert_allclose(backend.to_numpy(grads_f[k]), backend.to_numpy(g), rtol=1e-12, atol=1e-12, err_msg=k)
+    rec, kl = elbo.negative_elbo(model.params, xb, epsb, **config)
+    rec_m, kl_m = model.elbo_terms(x, eps)
+    np.testing.assert_allclose(backend.to_numpy(rec), -backend.to_numpy(rec_m), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(kl), backend.to_numpy(kl_m), rtol=1e-12)
+    mu, logvar, _ = elbo.encode(model.params, xb, activation=config.get("activation", "relu"))
+    for a, b in zip((mu, logvar), model.encode(x)):
+        np.testing.assert_allclose(backend.to_numpy(a), backend.to_numpy(b), rtol=1e-12)
+    outs, _ = elbo.decode(model.params, mu, **config)
+    decoded = model.decode(mu)
+    for a, b in zip([outs["logits"]] if likelihood == "bernoulli" else [outs["mean"], outs["logvar"]],
+                    decoded if isinstance(decoded, tuple) else (decoded,)):
+        np.testing.assert_allclose(backend.to_numpy(a), backend.to_numpy(b), rtol=1e-12)
+    ll = elbo.iw_log_likelihood(model.params, xb, 30, backend.rng(9), max_rows=40, **config)
+    expected = model.log_likelihood(x, k=30, seed=9, max_rows=40)
+    np.testing.assert_allclose(backend.to_numpy(ll), backend.to_numpy(expected), rtol=1e-12)
+
+
+def test_elbo_functions_refuse_an_unknown_keyword(numpy_backend):
+    from refvae.vae import elbo
+
+    model = GaussianVAE(6, 3, hidden=(5,), dtype="float64")
+    x, eps = np.full((2, 6), 0.5), np.zeros((2, 3))
+    for call in (lambda: elbo.encode(model.params, x, activaton="tanh"),
+                 lambda: elbo.decode(model.params, eps, likelyhood="gaussian"),
+                 lambda: elbo.negative_elbo(model.params, x, eps, prior_="learned")):
+        with pytest.raises(TypeError, match="unknown configuration keyword|unexpected keyword"):
+            call()
+    assert set(elbo.CONFIG) == set(model.elbo_config)
+    assert elbo.CONFIG == GaussianVAE(6, 3).elbo_config             # the defaults are GaussianVAE's
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_fast_and_textbook_forms_agree(backend, likelihood, host_rng):
+    """GaussianVAE(fast=False) runs the textbook forms (the two Bernoulli functions; the IW blocks one after the
+    other): the same loss, gradients and IW estimate as the fast forms, float64 to 1e-12."""
+    fast, textbook = (GaussianVAE(6, 3, hidden=(5,), likelihood=likelihood, seed=2, dtype="float64", fast=f)
+                      for f in (True, False))
+    assert textbook.config["fast"] is False and "fast" not in fast.config
+    textbook.set_params(fast.params)
+    x, eps = _data(host_rng, 9, 6, likelihood), host_rng.normal(size=(9, 3))
+    loss_f, grads_f = fast.loss_and_grads(x, eps)
+    loss_t, grads_t = textbook.loss_and_grads(x, eps)
+    assert loss_t == pytest.approx(loss_f, rel=1e-12)
+    for k in grads_f:
+        np.testing.assert_allclose(backend.to_numpy(grads_t[k]), backend.to_numpy(grads_f[k]), rtol=1e-12, atol=1e-15,
+                                   err_msg=k)
+    x2 = x[:2]                                   # 2 examples x 600 samples: three blocks of 256 samples per chunk
+    np.testing.assert_allclose(backend.to_numpy(textbook.log_likelihood(x2, k=600, seed=1)),
+                               backend.to_numpy(fast.log_likelihood(x2, k=600, seed=1)), rtol=1e-12)
+
+
+def test_the_fast_choice_is_the_one_that_runs(numpy_backend, host_rng, monkeypatch):
+    """fast=True calls the fused Bernoulli term and map_blocks; fast=False calls neither."""
+    from refvae.vae import elbo
+
+    calls = []
+
+    def spy(name, original):
+        def wrapped(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(elbo, "bernoulli_nll_with_grad", spy("fused", elbo.bernoulli_nll_with_grad))
+    monkeypatch.setattr(elbo, "map_blocks", spy("map_blocks", elbo.map_blocks))
+    x = host_rng.random((3, 6))
+    for fast in (False, True):
+        model = GaussianVAE(6, 2, hidden=(4,), dtype="float64", fast=fast)
+        model.loss_and_grads(x)
+        model.log_likelihood(x, k=4, seed=0)
+        assert calls == ([] if not fast else ["fused", "map_blocks"])
+
+
+def test_every_draw_takes_its_generator(backend, host_rng):
+    """loss_and_grads, loss, elbo, elbo_terms, log_likelihood, sample and sample_latent draw from ``rng`` when it is
+    given (the same numbers as with that noise passed in) and leave the model's own generator untouched."""
+    model = GaussianVAE(6, 3, hidden=(5,), seed=3, dtype="float64")
+    own = model.rng
+    x = host_rng.random((4, 6))
+    eps = backend.rng(11).normal((4, 3), "float64")
+    loss, grads = model.loss_and_grads(x, rng=backend.rng(11))
+    loss_eps, grads_eps = model.loss_and_grads(x, eps)
+    assert loss == loss_eps and all(np.array_equal(backend.to_numpy(grads[k]), backend.to_numpy(grads_eps[k]))
+                                    for k in grads)
+    assert model.loss(x, rng=backend.rng(11)) == model.loss(x, eps)
+    np.testing.assert_array_equal(backend.to_numpy(model.elbo(x, rng=backend.rng(11))),
+                                  backend.to_numpy(model.elbo(x, eps)))
+    np.testing.assert_array_equal(backend.to_numpy(model.elbo_terms(x, rng=backend.rng(11))[1]),
+                                  backend.to_numpy(model.elbo_terms(x, eps)[1]))
+    np.testing.assert_array_equal(backend.to_numpy(model.log_likelihood(x, k=5, rng=backend.rng(4))),
+                                  backend.to_numpy(model.log_likelihood(x, k=5, seed=4)))
+    np.testing.assert_array_equal(backend.to_numpy(model.sample(3, rng=backend.rng(4), mean=False)),
+                                  backend.to_numpy(model.sample(3, seed=4, mean=False)))
+    np.testing.assert_array_equal(backend.to_numpy(model.sample_latent(3, rng=backend.rng(4))),
+                                  backend.to_numpy(backend.rng(4).normal((3, 3), "float64")))
+    assert model.rng is own
+    np.testing.assert_array_equal(backend.to_numpy(own.normal((5,), "float64")),       # not drawn from so far
+                                  backend.to_numpy(backend.rng(3).normal((5,), "float64")))
+    with pytest.raises(ValueError, match="rng or seed, not both"):
+        model.sample(2, seed=1, rng=backend.rng(1))
+
+
+def test_evaluate_vae_passes_its_generators(numpy_backend, host_rng):
+    """evaluate_vae draws from generators it passes in: the model's own is neither replaced nor drawn from, and the
+    numbers are those of elbo_terms and log_likelihood with the documented seeds."""
+    model = GaussianVAE(6, 2, hidden=(4,), seed=5)
+    own = model.rng
+    X = host_rng.random((12, 6)).astype(np.float32)
+    result = refvae.vae.evaluate_vae(model, X, k=7, elbo_draws=3, seed=2, binarize=False)
+    assert model.rng is own
+    np.testing.assert_array_equal(own.normal((4,), "float32"), numpy_backend.rng(5).normal((4,), "float32"))
+    elbo_rng = numpy_backend.rng((2, 1))
+    draws = [model.elbo_terms(X, rng=elbo_rng) for _ in range(3)]
+    assert result["kl"] == pytest.approx(np.mean([float(np.mean(kl)) for _, kl in draws]), rel=1e-12)
+    ll = model.log_likelihood(X, k=7, rng=numpy_backend.rng((2, 2)))
+    assert result["log_likelihood"] == pytest.approx(float(np.mean(ll)), rel=1e-12)

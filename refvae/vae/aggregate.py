@@ -9,13 +9,21 @@ approximates p(z). Its moments follow from the law of total variance (per dimens
 
     mean_d = <mu_d(x)>
     var_d  = <sigma_d^2(x)> + Var_x[mu_d(x)]            (within-x noise + between-x spread)
-    cov    = <diag sigma^2(x)> + Cov_x[mu(x)]           (full=True)
+    cov    = <diag sigma^2(x)> + Cov_x[mu(x)]
 
 :func:`aggregate_kl` estimates KL(q(z) || p(z)) of the mixture itself, the term the ELBO pays for the mismatch
 (Hoffman & Johnson 2016); the moment-matched Gaussian's KL is a lower bound on it.
 
 :func:`prior_mismatch` reports, per dimension, KL(N(mean_d, var_d) || N(0, 1)) and whether the unit is
 active (Var_x[mu_d] > 0.01, Burda et al. 2015), with plain-language findings.
+
+:func:`aggregate_posterior` measures it once and returns the measurement, an :class:`AggregatePosterior` (moments,
+covariance, the n components, counts); it leaves the model unchanged. :func:`prior_mismatch`, :func:`aggregate_kl`,
+:func:`align_to_prior` and ``GaussianVAE.sample(n, source=..., aggregate=...)`` take that value::
+
+    agg = refvae.aggregate_posterior(model, X)          # X: the training data
+    refvae.prior_mismatch(agg); refvae.aggregate_kl(agg); refvae.align_to_prior(model, agg)
+    model.sample(64, source="aggregate", aggregate=agg)
 
 Because every distribution involved is a diagonal Gaussian, a per-dimension affine change of the latent
 variable z' = (z - m) / s can be absorbed into the encoder's mean and log-variance heads and the decoder's
@@ -40,8 +48,11 @@ from ..backend import get_backend
 from ..numerics import logsumexp
 from ..validation import DataError
 
-__all__ = ["ACTIVE_THRESHOLD", "AggregateKL", "PriorMismatch", "absorb_prior", "aggregate_kl", "aggregate_posterior",
-           "align_to_prior", "draw_from_mixture", "prior_mismatch"]
+__all__ = ["ACTIVE_THRESHOLD", "AGGREGATE_SOURCES", "AggregateKL", "AggregatePosterior", "PriorMismatch",
+           "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "draw_from_mixture",
+           "prior_mismatch"]
+
+AGGREGATE_SOURCES = ("aggregate", "aggregate-full", "aggregate-mixture")   # AggregatePosterior.draw's sources
 
 ACTIVE_THRESHOLD = 0.01      # Var_x[mu_d(x)] above this: the unit is active (Burda et al. 2015)
 COLLAPSED_POSTERIOR_VAR = 0.9  # inactive and <sigma^2> above this: q(z_d|x) ~ p(z_d) for every x
@@ -56,48 +67,115 @@ def _check_model(model):
                         f"got {type(model).__name__}")
 
 
-def aggregate_posterior(model, X, batch_size: int = 1000, full: bool = False):
-    """Moments of the aggregate posterior <q(z|x)> over X, in one pass.
+@dataclass(frozen=True, eq=False)
+class AggregatePosterior:
+    """The aggregate posterior q(z) = (1/n) sum_i N(z; mu_i, diag exp(logvar_i)) over n examples, as measured by
+    :func:`aggregate_posterior`. Moments by the law of total variance; host float64 arrays except the components.
 
-    mean = <mu(x)>,  var = <sigma^2(x)> + Var_x[mu(x)]   (law of total variance; population variances)
+    Attributes
+    ----------
+    mean : (z_dim,)
+        <mu(x)>.
+    var : (z_dim,)
+        <sigma^2(x)> + Var_x[mu(x)] (``posterior_var + mean_spread``).
+    cov : (z_dim, z_dim)
+        <diag sigma^2(x)> + Cov_x[mu(x)].
+    posterior_var, mean_spread : (z_dim,)
+        <sigma^2(x)> and Var_x[mu(x)] (population variances).
+    mu, logvar : device arrays (n, z_dim), the model's dtype
+        The encoder's outputs for every example: the mixture's components.
+    n : int
+        The number of examples.
+    prior : str
+        The prior of the model measured ("standard" or "learned").
+    """
+
+    mean: Any
+    var: Any
+    cov: Any
+    posterior_var: Any
+    mean_spread: Any
+    mu: Any
+    logvar: Any
+    n: int
+    prior: str = "standard"
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def active(self):
+        """Active units, Var_x[mu_d(x)] > ACTIVE_THRESHOLD (Burda et al. 2015), a host bool array (z_dim,)."""
+        return self.mean_spread > ACTIVE_THRESHOLD
+
+    def draw(self, n: int, rng, source: str = "aggregate", dtype=None):
+        """n draws z (n, z_dim) from ``source``, with the generator ``rng``, in ``dtype`` (default the components'):
+
+        - ``"aggregate"``: z ~ N(mean, diag var), the moment-matched diagonal Gaussian;
+        - ``"aggregate-full"``: z ~ N(mean, cov), with its full covariance cov = L L^T (Cholesky, in float64);
+        - ``"aggregate-mixture"``: the exact aggregate (1/n) sum_i q(z|x_i): pick an example i uniformly, then
+          z ~ q(z|x_i) = N(mu_i, diag sigma_i^2) (:func:`draw_from_mixture`).
+        """
+        B = get_backend()
+        xp = B.xp
+        if source not in AGGREGATE_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(map(repr, AGGREGATE_SOURCES))}, got {source!r}")
+        if source == "aggregate-mixture":                   # x_i uniformly at random, then z ~ q(z|x_i)
+            return draw_from_mixture(rng, self.mu, self.logvar, n)
+        dtype = B.dtype_name(self.mu.dtype) if dtype is None else dtype
+        eps = rng.normal((n, self.z_dim), dtype)
+        m = B.asarray(self.mean, dtype=dtype)
+        if source == "aggregate":
+            return m + xp.sqrt(B.asarray(self.var, dtype=dtype)) * eps              # N(m, diag var)
+        # C = <diag sigma^2> + Cov_x[mu] is positive definite (every sigma^2 > 0): C = L L^T, in float64
+        L = xp.linalg.cholesky(B.asarray(self.cov, dtype="float64"))
+        return m + eps @ xp.astype(L, eps.dtype).T                                  # N(m, L L^T)
+
+
+def aggregate_posterior(model, X, batch_size: int = 1000) -> AggregatePosterior:
+    """The aggregate posterior <q(z|x)> over X, measured in one pass; the model is left unchanged.
+
+    mean = <mu(x)>,  var = <sigma^2(x)> + Var_x[mu(x)],  cov = <diag sigma^2(x)> + Cov_x[mu(x)]
+    (law of total variance; population variances)
 
     The batches' means and centred sums of squares are merged with Chan et al.'s pairwise update in
     float64 on the device, so the result is sound for large X (no E[mu^2] - E[mu]^2 cancellation).
 
     Parameters
     ----------
-    model : GaussianVAE
+    model : GaussianVAE (or anything with ``encode(x) -> (mu, logvar)``, ``z_dim`` and ``validate_data``)
     X : array (n, x_dim), n >= 2
     batch_size : int
-    full : bool
-        Also return the full covariance <diag sigma^2(x)> + Cov_x[mu(x)], (z_dim, z_dim).
 
     Returns
     -------
-    mean, var : host float64 arrays (z_dim,)
-        (and cov (z_dim, z_dim) with ``full=True``).
-
-    What the model keeps, for ``model.sample(n, source=...)``:
-
-    - ``model.aggregate_moments = (mean, var)``: ``source="aggregate"``, N(mean, diag var);
-    - ``model.aggregate_covariance = cov`` (host float64): ``source="aggregate-full"``, N(mean, cov);
-    - ``model.aggregate_components = (mu, logvar)``, the encoder's outputs for every row of X, (n, z_dim) each
-      on the device: ``source="aggregate-mixture"``, the exact mixture (1/n) sum_i q(z|x_i).
+    AggregatePosterior
+        Pass it to :func:`prior_mismatch`, :func:`aggregate_kl`, :func:`align_to_prior` and
+        ``model.sample(n, source=..., aggregate=...)``.
     """
     B = get_backend()
-    stats = _moments(model, X, batch_size, full=True, keep_components=True)
-    mean, var, cov = B.to_numpy(stats["mean"]), B.to_numpy(stats["var"]), B.to_numpy(stats["cov"])
-    model.aggregate_moments = (mean, var)
-    model.aggregate_covariance = cov
-    model.aggregate_components = stats["components"]
-    if full:
-        return mean, var, cov
-    return mean, var
+    s = _moments(model, X, batch_size)
+    host = {k: B.to_numpy(s[k]) for k in ("mean", "var", "cov", "post_var", "spread")}
+    return AggregatePosterior(mean=host["mean"], var=host["var"], cov=host["cov"], posterior_var=host["post_var"],
+                              mean_spread=host["spread"], mu=s["components"][0], logvar=s["components"][1], n=s["n"],
+                              prior=getattr(model, "prior", "standard"))
 
 
-def _moments(model, X, batch_size, full, keep_components=False):
-    """mean, var, mean posterior variance, spread of the means (and cov) on the device, float64; with
-    ``keep_components`` also the encoder's (mu, logvar) for every row, (n, z_dim) each, in the model's dtype."""
+def _require_aggregate(value, what):
+    """``value`` if it is an :class:`AggregatePosterior`; else a TypeError that shows the call to make."""
+    if not isinstance(value, AggregatePosterior):
+        raise TypeError(f"{what} takes the aggregate posterior, not a {type(value).__name__}: "
+                        f"{what}(refvae.aggregate_posterior(model, X), ...)")
+    if value.prior != "standard":
+        raise ValueError(f"{what} compares with N(0, I): measure the aggregate posterior of "
+                         "refvae.absorb_prior(model) for a model with a learned prior")
+    return value
+
+
+def _moments(model, X, batch_size):
+    """mean, var, cov, mean posterior variance and spread of the means on the device, float64, the count n, and the
+    encoder's (mu, logvar) for every row ("components"), (n, z_dim) each, in the model's dtype."""
     _check_model(model)
     B = get_backend()
     xp = B.xp
@@ -109,14 +187,13 @@ def _moments(model, X, batch_size, full, keep_components=False):
     count = 0
     mean = B.zeros((model.z_dim,), "float64")            # running <mu>
     m2 = B.zeros((model.z_dim,), "float64")              # running sum of (mu - <mu>)^2
-    c2 = B.zeros((model.z_dim, model.z_dim), "float64") if full else None
+    c2 = B.zeros((model.z_dim, model.z_dim), "float64")  # running sum of (mu - <mu>)(mu - <mu>)^T
     post_var_sum = B.zeros((model.z_dim,), "float64")    # running sum of sigma^2
     mus, logvars = [], []
     for i in range(0, n, batch_size):
         mu, logvar = model.encode(X[i:min(i + batch_size, n), :])
-        if keep_components:
-            mus.append(mu)
-            logvars.append(logvar)
+        mus.append(mu)
+        logvars.append(logvar)
         mu, logvar = xp.astype(mu, f64), xp.astype(logvar, f64)
         nb = mu.shape[0]
         mean_b = xp.mean(mu, axis=0)
@@ -125,20 +202,16 @@ def _moments(model, X, batch_size, full, keep_components=False):
         total = count + nb
         # Chan, Golub & LeVeque (1979): merge (count, mean, m2) with the batch's (nb, mean_b, m2_b)
         m2 = m2 + xp.sum(centred * centred, axis=0) + delta * delta * (count * nb / total)
-        if full:
-            c2 = c2 + centred.T @ centred + xp.reshape(delta, (-1, 1)) * xp.reshape(delta, (1, -1)) * (count * nb / total)
+        c2 = c2 + centred.T @ centred + xp.reshape(delta, (-1, 1)) * xp.reshape(delta, (1, -1)) * (count * nb / total)
         mean = mean + delta * (nb / total)
         post_var_sum = post_var_sum + xp.sum(xp.exp(logvar), axis=0)
         count = total
     spread = m2 / count                                  # Var_x[mu(x)]
     post_var = post_var_sum / count                      # <sigma^2(x)>
-    out = {"mean": mean, "post_var": post_var, "spread": spread, "n": count,
-           "var": post_var + spread}                     # law of total variance
-    if full:
-        out["cov"] = c2 / count + _diag(xp, post_var)
-    if keep_components:
-        out["components"] = tuple(xp.concat(parts, axis=0) if len(parts) > 1 else parts[0] for parts in (mus, logvars))
-    return out
+    return {"mean": mean, "post_var": post_var, "spread": spread, "n": count,
+            "var": post_var + spread,                    # law of total variance
+            "cov": c2 / count + _diag(xp, post_var),
+            "components": tuple(xp.concat(parts, axis=0) if len(parts) > 1 else parts[0] for parts in (mus, logvars))}
 
 
 class AggregateKL(NamedTuple):
@@ -149,8 +222,10 @@ class AggregateKL(NamedTuple):
     samples: int
 
 
-def aggregate_kl(model, X, samples: int = 2000, seed=0, batch_size: int = 1000) -> AggregateKL:
-    """KL(q(z) || N(0, I)) of the exact aggregate posterior q(z) = (1/n) sum_i N(z; mu_i, diag s_i) over X.
+def aggregate_kl(aggregate: AggregatePosterior, samples: int = 2000, seed=0, batch_size: int = 1000,
+                 rng=None) -> AggregateKL:
+    """KL(q(z) || N(0, I)) of the exact aggregate posterior q(z) = (1/n) sum_i N(z; mu_i, diag s_i) measured by
+    :func:`aggregate_posterior` (its components, over the examples it was measured on).
 
         KL = E_{z ~ q(z)} [log q(z) - log p(z)],    log q(z) = logsumexp_i log N(z; mu_i, diag s_i) - log n
 
@@ -168,24 +243,16 @@ def aggregate_kl(model, X, samples: int = 2000, seed=0, batch_size: int = 1000) 
     narrow posteriors it is therefore large even when the population's aggregate is exactly the prior (a linear
     VAE at its optimum on mnist-10k: about 31 nats, with a moment-matched KL of 0).
 
-    Cost: samples x n x z_dim multiply-adds, in blocks of ``batch_size`` draws.
+    Cost: samples x n x z_dim multiply-adds, in blocks of ``batch_size`` draws. The draws come from ``rng``, else a
+    generator seeded with ``seed``.
     """
-    _check_model(model)
-    if getattr(model, "prior", "standard") != "standard":
-        raise ValueError("aggregate_kl compares with N(0, I): call refvae.absorb_prior(model) first for a "
-                         "model with a learned prior")
+    _require_aggregate(aggregate, "aggregate_kl")
     if samples < 2:
         raise ValueError(f"aggregate_kl needs at least 2 samples for a standard error; got {samples}")
     B = get_backend()
     xp = B.xp
-    X = model.validate_data(X)
-    n = X.shape[0]
-    mus, logvars = [], []
-    for i in range(0, n, batch_size):
-        mu_b, logvar_b = model.encode(X[i:min(i + batch_size, n), :])
-        mus.append(xp.astype(mu_b, xp.float64))
-        logvars.append(xp.astype(logvar_b, xp.float64))
-    mu, logvar = xp.concat(mus, axis=0), xp.concat(logvars, axis=0)          # (n, z_dim)
+    n = aggregate.n
+    mu, logvar = xp.astype(aggregate.mu, xp.float64), xp.astype(aggregate.logvar, xp.float64)     # (n, z_dim)
     inv_var = xp.exp(-logvar)                                                 # 1 / s_i, (n, z_dim)
     z_dim = mu.shape[1]
     log_2pi = math.log(2 * math.pi)
@@ -194,7 +261,8 @@ def aggregate_kl(model, X, samples: int = 2000, seed=0, batch_size: int = 1000) 
     #   sum_k (z_k - mu_ik)^2 / s_ik = z^2 . (1/s_i) - 2 z . (mu_i / s_i) + sum_k mu_ik^2 / s_ik
     const = -0.5 * (z_dim * log_2pi + xp.sum(logvar, axis=1) + xp.sum(mu * mu * inv_var, axis=1))    # (n,)
     mu_over_var = mu * inv_var
-    z_all = draw_from_mixture(B.rng(seed), mu, logvar, samples)   # all draws first: independent of batch_size
+    rng = B.rng(seed) if rng is None else rng
+    z_all = draw_from_mixture(rng, mu, logvar, samples)           # all draws first: independent of batch_size
     values = []
     for start in range(0, samples, batch_size):
         z = z_all[start:min(start + batch_size, samples), :]                                # (m, z_dim)
@@ -281,32 +349,25 @@ class PriorMismatch:
         return "\n".join(lines)
 
 
-def prior_mismatch(model, X, batch_size: int = 1000) -> PriorMismatch:
-    """Measure and explain the mismatch between the aggregate posterior over X and the prior N(0, I).
+def prior_mismatch(aggregate: AggregatePosterior) -> PriorMismatch:
+    """Explain the mismatch between the aggregate posterior (measured by :func:`aggregate_posterior`) and the
+    prior N(0, I).
 
     Returns a :class:`PriorMismatch` (printable as a table) with per-dimension moments, KLs, activity and
     findings: collapsed dimensions, over- or under-dispersed or shifted dimensions, strongly correlated
     dimensions, each with what it suggests.
     """
-    if getattr(model, "prior", "standard") != "standard":
-        raise ValueError("prior_mismatch compares with N(0, I): call refvae.absorb_prior(model) first for a "
-                         "model with a learned prior")
+    _require_aggregate(aggregate, "prior_mismatch")
     B = get_backend()
     xp = B.xp
-    s = _moments(model, X, batch_size, full=True, keep_components=True)
-    mean, var, cov = s["mean"], s["var"], s["cov"]
+    mean, var, cov = (B.asarray(a, dtype="float64") for a in (aggregate.mean, aggregate.var, aggregate.cov))
     kl = _kl_diag_to_standard(xp, mean, var)                     # (z_dim,)
     sd = xp.sqrt(var)
     corr = cov / (xp.reshape(sd, (-1, 1)) * xp.reshape(sd, (1, -1)))
-    host = {k: B.to_numpy(v) for k, v in [("mean", mean), ("var", var), ("kl", kl), ("post_var", s["post_var"]),
-                                          ("spread", s["spread"]), ("corr", corr)]}
-    model.aggregate_moments = (host["mean"], host["var"])        # what sample(source=...) uses, as aggregate_posterior
-    model.aggregate_covariance = B.to_numpy(cov)
-    model.aggregate_components = s["components"]
-    report = PriorMismatch(mean=host["mean"], var=host["var"], kl=host["kl"], posterior_var=host["post_var"],
-                           mean_spread=host["spread"], active=host["spread"] > ACTIVE_THRESHOLD,
-                           correlation=host["corr"], kl_diag=float(xp.sum(kl)),
-                           kl_full=_kl_full_to_standard(xp, mean, cov), n=s["n"])
+    report = PriorMismatch(mean=aggregate.mean, var=aggregate.var, kl=B.to_numpy(kl),
+                           posterior_var=aggregate.posterior_var, mean_spread=aggregate.mean_spread,
+                           active=aggregate.active, correlation=B.to_numpy(corr), kl_diag=float(xp.sum(kl)),
+                           kl_full=_kl_full_to_standard(xp, mean, cov), n=aggregate.n)
     report.findings = _findings(report)
     return report
 
@@ -393,8 +454,9 @@ def _row_times(xp, v, W):
     return xp.reshape(xp.reshape(v, (1, -1)) @ W, (-1,))
 
 
-def align_to_prior(model, X, batch_size: int = 1000, inplace: bool = False):
-    """A model whose aggregate posterior over X has mean 0 and variance 1 in every dimension.
+def align_to_prior(model, aggregate: AggregatePosterior, inplace: bool = False):
+    """A model whose aggregate posterior over X has mean 0 and variance 1 in every dimension, from ``aggregate``, the
+    model's aggregate posterior over X (:func:`aggregate_posterior`).
 
     The per-dimension affine change z' = (z - m) / s, with m, s^2 the aggregate posterior's mean and
     variance, is absorbed into the encoder's mean and log-variance heads and the decoder's first layer
@@ -411,7 +473,8 @@ def align_to_prior(model, X, batch_size: int = 1000, inplace: bool = False):
     Parameters
     ----------
     model : GaussianVAE with the standard prior
-    X : array (n, x_dim), n >= 2
+    aggregate : AggregatePosterior
+        ``refvae.aggregate_posterior(model, X)``.
     inplace : bool
         Modify ``model`` itself (``fit(..., align=...)`` does) instead of returning a new model.
 
@@ -422,23 +485,12 @@ def align_to_prior(model, X, batch_size: int = 1000, inplace: bool = False):
     _check_model(model)
     if getattr(model, "prior", "standard") != "standard":
         raise ValueError("align_to_prior targets N(0, I): call refvae.absorb_prior(model) first for a learned prior")
-    mean, var = aggregate_posterior(model, X, batch_size)
+    _require_aggregate(aggregate, "align_to_prior")
+    if aggregate.z_dim != model.z_dim:
+        raise ValueError(f"the aggregate posterior has {aggregate.z_dim} latent dimensions but the model has "
+                         f"{model.z_dim}: measure it on this model")
     target = model if inplace else _copy_model(model)
-    _shift_scale_latent(target, mean, var ** 0.5)
-    _shift_scale_aggregate(model, target, mean, var ** 0.5)
-    return target
-
-
-def _shift_scale_aggregate(model, target, m, s):
-    """What ``model`` keeps of its aggregate posterior, in the coordinates z' = (z - m) / s of ``target``:
-    moments (0, 1), covariance cov / (s s^T) (the correlation matrix), components ((mu - m) / s, logvar - 2 log s)."""
-    B = get_backend()
-    xp = B.xp
-    target.aggregate_moments = (m * 0.0, s * 0.0 + 1.0)
-    target.aggregate_covariance = model.aggregate_covariance / (s[:, None] * s[None, :])
-    mu, logvar = model.aggregate_components
-    m_d, s_d = B.asarray(m, dtype=model.dtype_name), B.asarray(s, dtype=model.dtype_name)
-    target.aggregate_components = ((mu - m_d) / s_d, logvar - 2.0 * xp.log(s_d))
+    return _shift_scale_latent(target, aggregate.mean, aggregate.var ** 0.5)
 
 
 def absorb_prior(model):

@@ -194,8 +194,9 @@ def sample_checkpoint(model, n, args):
     if args.source != "prior":
         train, _, _, _ = load_from_args(args)
         print(f"fitting the aggregate posterior on {train.shape[0]} training images of {args.dataset} ...")
-        aggregate_posterior(model, train)
-    return model.sample(n, mean=not args.binary, seed=args.seed, source=args.source)
+        return model.sample(n, mean=not args.binary, seed=args.seed, source=args.source,
+                            aggregate=aggregate_posterior(model, train))
+    return model.sample(n, mean=not args.binary, seed=args.seed)
 
 
 def evaluate_checkpoint(model, args) -> int:
@@ -228,7 +229,7 @@ def _diagnose(args) -> int:
     X = train if args.split == "train" else test
     if args.size:
         X = X[:args.size]
-    report = prior_mismatch(model, X)
+    report = prior_mismatch(aggregate_posterior(model, X))
     print(report)
     written = [vae_plots.plot_aggregate_vs_prior(report, out / "aggregate_vs_prior.png")]
     mu, logvar = model.encode(X)

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 from ..backend import get_backend
+from . import elbo
 
 __all__ = ["LinearGaussian", "analytic_elbo", "decoder_model", "exact_log_likelihood", "exact_posterior",
            "factor_analysis_em", "gap_decomposition", "load_into_vae", "optimal_encoder", "ppca_ml",
@@ -228,7 +229,7 @@ def decoder_model(vae) -> LinearGaussian:
     xp = get_backend().xp
     _require_linear(vae, "decoder_model")
     mean = vae.params["decoder.mean.b"]
-    psi = xp.exp(vae._decoder_logvar(xp.reshape(mean, (1, -1)))[0, :])
+    psi = xp.exp(elbo.decoder_logvar(vae.params, xp.reshape(mean, (1, -1)), vae.decoder_variance)[0, :])
     return LinearGaussian(mean, vae.params["decoder.mean.W"].T, psi)
 
 

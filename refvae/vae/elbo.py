@@ -1,0 +1,418 @@
+"""The Gaussian VAE's mathematics: short pure functions of the flat parameter dict, in the paper's order.
+
+Model (Kingma & Welling 2014, section 3 and appendix C)::
+
+    encoder (C.2)    q(z | x)  = N(mu(x), diag exp(logvar(x)))          mu, logvar: (batch, z_dim)
+    reparameterise   z = mu + sigma * eps,   sigma = exp(logvar / 2),   eps ~ N(0, I)        (section 2.4)
+    decoder (C.1)    p(x | z)  = Bernoulli(sigmoid(logits(z)))          logits: (batch, x_dim)
+            (C.2)           or N(mean(z), diag exp(dec_logvar))          likelihood="gaussian"
+    prior            p(z)      = N(0, I), or N(m, diag exp(v)) learned  (prior="learned")
+
+    -ELBO(x) = -log p(x | z) + KL(q(z | x) || p(z))        (eq. 10: one sample of eps, the KL in closed form)
+    loss     = (1/n) sum over the batch of -ELBO(x_i), nats per example
+
+The parameters are the flat dict of :attr:`GaussianVAE.params`: ``"encoder.<l>.W"``/``".b"`` (the encoder's
+hidden layers, l = 0, 1, ...), ``"encoder.mu.W"``, ``"encoder.logvar.W"``, ``"decoder.<l>.W"``, then
+``"decoder.logits.W"`` (Bernoulli) or ``"decoder.mean.W"`` and ``"decoder.logvar.W"`` (a Gaussian decoder whose
+variance is a head of z), ``"decoder.noise.logvar"`` (a variance constant in z: (x_dim,) "per-dimension" or (1,)
+"shared"), ``"prior.mean"`` and ``"prior.logvar"`` (a learned prior), each with its ``".b"``. Every hidden layer is
+``h' = act(h W + b)``; every head is affine, ``out = h W + b``.
+
+The configuration keywords, with :class:`GaussianVAE`'s defaults: ``likelihood="bernoulli"``,
+``activation="relu"``, ``decoder_variance="amortised"`` (or "per-dimension", "shared", a positive float: fixed),
+``prior="standard"`` and ``fast=True`` (the fused Bernoulli term and the IW estimate's thread pool; ``False``: the
+textbook forms, equal to 1e-12 in float64).
+
+The backward pass (:func:`negative_elbo_and_grads`) writes every derivative out, ``d_<v>`` = d loss / d v; the test
+suite checks it against central finite differences and an independent autograd in float64.
+
+References
+----------
+D. P. Kingma, M. Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114 (eq. 10, appendices B, C).
+D. J. Rezende, S. Mohamed, D. Wierstra, "Stochastic Backpropagation and Approximate Inference in Deep Generative
+Models", ICML 2014.
+Y. Burda, R. Grosse, R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016, arXiv:1509.00519 (eq. 8).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from ..backend import get_backend
+from ..fast import map_blocks
+from ..layers import make_activation
+from ..numerics import (
+    LOG_2PI,
+    bernoulli_log_prob,
+    bernoulli_log_prob_grad,
+    bernoulli_nll_with_grad,
+    gaussian_log_prob,
+    gaussian_log_prob_grad,
+    kl_normal,
+    kl_normal_grad,
+    kl_standard_normal,
+    kl_standard_normal_grad,
+    logsumexp,
+    namespace,
+)
+
+__all__ = ["CONFIG", "DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward",
+           "iw_log_likelihood", "kl_divergence", "log_prior", "negative_elbo", "negative_elbo_and_grads",
+           "reconstruction_nll"]
+
+
+CONFIG = {"likelihood": "bernoulli", "activation": "relu", "decoder_variance": "amortised", "prior": "standard",
+          "fast": True}   # the configuration keywords and their defaults (GaussianVAE's)
+
+
+def _check_config(config):
+    """Refuse a keyword that is not one of CONFIG (a misspelt one would otherwise be ignored)."""
+    unknown = [k for k in config if k not in CONFIG]
+    if unknown:
+        raise TypeError(f"unknown configuration keyword(s) {', '.join(map(repr, unknown))}: choose from "
+                        f"{', '.join(CONFIG)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The model: encoder, decoder, the two terms of the ELBO
+# ------------------------------------------------------------------------------------------------
+class EncoderCache(NamedTuple):
+    """What the encoder's backward pass needs: each hidden layer's (input, activation cache), and ``h``
+    (batch, h_enc), the input of the mu and logvar heads (``x`` itself when there is no hidden layer)."""
+
+    layers: list
+    h: Any
+
+
+def encode(params, x, *, activation="relu", **config):
+    """q(z | x) = N(mu, diag exp(logvar)): ``(mu, logvar, cache)``, mu and logvar (batch, z_dim) (logvar is the
+    log of the variance), ``cache`` an :class:`EncoderCache`. ``x`` (batch, x_dim). The other configuration
+    keywords (``config``) are accepted and not used."""
+    _check_config(config)
+    h, layers = _hidden_layers(params, "encoder", x, activation)     # (batch, h_enc)
+    mu = _affine(params, "encoder.mu", h)                            # (batch, z_dim)
+    logvar = _affine(params, "encoder.logvar", h)                    # (batch, z_dim), log sigma^2
+    return mu, logvar, EncoderCache(layers, h)
+
+
+def _heads(likelihood, decoder_variance):
+    """The decoder's affine heads: "logits", or "mean" (and "logvar" when the variance is a head of z)."""
+    if likelihood == "bernoulli":
+        return ("logits",)
+    return ("mean", "logvar") if decoder_variance == "amortised" else ("mean",)
+
+
+class DecoderCache(NamedTuple):
+    """What the decoder's backward pass needs: each hidden layer's (input, activation cache), and ``h``
+    (batch, h_dec), the input of the heads (``z`` itself when there is no hidden layer)."""
+
+    layers: list
+    h: Any
+
+
+def decode(params, z, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised", **config):
+    """p(x | z): ``(outs, cache)``, outs ``{"logits"}`` or ``{"mean", "logvar"}``, each (batch, x_dim), cache a
+    :class:`DecoderCache`. A log-variance constant in z (``decoder.noise.logvar``, or a fixed variance) is
+    broadcast to (batch, x_dim). ``z`` (batch, z_dim). The other configuration keywords are accepted."""
+    _check_config(config)
+    h, layers = _hidden_layers(params, "decoder", z, activation)     # (batch, h_dec)
+    outs = {name: _affine(params, f"decoder.{name}", h) for name in _heads(likelihood, decoder_variance)}
+    if likelihood == "gaussian" and "logvar" not in outs:
+        outs["logvar"] = decoder_logvar(params, outs["mean"], decoder_variance)
+    return outs, DecoderCache(layers, h)
+
+
+def decoder_logvar(params, mean, decoder_variance):
+    """The log-variance of a Gaussian decoder whose variance does not depend on z, shaped like ``mean``."""
+    xp = namespace(mean)
+    if decoder_variance in ("per-dimension", "shared"):
+        return xp.zeros_like(mean) + params["decoder.noise.logvar"]     # (x_dim,) or (1,), broadcast
+    return xp.zeros_like(mean) + math.log(decoder_variance)             # a fixed variance
+
+
+def reconstruction_nll(x, outs, *, likelihood="bernoulli", **config):
+    """rec = -log p(x | z) per example, (batch,): Bernoulli sum_j softplus(l_j) - x_j l_j, or Gaussian
+    1/2 sum_j [log 2 pi + logvar_j + (x_j - mean_j)^2 exp(-logvar_j)]."""
+    _check_config(config)
+    if likelihood == "bernoulli":
+        return -bernoulli_log_prob(x, outs["logits"])
+    return -gaussian_log_prob(x, outs["mean"], outs["logvar"])
+
+
+def _reconstruction_nll_and_grad(x, outs, likelihood, fast):
+    """(rec, d rec / d outs): rec = -log p(x | z) (batch,) and its derivatives, each (batch, x_dim)."""
+    if likelihood == "bernoulli":
+        if fast:    # fused: e^{-|l|} once for both (numerics.bernoulli_nll_with_grad, tested equal to the else)
+            rec, d_logits = bernoulli_nll_with_grad(x, outs["logits"])
+        else:       # textbook: d rec / d logits = sigmoid(logits) - x
+            rec, d_logits = -bernoulli_log_prob(x, outs["logits"]), -bernoulli_log_prob_grad(x, outs["logits"])
+        return rec, {"logits": d_logits}
+    rec = -gaussian_log_prob(x, outs["mean"], outs["logvar"])
+    d_log_p_d_mean, d_log_p_d_logvar = gaussian_log_prob_grad(x, outs["mean"], outs["logvar"])
+    return rec, {"mean": -d_log_p_d_mean, "logvar": -d_log_p_d_logvar}
+
+
+def kl_divergence(params, mu, logvar, *, prior="standard", **config):
+    """KL(q(z | x) || p(z)) per example, (batch,) (appendix B):
+    1/2 sum_j [mu_j^2 + exp(logvar_j) - 1 - logvar_j] for N(0, I), :func:`refvae.numerics.kl_normal` if learned."""
+    _check_config(config)
+    if prior == "standard":
+        return kl_standard_normal(mu, logvar)
+    return kl_normal(mu, logvar, params["prior.mean"], params["prior.logvar"])
+
+
+def log_prior(params, z, *, prior="standard", **config):
+    """log p(z), summed over the last axis: -1/2 sum_j [log 2 pi + z_j^2] for N(0, I)."""
+    _check_config(config)
+    if prior == "standard":
+        return -0.5 * namespace(z).sum(LOG_2PI + z * z, axis=-1)
+    return gaussian_log_prob(z, params["prior.mean"], params["prior.logvar"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The ELBO: one forward pass, then the backward pass
+# ------------------------------------------------------------------------------------------------
+class Forward(NamedTuple):
+    """Everything the forward pass computes, for the loss and for the backward pass. Shapes: mu, logvar, std, z
+    (batch, z_dim); outs and d_rec dicts of (batch, x_dim) arrays; rec and kl (batch,)."""
+
+    mu: Any
+    logvar: Any
+    std: Any
+    z: Any
+    outs: dict
+    rec: Any
+    kl: Any
+    d_rec: dict | None
+    encoder: EncoderCache
+    decoder: DecoderCache
+
+
+def forward(params, x, eps, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised",
+            prior="standard", fast=True, with_grad=False) -> Forward:
+    """The forward pass at fixed noise ``eps`` (batch, z_dim): the two terms of -ELBO(x) for every row of ``x``
+    (batch, x_dim); ``with_grad=True`` also gives d rec / d outs (the backward pass's first step)."""
+    # q(z|x) = N(mu, diag sigma^2)
+    mu, logvar, enc = encode(params, x, activation=activation)
+    # sigma = exp(logvar / 2)
+    std = namespace(logvar).exp(0.5 * logvar)
+    # z = mu + sigma * eps, the reparameterisation
+    z = mu + std * eps
+    # p(x|z): logits, or mean and logvar
+    outs, dec = decode(params, z, likelihood=likelihood, activation=activation, decoder_variance=decoder_variance)
+    # rec = -log p(x|z)  (and d rec / d outs)
+    if with_grad:
+        rec, d_rec = _reconstruction_nll_and_grad(x, outs, likelihood, fast)
+    else:
+        rec, d_rec = reconstruction_nll(x, outs, likelihood=likelihood), None
+    # kl = KL(q(z|x) || p(z))
+    kl = kl_divergence(params, mu, logvar, prior=prior)
+    return Forward(mu, logvar, std, z, outs, rec, kl, d_rec, enc, dec)
+
+
+def negative_elbo(params, x, eps, **config):
+    """(rec, kl) per example, each (batch,): -log p(x|z) and KL(q(z|x) || p(z)) at z = mu + sigma * eps, so
+    -ELBO = rec + kl (no gradients). ``config``: the keywords of :func:`forward`."""
+    f = forward(params, x, eps, **config)
+    return f.rec, f.kl
+
+
+def negative_elbo_and_grads(params, x, eps, *, likelihood="bernoulli", activation="relu",
+                            decoder_variance="amortised", prior="standard", fast=True, with_terms=False):
+    """The batch mean of -ELBO and its gradient with respect to every parameter, at fixed noise ``eps``.
+
+    Parameters
+    ----------
+    params : dict
+        Name -> array, the keys of :attr:`GaussianVAE.params`.
+    x : array (n, x_dim)
+    eps : array (n, z_dim)
+        The reparameterisation noise, eps ~ N(0, I).
+    with_terms : bool
+        Also return ``{"rec": ..., "kl": ...}``, the batch means of the two terms (floats).
+
+    Returns
+    -------
+    loss : float
+        (1/n) sum_i [rec_i + kl_i], nats per example.
+    grads : dict
+        d loss / d param, with exactly the keys of ``params``.
+    """
+    xp = namespace(x)
+    n = x.shape[0]
+    heads = _heads(likelihood, decoder_variance)
+    # ---- forward: loss = (1/n) sum_i [rec_i + kl_i], rec = -log p(x|z), z = mu + sigma * eps -------------------
+    f = forward(params, x, eps, likelihood=likelihood, activation=activation, decoder_variance=decoder_variance,
+                prior=prior, fast=fast, with_grad=True)
+
+    # ---- backward: grads[name] = d loss / d name; every d_<v> is d loss / d v ---------------------------------
+    grads = {}
+    # d_outs = (1/n) d rec / d outs;  Bernoulli: d_logits = (sigmoid(logits) - x) / n
+    d_outs = {name: f.d_rec[name] * (1.0 / n) for name in heads}
+    if decoder_variance in ("per-dimension", "shared"):
+        # d_noise = (1/n) sum_i d rec_i / d logvar_i: one log-variance for every example (and every pixel: shared)
+        d_noise = xp.sum(f.d_rec["logvar"], axis=0) * (1.0 / n)                  # (x_dim,)
+        grads["decoder.noise.logvar"] = d_noise if decoder_variance == "per-dimension" \
+            else xp.reshape(xp.sum(d_noise), (1,))
+    # outs = h_dec W + b for every head:  d_h_dec = sum over the heads of d_out W^T
+    d_h_dec = None
+    for name in heads:
+        d_h, g = _affine_backward(params, f"decoder.{name}", d_outs[name], f.decoder.h)     # (n, h_dec)
+        d_h_dec = d_h if d_h_dec is None else d_h_dec + d_h
+        grads.update(g)
+    # d_z, through the decoder's hidden layers
+    d_z, g = _hidden_layers_backward(params, "decoder", d_h_dec, f.decoder.layers, activation)   # (n, z_dim)
+    grads.update(g)
+    # the KL path: dKL/dmu = mu, dKL/dlogvar = (e^logvar - 1) / 2 for N(0, I) (learned prior: numerics.kl_normal_grad)
+    d_kl_d_mu, d_kl_d_logvar, g = _kl_grad(params, f.mu, f.logvar, prior, n)
+    grads.update(g)
+    # where the paths join: d_mu = d_z dz/dmu + (1/n) dKL/dmu,  dz/dmu = 1
+    d_mu = d_z + d_kl_d_mu * (1.0 / n)
+    # d_logvar = d_z dz/dlogvar + (1/n) dKL/dlogvar,  dz/dlogvar = eps * sigma / 2
+    d_logvar = d_z * eps * (0.5 * f.std) + d_kl_d_logvar * (1.0 / n)
+    grads.update(_encoder_backward(params, d_mu, d_logvar, f.encoder, activation))
+
+    # One device -> host transfer, after the whole backward pass is queued (on a GPU it waits for the step).
+    terms = get_backend().to_numpy(xp.stack([xp.mean(f.rec), xp.mean(f.kl)]))
+    loss = float(terms[0] + terms[1])
+    if with_terms:
+        return loss, grads, {"rec": float(terms[0]), "kl": float(terms[1])}
+    return loss, grads
+
+
+def _kl_grad(params, mu, logvar, prior, n):
+    """(dKL/dmu, dKL/dlogvar), each (n, z_dim), and the learned prior's grads (1/n) sum_i dKL_i/d prior."""
+    if prior == "standard":                                   # KL(N(mu, sigma^2) || N(0, 1)) per dimension
+        d_mu, d_logvar = kl_standard_normal_grad(mu, logvar)  # mu, (e^logvar - 1) / 2
+        return d_mu, d_logvar, {}
+    xp = namespace(mu)
+    d_mu, d_logvar, d_pm, d_plv = kl_normal_grad(mu, logvar, params["prior.mean"], params["prior.logvar"])
+    return d_mu, d_logvar, {"prior.mean": xp.sum(d_pm, axis=0) * (1.0 / n),        # (z_dim,)
+                            "prior.logvar": xp.sum(d_plv, axis=0) * (1.0 / n)}
+
+
+def _encoder_backward(params, d_mu, d_logvar, enc, activation):
+    """The encoder's grads from d_mu and d_logvar (n, z_dim): the heads mu = h W_mu + b_mu and
+    logvar = h W_lv + b_lv, then its hidden layers (no gradient for the data)."""
+    has_hidden = bool(enc.layers)
+    d_h_mu, grads = _affine_backward(params, "encoder.mu", d_mu, enc.h, need_dh=has_hidden)
+    d_h_logvar, g = _affine_backward(params, "encoder.logvar", d_logvar, enc.h, need_dh=has_hidden)
+    grads.update(g)
+    if has_hidden:
+        # d_h_enc = d_mu W_mu^T + d_logvar W_lv^T
+        _, g = _hidden_layers_backward(params, "encoder", d_h_mu + d_h_logvar, enc.layers, activation, need_dx=False)
+        grads.update(g)
+    return grads
+
+
+# ------------------------------------------------------------------------------------------------
+# The importance-weighted log-likelihood (Burda et al. 2016, eq. 8)
+# ------------------------------------------------------------------------------------------------
+def iw_log_likelihood(params, x, k, rng, *, max_rows=8192, progress=False, likelihood="bernoulli",
+                      activation="relu", decoder_variance="amortised", prior="standard", fast=True):
+    """The importance-weighted estimate of log p(x) with k samples from q(z | x), per example (batch,):
+
+        log p(x) ~= log (1/k) sum_j w_j,   w_j = p(x | z_j) p(z_j) / q(z_j | x),   z_j ~ q(z | x)
+
+    a lower bound in expectation that tightens as k grows (k = 1: the ELBO). ``rng`` draws the noise (a
+    :class:`refvae.backend.Generator`). Work goes in chunks of at most ``max_rows`` decoded rows (whole examples per
+    chunk when k <= max_rows, else one example's samples in several chunks), so memory stays near
+    ``max_rows * x_dim`` values times a few temporaries, whatever k; the noise is drawn chunk by chunk, walking the
+    (example, sample) grid in row-major order.
+    """
+    config = dict(likelihood=likelihood, activation=activation, decoder_variance=decoder_variance, prior=prior,
+                  fast=fast)
+    xp = namespace(x)
+    n = x.shape[0]
+    examples_per_chunk = max(1, max_rows // k)        # whole examples per chunk when k <= max_rows
+    samples_per_chunk = min(k, max_rows)              # else one example's k samples in several chunks
+    starts = range(0, n, examples_per_chunk)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc=f"log-likelihood (k={k})", unit="chunk", leave=False)
+    results = []
+    for i0 in starts:
+        xb = x[i0:min(i0 + examples_per_chunk, n), :]                                # (m, x_dim)
+        mu, logvar, _ = encode(params, xb, activation=activation)                   # (m, z_dim)
+        # log w_ij for the chunk's m examples and all k samples, (m, k)
+        log_w = [_log_weights(params, xb, mu, logvar, min(samples_per_chunk, k - j0), rng, config)
+                 for j0 in range(0, k, samples_per_chunk)]
+        log_w = xp.concat(log_w, axis=1) if len(log_w) > 1 else log_w[0]
+        # log p(x_i) ~= logsumexp_j log w_ij - log k
+        results.append(logsumexp(log_w, axis=1) - math.log(k))
+    return xp.concat(results) if len(results) > 1 else results[0]
+
+
+def _log_weights(params, x, mu, logvar, s, rng, config):
+    """log w_ij = log p(x_i | z_ij) + log p(z_ij) - log q(z_ij | x_i) for s fresh samples per example, (m, s)."""
+    B = get_backend()
+    xp = namespace(x)
+    m, z_dim = mu.shape
+    mu3, logvar3 = xp.expand_dims(mu, axis=1), xp.expand_dims(logvar, axis=1)    # (m, 1, z_dim)
+    # eps_ij ~ N(0, I), (m, s, z_dim)
+    eps = rng.normal((m, s, z_dim), B.dtype_name(x.dtype))
+    # z_ij = mu_i + sigma_i * eps_ij
+    z = mu3 + xp.exp(0.5 * logvar3) * eps
+    # log q(z_ij | x_i) = -1/2 sum [log 2 pi + logvar_i + eps_ij^2], (m, s)
+    log_q = -0.5 * xp.sum(LOG_2PI + logvar3 + eps * eps, axis=-1)
+    outs, _ = decode(params, xp.reshape(z, (m * s, z_dim)), **config)
+    outs = {name: xp.reshape(o, (m, s, -1)) for name, o in outs.items()}         # (m, s, x_dim)
+    x3 = xp.expand_dims(x, axis=1)                                               # (m, 1, x_dim)
+
+    def log_px_z(a, b):                                                          # log p(x_i | z_ij), j in [a, b)
+        return -reconstruction_nll(x3, {name: o[:, a:b, :] for name, o in outs.items()}, **config)
+
+    block = max(1, 512 // m)
+    if config["fast"]:      # blocks of samples on every core with NumPy (refvae.fast.map_blocks)
+        parts = map_blocks(B, log_px_z, s, block)
+    else:                   # the same blocks, one after the other
+        parts = [log_px_z(a, min(a + block, s)) for a in range(0, s, block)]
+    log_px_z_all = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]                     # (m, s)
+    # log w_ij = log p(x_i | z_ij) + log p(z_ij) - log q(z_ij | x_i)
+    return log_px_z_all + log_prior(params, z, **config) - log_q
+
+
+# ------------------------------------------------------------------------------------------------
+# Layers on the flat dict: h' = act(h W + b), and their backward passes
+# ------------------------------------------------------------------------------------------------
+def _depth(params, prefix):
+    """The number of hidden layers ``f"{prefix}.<l>.W"``, l = 0, 1, ..."""
+    depth = 0
+    while f"{prefix}.{depth}.W" in params:
+        depth += 1
+    return depth
+
+
+def _affine(params, name, h):
+    """out = h W + b, with W = params[name + ".W"] (in, out) and b = params[name + ".b"] (out,)."""
+    out = h @ params[f"{name}.W"]             # (batch, in) @ (in, out) -> (batch, out)
+    out += params[f"{name}.b"]                # in place: no second (batch, out) array
+    return out
+
+
+def _affine_backward(params, name, d_out, h, need_dh=True):
+    """From d_out = d loss / d out: (d_h, grads) with d_W = h^T d_out, d_b = sum_batch d_out, d_h = d_out W^T."""
+    grads = {f"{name}.W": h.T @ d_out, f"{name}.b": namespace(d_out).sum(d_out, axis=0)}
+    return (d_out @ params[f"{name}.W"].T if need_dh else None), grads
+
+
+def _hidden_layers(params, prefix, h, activation):
+    """h <- act(h W_l + b_l) for every hidden layer l of ``prefix``; returns h and the layers' caches."""
+    act, layers = make_activation(activation), []
+    for i in range(_depth(params, prefix)):
+        h_next, c_act = act.forward(_affine(params, f"{prefix}.{i}", h))
+        layers.append((h, c_act))
+        h = h_next
+    return h, layers
+
+
+def _hidden_layers_backward(params, prefix, d_h, layers, activation, need_dx=True):
+    """From d_h = d loss / d (the last hidden layer): d loss / d (the input) and the layers' grads."""
+    act, grads = make_activation(activation), {}
+    for i in reversed(range(len(layers))):
+        h_in, c_act = layers[i]
+        d_pre, _ = act.backward(d_h, c_act)                    # d loss / d (h_in W + b)
+        d_h, g = _affine_backward(params, f"{prefix}.{i}", d_pre, h_in, need_dh=need_dx or i > 0)
+        grads.update(g)
+    return d_h, grads
