@@ -88,7 +88,8 @@ def test_cd_gradient_with_exact_negative_phase_is_the_exact_gradient(backend):
     The batch (7) differs from the number of chains (4), so each phase must be averaged over its own size."""
     model = _random_rbm(backend, 5, 4, seed=5)
     V = (np.random.default_rng(1).random((7, 5)) < 0.5).astype(np.float64)
-    model.loss_and_grads(V[:4])                                  # 4 persistent chains
+    model.init_chains(4)                                         # 4 persistent chains
+    model.loss_and_grads(V[:4])
     _, grads = model.loss_and_grads(V)
     neg = _negative_statistics(model, backend)
     e = {k: backend.to_numpy(v) for k, v in model_expectations(model).items() if k != "log_z"}
@@ -106,7 +107,8 @@ def test_pcd_gradient_is_the_documented_formula_with_a_partial_batch(backend):
     model = _random_rbm(backend, 5, 4, seed=11)
     rng = np.random.default_rng(2)
     V = (rng.random((6, 5)) < 0.5).astype(np.float64)
-    model.loss_and_grads(V)                                      # 6 persistent chains
+    model.init_chains(6)                                         # 6 persistent chains
+    model.loss_and_grads(V)
     batch = rng.random((3, 5))                                   # grey values: probabilities are data too
     loss, grads = model.loss_and_grads(batch)
     assert tuple(model.chains.shape) == (6, 5)
@@ -129,6 +131,8 @@ def test_sparsity_running_average_and_its_pull(backend):
     target, cost = 0.1, 0.7
     sparse = _random_rbm(backend, 5, 4, seed=12, sparsity_target=target, sparsity_cost=cost)
     plain = _random_rbm(backend, 5, 4, seed=12)
+    sparse.init_chains(6)
+    plain.init_chains(6)
     W, c = backend.to_numpy(sparse.params["W"]), backend.to_numpy(sparse.params["c"])
     rng = np.random.default_rng(3)
     X1, X2 = (rng.random((6, 5)) < 0.5).astype(np.float64), (rng.random((6, 5)) < 0.3).astype(np.float64)
@@ -292,6 +296,7 @@ def test_pcd_chains_survive_a_partial_batch(numpy_backend):
     """14 examples at batch 4: the last batch has 2, and the 4 persistent chains carry on through it."""
     X = refvae.datasets.load("bars", side=3)[0]
     model = BernoulliRBM(9, 4, seed=0)
+    model.init_chains(4)
     model.loss_and_grads(X[:4])
     before = model.chains
     _, grads = model.loss_and_grads(X[:2])
