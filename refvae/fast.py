@@ -31,10 +31,9 @@ import os
 
 import numpy as np
 
-from .enumeration import binary_states
 from .numerics import namespace
 
-__all__ = ["adam_step_sums", "bernoulli_nll_with_grad", "enumerated_moments", "map_blocks"]
+__all__ = ["adam_step_sums", "bernoulli_nll_with_grad", "map_blocks"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,43 +164,3 @@ def _thread_pool():
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         _POOL = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="refvae")
     return _POOL
-
-
-# ------------------------------------------------------------------------------------------------
-# The moments of a binary bipartite model by enumerating one layer, in one pass
-# ------------------------------------------------------------------------------------------------
-def enumerated_moments(B, W, b, c, block: int = 2**10) -> dict:
-    """log Z, E[h], E[v] and E[v h^T] of P(v, h) = exp(b.v + c.h + v^T W h) / Z by enumerating every h.
-
-    ``W`` (n_v, n_h), ``b`` (n_v,), ``c`` (n_h,). Summing v out analytically, each state h has
-    log p*(h) = c.h + sum_i softplus(a_i), a = b + W h, and E[v | h] = sigmoid(a). One pass over blocks of states:
-    each block computes a once, softplus(a) and sigmoid(a) from one exp(-|a|), and its sums weighted by
-    exp(log p*(h) - m) with the block's own maximum m; the blocks are then rescaled to the common maximum (the
-    log-sum-exp trick, per block). NumPy runs the blocks on every core (``map_blocks``).
-
-    Returns ``{"v": (n_v,), "h": (n_h,), "vh": (n_v, n_h), "log_z": float}``, as the textbook twin
-    ``rbm.partition.model_expectations``.
-    """
-    xp = B.xp
-    n_h = W.shape[1]
-    dtype = B.dtype_name(W.dtype)
-
-    def block_sums(start, stop):
-        S = binary_states(start, stop, n_h, dtype)                          # (m, n_h)
-        a = S @ W.T + b                                                     # (m, n_v)
-        e = xp.exp(-xp.abs(a))                                              # in (0, 1]: no overflow
-        softplus_a = xp.maximum(a, 0.0) + xp.log1p(e)
-        pv = xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))              # sigmoid(a) from the same e
-        log_p = S @ c + xp.sum(softplus_a, axis=1)                          # log p*(h), (m,)
-        m = xp.max(log_p)
-        w = xp.exp(log_p - m)                                               # (m,), largest 1
-        return m, xp.sum(w), w @ S, w @ pv, (pv * xp.reshape(w, (-1, 1))).T @ S
-
-    parts = map_blocks(B, block_sums, 2 ** n_h, block)
-    m_all = xp.max(xp.stack([p[0] for p in parts]))
-    scales = [xp.exp(p[0] - m_all) for p in parts]
-    total = sum(s * p[1] for s, p in zip(scales, parts))
-    e_h = sum(s * p[2] for s, p in zip(scales, parts)) / total
-    e_v = sum(s * p[3] for s, p in zip(scales, parts)) / total
-    e_vh = sum(s * p[4] for s, p in zip(scales, parts)) / total
-    return {"v": e_v, "h": e_h, "vh": e_vh, "log_z": float(m_all + xp.log(total))}
