@@ -1,4 +1,5 @@
-"""The Bernoulli restricted Boltzmann machine, trained by contrastive divergence (CD-k) or persistent CD.
+"""The Bernoulli restricted Boltzmann machine, trained by contrastive divergence (CD-k), persistent CD or the
+exact gradient.
 
 Model, for binary v (n_visible,) and h (n_hidden,)::
 
@@ -12,10 +13,11 @@ The gradient of the negative log-likelihood of one example is
     d(-log P(v))/d theta = dF(v)/d theta - E_model[dF/d theta]
     dF/dW = -v^T sigmoid(c + vW),   dF/db = -v,   dF/dc = -sigmoid(c + vW)
 
-CD-k estimates E_model with k Gibbs steps started at the data; PCD with k steps of chains that persist
-across updates (Tieleman 2008). ``negative_phase="exact"`` computes E_model by enumerating the smaller layer
-(at most MAX_EXACT_TRAINING = 20 units): the exact gradient, whose fixed point is the maximum likelihood. Following Hinton's guide (2010, section 3), the hidden states that drive
-the chain are sampled; the statistics are collected from probabilities.
+``rbm/gradients.py`` writes the update out in the order of Hinton's guide (2010): the positive phase, the
+negative phase (CD-k: k Gibbs sweeps from the data; PCD: k sweeps of persistent chains, Tieleman 2008;
+``negative_phase="exact"``: E_model by enumerating the smaller layer, at most MAX_EXACT_TRAINING = 20 units),
+the gradient and the penalties. This class holds the configuration, validation, the persistent chains,
+sampling, likelihoods and checkpoints, and calls those functions.
 
 The hidden biases c are the log-odds of the hidden units' "prior": they adapt during training
 (``adaptive_prior=True``); at a maximum of the likelihood their gradient vanishes, that is, the aggregate
