@@ -1,4 +1,5 @@
-"""The Bernoulli restricted Boltzmann machine, trained by contrastive divergence (CD-k) or persistent CD.
+"""The Bernoulli restricted Boltzmann machine, trained by contrastive divergence (CD-k), persistent CD or the
+exact gradient.
 
 Model, for binary v (n_visible,) and h (n_hidden,)::
 
@@ -12,10 +13,11 @@ The gradient of the negative log-likelihood of one example is
     d(-log P(v))/d theta = dF(v)/d theta - E_model[dF/d theta]
     dF/dW = -v^T sigmoid(c + vW),   dF/db = -v,   dF/dc = -sigmoid(c + vW)
 
-CD-k estimates E_model with k Gibbs steps started at the data; PCD with k steps of chains that persist
-across updates (Tieleman 2008). ``negative_phase="exact"`` computes E_model by enumerating the smaller layer
-(at most MAX_EXACT_TRAINING = 20 units): the exact gradient, whose fixed point is the maximum likelihood. Following Hinton's guide (2010, section 3), the hidden states that drive
-the chain are sampled; the statistics are collected from probabilities.
+``rbm/gradients.py`` writes the update out in the order of Hinton's guide (2010): the positive phase, the
+negative phase (CD-k: k Gibbs sweeps from the data; PCD: k sweeps of persistent chains, Tieleman 2008;
+``negative_phase="exact"``: E_model by enumerating the smaller layer, at most MAX_EXACT_TRAINING = 20 units),
+the gradient and the penalties. This class holds the configuration, validation, the persistent chains,
+sampling, likelihoods and checkpoints, and calls those functions.
 
 The hidden biases c are the log-odds of the hidden units' "prior": they adapt during training
 (``adaptive_prior=True``); at a maximum of the likelihood their gradient vanishes, that is, the aggregate
@@ -33,10 +35,11 @@ R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networ
 from __future__ import annotations
 
 from refvae.backend import get_backend
-from refvae.checkpoint import Checkpointable, register_model
+from refvae.checkpoint import Checkpointable
 from refvae.validation import as_data, check_positive_int
-from refvae.numerics import sigmoid, softplus
+from refvae.numerics import sigmoid
 
+from . import gradients as G
 from .partition import model_expectations
 
 __all__ = ["BernoulliRBM", "MAX_EXACT_TRAINING", "NEGATIVE_PHASES"]
@@ -45,24 +48,27 @@ NEGATIVE_PHASES = ("gibbs", "exact")
 MAX_EXACT_TRAINING = 20   # units in the smaller layer for negative_phase="exact" (2^20 states per update)
 
 
-@register_model
 class BernoulliRBM(Checkpointable):
-    """A Bernoulli-Bernoulli RBM with hand-written CD-k / PCD updates.
+    """A Bernoulli-Bernoulli RBM with hand-written CD-k / PCD updates (the functions of ``rbm.gradients``).
 
     Parameters
     ----------
     n_visible, n_hidden : int
     seed : int
-        Seeds the initial weights (drawn on the host: the same on every backend) and the sampler.
+        Seeds the initial weights (drawn on the host: the same on every backend) and the default generator
+        ``rng`` (used by the methods that draw when they are given no ``rng``).
     dtype : {"float32", "float64"}
     k : int
         Gibbs steps per update.
     persistent : bool
         PCD (chains kept on the device across updates) or CD-k (chains start at the data).
+    n_chains : int, optional
+        PCD's number of persistent chains when ``refvae.fit`` creates them (``init_training_state``); default: the
+        batch size.
     negative_phase : {"gibbs", "exact"}
         ``"gibbs"``: CD-k or PCD as above. ``"exact"``: E_model by enumerating the smaller layer (at most
         MAX_EXACT_TRAINING units), so ``loss_and_grads`` gives the exact negative log-likelihood and its exact
-        gradient (``k`` and ``persistent`` are then unused).
+        gradient (``k``, ``persistent`` and ``n_chains`` are then unused).
     adaptive_prior : bool
         Train the hidden biases c (the hidden "prior"); False keeps them at their initial value 0.
     sparsity_target : float, optional
@@ -72,10 +78,27 @@ class BernoulliRBM(Checkpointable):
     sparsity_cost : float
     weight_decay : float
         L2 penalty ``weight_decay/2 * |W|^2`` added to the loss (its gradient to ``grads["W"]``).
+
+    Attributes
+    ----------
+    params : dict
+        ``W`` (n_visible, n_hidden), ``b`` (n_visible,), ``c`` (n_hidden,).
+    chains : array (n_chains, n_visible) or None
+        PCD's persistent chains ("fantasy particles"): their visible states after the last update. Fitted state,
+        created by ``init_chains`` (or ``init_training_state``, which ``refvae.fit`` calls), advanced by every
+        ``loss_and_grads`` and kept in checkpoints. None for CD-k and the exact negative phase.
+    chain_hidden : array (n_chains, n_hidden) or None
+        The chains' hidden states, h ~ P(h | chains) drawn at the last update: where the next update's Gibbs
+        sweeps start (scikit-learn's ``h_samples_``).
+    sparsity_q : array (n_hidden,) or None
+        The running average of the hidden units' activations (with ``sparsity_target``; None before the first
+        batch), kept in checkpoints.
+    rng : refvae.backend.Generator
+        The default generator of the methods that draw, when they are not given one.
     """
 
     def __init__(self, n_visible, n_hidden, seed=0, dtype="float32", k=1, persistent=True, adaptive_prior=True,
-                 sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1, negative_phase="gibbs"):
+                 sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1, negative_phase="gibbs", n_chains=None):
         self.n_visible = check_positive_int(n_visible, "n_visible")
         self.n_hidden = check_positive_int(n_hidden, "n_hidden")
         if negative_phase not in NEGATIVE_PHASES:
@@ -87,6 +110,7 @@ class BernoulliRBM(Checkpointable):
         self.negative_phase = negative_phase
         self.k = check_positive_int(k, "k")
         self.persistent, self.adaptive_prior = bool(persistent), bool(adaptive_prior)
+        self.n_chains = None if n_chains is None else check_positive_int(n_chains, "n_chains")
         if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
             raise ValueError(f"sparsity_target must be in (0, 1), got {sparsity_target}")
         if weight_decay < 0:
@@ -103,7 +127,8 @@ class BernoulliRBM(Checkpointable):
             "c": B.zeros((self.n_hidden,), self.dtype_name),
         }
         self.rng = B.rng(self.seed)
-        self.chains = None            # persistent fantasy particles, (n_chains, n_visible) on the device
+        self.chains = None            # PCD's persistent chains: visible states (n_chains, n_visible)
+        self.chain_hidden = None      # and hidden states (n_chains, n_hidden), where the next sweeps start
         self.sparsity_q = None        # running mean activation of the hidden units, (n_hidden,)
         self.last_terms = {}
 
@@ -113,7 +138,7 @@ class BernoulliRBM(Checkpointable):
         return {"n_visible": self.n_visible, "n_hidden": self.n_hidden, "seed": self.seed, "dtype": self.dtype_name,
                 "k": self.k, "persistent": self.persistent, "adaptive_prior": self.adaptive_prior,
                 "sparsity_target": self.sparsity_target, "weight_decay": self.weight_decay,
-                "sparsity_cost": self.sparsity_cost, "negative_phase": self.negative_phase}
+                "sparsity_cost": self.sparsity_cost, "negative_phase": self.negative_phase, "n_chains": self.n_chains}
 
     def validate_data(self, v, name="v"):
         """``v`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
@@ -149,47 +174,56 @@ class BernoulliRBM(Checkpointable):
 
     def gibbs(self, v, steps=1, rng=None):
         """``steps`` alternating Gibbs sweeps v -> h -> v from binary v; returns (v, P(h=1|v)) at the end."""
-        v, a = self._gibbs_with_preactivation(v, steps, rng or self.rng)
-        return v, sigmoid(a)
-
-    def _gibbs_with_preactivation(self, v, steps, rng):
-        """Gibbs sweeps as in ``gibbs``, returning (v, c + v W): the hidden pre-activation of the final v,
-        which gives both P(h=1|v) = sigmoid(.) and the free energy without another matrix product."""
-        W, b, c = self.params["W"], self.params["b"], self.params["c"]
-        a = v @ W + c                                                  # (batch, n_hidden)
-        for _ in range(steps):
-            h = rng.bernoulli(sigmoid(a))
-            v = rng.bernoulli(sigmoid(h @ W.T + b))
-            a = v @ W + c
-        return v, a
+        rng = self.rng if rng is None else rng
+        p = self.hidden_probs(v)
+        if steps == 0:
+            return v, p
+        v, _, p = G.gibbs_sweeps(self.params, rng.bernoulli(p), steps, rng)
+        return v, p
 
     def free_energy(self, v, preactivation=None):
         """F(v) = -b.v - sum_j softplus(c_j + (v W)_j), per example (batch,); ``preactivation`` = c + v W if known."""
-        xp = self.xp
-        a = v @ self.params["W"] + self.params["c"] if preactivation is None else preactivation
-        return -(v @ self.params["b"]) - xp.sum(softplus(a), axis=-1)
+        return G.free_energy(self.params, v, preactivation)
 
     def free_energy_grads(self, v):
         """Gradients of the batch mean of F(v): dF/dW = -v^T sigmoid(c + vW) / n, dF/db = -mean v, dF/dc = -mean sigmoid."""
-        xp = self.xp
-        n = v.shape[0]
-        p = self.hidden_probs(v)                                      # (batch, n_hidden)
-        return {"W": -(v.T @ p) / n, "b": -xp.mean(v, axis=0), "c": -xp.mean(p, axis=0)}
+        stats = G.statistics(v, self.hidden_probs(v))
+        return {name: -s for name, s in stats.items()}
 
     # ----------------------------------------------------------------------------------------------
-    # Training
+    # Training: the persistent chains, then one update
     # ----------------------------------------------------------------------------------------------
-    def _negative_samples(self, v_data):
-        """The negative phase: (v_neg, c + v_neg W) after k Gibbs sweeps from the data (CD) or the chains (PCD)."""
-        if not self.persistent:                                       # CD-k: start at the data
-            return self._gibbs_with_preactivation(self.rng.bernoulli(v_data), self.k, self.rng)   # a binary start (data may be grey)
-        if self.chains is None:                                       # PCD: as many chains as the first batch,
-            self.chains = self.rng.bernoulli(self.xp.zeros_like(v_data) + 0.5)   # kept for the whole of training
-        self.chains, a_neg = self._gibbs_with_preactivation(self.chains, self.k, self.rng)
-        return self.chains, a_neg
+    def init_chains(self, n_chains, rng=None) -> None:
+        """Create PCD's persistent chains: ``n_chains`` visible states v ~ Bernoulli(1/2) and their hidden states
+        h ~ P(h | v) under the current parameters (where the first update's sweeps start)."""
+        rng = self.rng if rng is None else rng
+        n_chains = check_positive_int(n_chains, "n_chains")
+        self.chains = rng.bernoulli(self.backend.zeros((n_chains, self.n_visible), self.dtype_name) + 0.5)
+        self.chain_hidden = rng.bernoulli(self.hidden_probs(self.chains))
 
-    def loss_and_grads(self, v):
-        """d(-mean log P(v))/d(params), estimated by CD-k / PCD or exact, and a monitored loss.
+    def init_training_state(self, batch_size, rng=None) -> None:
+        """Called by ``refvae.fit`` before the first epoch of a new run: PCD's chains, ``n_chains`` of them (the
+        configuration's, else ``batch_size``), unless the model has chains already (from an earlier ``fit``,
+        ``init_chains`` or a checkpoint: kept, as the parameters are). CD-k and the exact phase keep no chains."""
+        if self.persistent and self.negative_phase == "gibbs" and self.chains is None:
+            self.init_chains(self.n_chains or batch_size, rng)
+
+    def _negative_phase(self, p_pos, rng):
+        """(v_neg, a_neg, p_neg) after k sweeps: CD-k from the data, PCD from (and advancing) the chains."""
+        if not self.persistent:
+            return G.cd_negative_phase(self.params, p_pos, self.k, rng)
+        if self.chains is None:
+            raise RuntimeError("PCD's persistent chains do not exist yet: call model.init_chains(n_chains) first "
+                               "(refvae.fit calls model.init_training_state(batch_size, rng) before the first epoch)")
+        self.chains, a_neg, p_neg, self.chain_hidden = G.pcd_negative_phase(self.params, self.chain_hidden, self.k,
+                                                                             rng)
+        return self.chains, a_neg, p_neg
+
+    def loss_and_grads(self, v, rng=None):
+        """d(-mean log P(v))/d(params), estimated by CD-k / PCD or exact (``rbm.gradients``), and a monitored loss.
+
+        ``rng`` draws the Gibbs samples (default: ``self.rng``). With PCD the chains advance k sweeps: create
+        them first (``init_chains``; ``refvae.fit`` does it); a batch may hold fewer examples than there are chains.
 
         Returns
         -------
@@ -206,55 +240,48 @@ class BernoulliRBM(Checkpointable):
         With ``negative_phase="exact"`` it also sets ``last_terms["prior_gap"]``, the largest
         |<P(h_j = 1 | v)>_batch - E_model[h_j]| (on the full data: the adaptive prior's gap, zero at its fixed point).
         """
+        rng = self.rng if rng is None else rng
         xp = self.xp
         v = self.validate_data(v)
-        n = v.shape[0]
-        a_pos = v @ self.params["W"] + self.params["c"]                # (batch, n_hidden)
-        p_pos = sigmoid(a_pos)                                         # positive statistics P(h=1|v)
-        if self.negative_phase == "exact":                             # E_model by enumeration
-            e = model_expectations(self)                               # E[v h^T], E[v], E[h], log Z
-            neg = {"W": e["vh"], "b": e["v"], "c": e["h"]}
-            loss = xp.mean(self.free_energy(v, a_pos)) + e["log_z"]   # -mean log P(v) = mean F(v) + log Z
+        a_pos, p_pos = G.positive_phase(self.params, v)                # (batch, n_hidden)
+        pos = G.statistics(v, p_pos)
+        if self.negative_phase == "exact":
+            neg, log_z = G.exact_negative_phase(self)
+            loss = xp.mean(self.free_energy(v, a_pos)) + log_z          # -mean log P(v) = mean F(v) + log Z
             # the adaptive prior's gap on this batch, max_j |<P(h_j = 1 | v)>_batch - E_model[h_j]| (fit records it)
-            self.last_terms = {"prior_gap": float(xp.max(xp.abs(xp.mean(p_pos, axis=0) - e["h"])))}
+            self.last_terms = {"prior_gap": float(xp.max(xp.abs(pos["c"] - neg["c"])))}
         else:
-            v_neg, a_neg = self._negative_samples(v)                   # (chains, n_visible), (chains, n_hidden)
-            p_neg = sigmoid(a_neg)
-            m = v_neg.shape[0]
-            neg = {"W": v_neg.T @ p_neg / m, "b": xp.mean(v_neg, axis=0), "c": xp.mean(p_neg, axis=0)}
-            loss = xp.mean(self.free_energy(v, a_pos)) - xp.mean(self.free_energy(v_neg, a_neg))
-        grads = {
-            "W": -(v.T @ p_pos / n - neg["W"]),                         # -( <v h>_data - <v h>_model )
-            "b": -(xp.mean(v, axis=0) - neg["b"]),
-            "c": -(xp.mean(p_pos, axis=0) - neg["c"]),
-        }
+            v_neg, a_neg, p_neg = self._negative_phase(p_pos, rng)     # (chains, n_visible), (chains, n_hidden) x 2
+            neg = G.statistics(v_neg, p_neg)
+            loss = G.free_energy_gap(self.params, v, a_pos, v_neg, a_neg)
+        grads = G.likelihood_gradient(pos, neg)
         if self.weight_decay:
-            grads["W"] = grads["W"] + self.weight_decay * self.params["W"]
+            grads["W"] = grads["W"] + G.weight_decay_penalty(self.params, self.weight_decay)["W"]
         if self.sparsity_target is not None:
-            q_batch = xp.mean(p_pos, axis=0)
-            self.sparsity_q = q_batch if self.sparsity_q is None else 0.95 * self.sparsity_q + 0.05 * q_batch
-            pull = self.sparsity_cost * (self.sparsity_q - self.sparsity_target)          # (n_hidden,)
-            grads["c"] = grads["c"] + pull
-            grads["W"] = grads["W"] + xp.reshape(xp.mean(v, axis=0), (-1, 1)) * xp.reshape(pull, (1, -1))
+            self.sparsity_q, pull = G.sparsity_penalty(self.sparsity_q, pos, self.sparsity_target, self.sparsity_cost)
+            grads = {name: g + pull[name] if name in pull else g for name, g in grads.items()}
         if not self.adaptive_prior:
             grads["c"] = xp.zeros_like(grads["c"])
         return float(self.backend.to_numpy(loss)), grads
 
-    def loss(self, v) -> float:
+    def loss(self, v, rng=None) -> float:
         """The loss of ``loss_and_grads`` on v, with no gradient and no change to the persistent chains.
 
         ``negative_phase="exact"``: the exact mean negative log-likelihood. ``"gibbs"``: the free-energy gap
-        mean F(v) - mean F(v_model); CD-k runs its k sweeps from v; PCD takes its chains as they are. ``fit``
-        records it for validation data, so that ``train_loss`` and ``val_loss`` are one quantity."""
+        mean F(v) - mean F(v_model); CD-k runs its k sweeps from v (drawing from ``rng``, default ``self.rng``);
+        PCD takes its chains as they are (CD-k's sweeps from v while there are none). ``fit`` records it for
+        validation data, so that ``train_loss`` and ``val_loss`` are one quantity."""
+        rng = self.rng if rng is None else rng
         xp = self.xp
         v = self.validate_data(v)
         if self.negative_phase == "exact":
             return float(xp.mean(self.free_energy(v))) + self.log_partition("exact")
+        a_pos, p_pos = G.positive_phase(self.params, v)
         if self.persistent and self.chains is not None:
             v_neg, a_neg = self.chains, None
         else:
-            v_neg, a_neg = self._gibbs_with_preactivation(self.rng.bernoulli(v), self.k, self.rng)
-        return float(xp.mean(self.free_energy(v)) - xp.mean(self.free_energy(v_neg, a_neg)))
+            v_neg, a_neg, _ = G.cd_negative_phase(self.params, p_pos, self.k, rng)
+        return float(G.free_energy_gap(self.params, v, a_pos, v_neg, a_neg))
 
     def reconstruction_error(self, v) -> float:
         """Mean squared reconstruction error through P(h|v) (a monitor only: a poor proxy for the likelihood)."""
@@ -269,12 +296,13 @@ class BernoulliRBM(Checkpointable):
         """<P(h = 1 | v)> over the data V: (n_hidden,) on the device."""
         return self.xp.mean(self.hidden_probs(self.validate_data(V, "V")), axis=0)
 
-    def hidden_marginal(self, method="exact", n_chains=500, steps=200, seed=0):
-        """E_model[h]: exact by enumeration of the smaller layer, or from fresh Gibbs chains."""
+    def hidden_marginal(self, method="exact", n_chains=500, steps=200, seed=0, rng=None):
+        """E_model[h]: exact by enumeration of the smaller layer, or from ``n_chains`` fresh Gibbs chains run for
+        ``steps`` sweeps (drawn from ``rng``, default a generator seeded by ``seed``)."""
         if method == "exact":
             return model_expectations(self)["h"]
         if method == "gibbs":
-            rng = self.backend.rng(seed)
+            rng = self.backend.rng(seed) if rng is None else rng
             v = rng.bernoulli(self.backend.zeros((n_chains, self.n_visible), self.dtype_name) + 0.5)
             _, p = self.gibbs(v, steps, rng)
             return self.xp.mean(p, axis=0)
@@ -314,11 +342,13 @@ class BernoulliRBM(Checkpointable):
             log_z = self.log_partition("exact")
         return -self.free_energy(V) - log_z
 
-    def sample(self, n, steps=1000, seed=None):
-        """n samples after ``steps`` Gibbs sweeps of persistent chains (fresh random chains if none); returns
-        P(v = 1 | h) of the last sweep, (n, n_visible)."""
+    def sample(self, n, steps=1000, seed=None, rng=None):
+        """n samples after ``steps`` Gibbs sweeps of the persistent chains (fresh random chains if there are
+        fewer than n), which are left as they were; returns P(v = 1 | h) of the last sweep, (n, n_visible).
+        Draws from ``rng``; without it, from a generator seeded by ``seed``, else from ``self.rng``."""
         n, steps = check_positive_int(n, "n"), check_positive_int(steps, "steps")
-        rng = self.rng if seed is None else self.backend.rng(seed)
+        if rng is None:
+            rng = self.rng if seed is None else self.backend.rng(seed)
         if self.chains is not None and self.chains.shape[0] >= n:
             v = self.chains[:n, :]
         else:
@@ -333,17 +363,19 @@ class BernoulliRBM(Checkpointable):
     def checkpoint_arrays(self) -> dict:
         B = self.backend
         arrays = {f"model/{k}": B.to_numpy(v, copy=True) for k, v in self.params.items()}
-        if self.chains is not None:
-            arrays["state/chains"] = B.to_numpy(self.chains, copy=True)
-        if self.sparsity_q is not None:
-            arrays["state/sparsity_q"] = B.to_numpy(self.sparsity_q, copy=True)
+        state = {"chains": self.chains, "chain_hidden": self.chain_hidden, "sparsity_q": self.sparsity_q}
+        arrays.update({f"state/{k}": B.to_numpy(v, copy=True) for k, v in state.items() if v is not None})
         return arrays
 
     def set_state(self, state: dict) -> None:
-        """Restore the persistent chains and the sparsity average (from a checkpoint's ``state/`` arrays)."""
+        """Restore the persistent chains and the sparsity average (from a checkpoint's ``state/`` arrays). A
+        checkpoint written before the chains kept their hidden states has ``chains`` only: their hidden states
+        are then drawn afresh, h ~ P(h | chains), from ``self.rng``."""
         B = self.backend
-        self.chains = B.asarray(state["chains"], dtype=self.dtype_name) if "chains" in state else None
-        self.sparsity_q = B.asarray(state["sparsity_q"], dtype=self.dtype_name) if "sparsity_q" in state else None
+        get = lambda name: B.asarray(state[name], dtype=self.dtype_name) if name in state else None   # noqa: E731
+        self.chains, self.chain_hidden, self.sparsity_q = get("chains"), get("chain_hidden"), get("sparsity_q")
+        if self.chains is not None and self.chain_hidden is None:
+            self.chain_hidden = self.rng.bernoulli(self.hidden_probs(self.chains))
 
     def __repr__(self):
         kind = "exact" if self.negative_phase == "exact" else f"PCD-{self.k}" if self.persistent else f"CD-{self.k}"

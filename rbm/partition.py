@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from refvae.backend import get_backend
 from refvae.validation import check_finite_params, check_positive_int
 from refvae.enumeration import binary_states
-from refvae.fast import enumerated_moments
+from refvae.fast import map_blocks
 from refvae.numerics import logsumexp, sigmoid, softplus
 
-__all__ = ["AISEstimate", "AISWarning", "ESS_FRACTION", "MAX_ENUMERATION", "ais_betas", "ais_log_partition",
-           "exact_log_partition", "model_expectations"]
+__all__ = ["AISEstimate", "AISWarning", "ESS_FRACTION", "MAX_ENUMERATION", "ais_betas", "ais_estimate",
+           "ais_log_partition", "ais_log_weights", "exact_log_partition", "model_expectations",
+           "model_expectations_one_pass"]
 
 MAX_ENUMERATION = 25   # units in the smaller layer (2^25 = 33.5 million states)
 
@@ -86,8 +87,8 @@ def model_expectations(model, batch: int = 2**14, fast: bool = True) -> dict:
     """Exact E_model[v], E_model[h] and E_model[v h^T] by enumerating the smaller layer.
 
     The textbook form below takes two passes: log Z first, then every state's probability times its moments.
-    ``fast=True`` (when the hidden layer is the one enumerated) runs its one-pass twin,
-    ``refvae.fast.enumerated_moments``, tested equal to this.
+    ``fast=True`` (when the hidden layer is the one enumerated) runs its one-pass twin, defined just below,
+    :func:`model_expectations_one_pass` (tested equal to this).
 
     Returns ``{"v": (n_visible,), "h": (n_hidden,), "vh": (n_visible, n_hidden), "log_z": float}`` (device arrays).
     """
@@ -95,8 +96,7 @@ def model_expectations(model, batch: int = 2**14, fast: bool = True) -> dict:
     W, b, c = model.params["W"], model.params["b"], model.params["c"]
     layer = _enumeration_layer(model)
     if fast and layer == "hidden":
-        check_finite_params(model.params, "the RBM")
-        return enumerated_moments(get_backend(), W, b, c)
+        return model_expectations_one_pass(model)
     m = model.n_hidden if layer == "hidden" else model.n_visible
     log_z = exact_log_partition(model, batch)
     B = get_backend()
@@ -117,6 +117,40 @@ def model_expectations(model, batch: int = 2**14, fast: bool = True) -> dict:
             e_h = e_h + p @ ph
             e_vh = e_vh + (S * xp.reshape(p, (-1, 1))).T @ ph
     return {"v": e_v, "h": e_h, "vh": e_vh, "log_z": log_z}
+
+
+def model_expectations_one_pass(model, block: int = 2**10) -> dict:
+    """The twin of :func:`model_expectations` (hidden layer enumerated) in one pass over blocks of states h.
+
+    Each state h has log p*(h) = c.h + sum_i softplus(a_i), a = b + W h, and E[v | h] = sigmoid(a). Each block
+    computes a once, softplus(a) and sigmoid(a) from one exp(-|a|), and its sums weighted by exp(log p*(h) - m)
+    with the block's own maximum m; the blocks are then rescaled to the common maximum (the log-sum-exp trick,
+    per block). NumPy runs the blocks on every core (``refvae.fast.map_blocks``). Returns what the twin returns.
+    """
+    check_finite_params(model.params, "the RBM")
+    B = get_backend()
+    xp = B.xp
+    W, b, c = model.params["W"], model.params["b"], model.params["c"]
+
+    def block_sums(start, stop):
+        S = binary_states(start, stop, model.n_hidden, model.dtype_name)   # (m, n_hidden)
+        a = S @ W.T + b                                                     # (m, n_visible)
+        e = xp.exp(-xp.abs(a))                                              # in (0, 1]: no overflow
+        softplus_a = xp.maximum(a, 0.0) + xp.log1p(e)
+        pv = xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))              # sigmoid(a) from the same e
+        log_p = S @ c + xp.sum(softplus_a, axis=1)                          # log p*(h), (m,)
+        m = xp.max(log_p)
+        w = xp.exp(log_p - m)                                               # (m,), largest 1
+        return m, xp.sum(w), w @ S, w @ pv, (pv * xp.reshape(w, (-1, 1))).T @ S
+
+    parts = map_blocks(B, block_sums, 2 ** model.n_hidden, block)
+    m_all = xp.max(xp.stack([p[0] for p in parts]))
+    scales = [xp.exp(p[0] - m_all) for p in parts]
+    total = sum(s * p[1] for s, p in zip(scales, parts))
+    e_h = sum(s * p[2] for s, p in zip(scales, parts)) / total
+    e_v = sum(s * p[3] for s, p in zip(scales, parts)) / total
+    e_vh = sum(s * p[4] for s, p in zip(scales, parts)) / total
+    return {"v": e_v, "h": e_h, "vh": e_vh, "log_z": float(m_all + xp.log(total))}
 
 
 def exact_nll_grads(model, V) -> dict:
@@ -205,7 +239,7 @@ ESS_FRACTION = 0.1
 
 
 def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, data=None, return_bounds=False,
-                      progress=False):
+                      progress=False, rng=None):
     """log Z of the RBM by annealed importance sampling from a base-rate model.
 
     Parameters
@@ -215,6 +249,8 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     betas : int or sequence of float
         The number of temperatures (Salakhutdinov & Murray's schedule, see :func:`ais_betas`) or the
         inverse temperatures themselves, increasing from 0 to 1.
+    seed : int
+        Seeds the generator of the chains when ``rng`` is not given.
     data : array (n, n_visible), optional
         Data whose pixel means set the base model's visible biases (log-odds, clipped); a uniform base
         (b_A = 0) without it. A base close to the data makes the estimate far more accurate.
@@ -224,6 +260,8 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
         be trusted raises an :class:`AISWarning`.
     progress : bool
         Show a progress bar over the temperatures.
+    rng : refvae.backend.Generator, optional
+        The generator of the chains (default: one seeded by ``seed``).
 
     Returns
     -------
@@ -236,22 +274,46 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     schedule = ais_betas(betas) if isinstance(betas, int) else [float(x) for x in betas]
     if len(schedule) < 2 or schedule[0] != 0.0 or schedule[-1] != 1.0:
         raise ValueError("betas must increase from 0 to 1 (or be the number of temperatures)")
-    W, b, c = model.params["W"], model.params["b"], model.params["c"]
-    if data is not None:
+    if data is not None:                           # the base model A: b_A = log-odds of the pixel means
         p = xp.clip(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3, 1 - 1e-3)
         b_a = xp.log(p) - xp.log1p(-p)
     else:
         b_a = B.zeros((model.n_visible,), model.dtype_name)
+    # log Z_A = sum_i softplus(b_A,i) + n_hidden log 2
     log_z_a = float(xp.sum(softplus(b_a))) + model.n_hidden * math.log(2.0)
-    rng = B.rng(seed)
-    v = rng.bernoulli(B.zeros((M, model.n_visible), model.dtype_name) + sigmoid(b_a))   # exact samples of A
-    log_w = B.zeros((M,), "float64")
+    rng = B.rng(seed) if rng is None else rng
+    log_w = ais_log_weights(model, schedule, b_a, M, rng, progress)
+    estimate = ais_estimate(log_w, log_z_a, len(schedule))
+    if not estimate.trustworthy:
+        warnings.warn(AISWarning(f"AIS estimate not trustworthy: {estimate.describe()}. Use more chains "
+                                 "(n_chains) or temperatures (betas), or the exact log Z for a small model"),
+                      stacklevel=3)
+    return estimate if return_bounds else estimate.log_z
+
+
+def ais_log_weights(model, schedule, b_a, n_chains, rng, progress=False):
+    """The AIS weight loop: log w of ``n_chains`` chains over the inverse temperatures ``schedule``, (M,) float64.
+
+    Chains start at exact samples of the base model A (visible biases b_A, (n_visible,)). At each beta_k::
+
+        log w += log p*_k(v) - log p*_{k-1}(v),
+        log p*_beta(v) = (1 - beta) b_A.v + beta b.v + sum_j softplus(beta (c_j + (v W)_j))
+
+    then v moves by one Gibbs sweep at beta_k, h ~ P_k(h | v) = sigmoid(beta (c + v W)),
+    v ~ P_k(v | h) = sigmoid((1 - beta) b_A + beta (b + h W^T)); none after the last, beta = 1.
+    """
+    B = get_backend()
+    xp = model.xp
+    W, b, c = model.params["W"], model.params["b"], model.params["c"]
+    # v ~ P_A(v) = prod_i sigmoid(b_A,i)^v_i (1 - sigmoid(b_A,i))^(1 - v_i), exactly
+    v = rng.bernoulli(B.zeros((n_chains, model.n_visible), model.dtype_name) + sigmoid(b_a))
+    log_w = B.zeros((n_chains,), "float64")
     base_term, model_term = v @ b_a, v @ b                                               # (M,)
     last = len(schedule) - 1
     steps = range(1, last + 1)
     if progress:
         from tqdm.auto import tqdm
-        steps = tqdm(steps, desc=f"AIS ({M} chains)", unit="temperature", leave=False, mininterval=0.5)
+        steps = tqdm(steps, desc=f"AIS ({n_chains} chains)", unit="temperature", leave=False, mininterval=0.5)
     for k in steps:
         beta_prev, beta = schedule[k - 1], schedule[k]
         a = v @ W + c                                                                    # (M, n_hidden)
@@ -264,19 +326,24 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
         h = rng.bernoulli(sigmoid(beta * a))                                             # Gibbs sweep at beta
         v = rng.bernoulli(sigmoid((1.0 - beta) * b_a + beta * (h @ W.T + b)))
         base_term, model_term = v @ b_a, v @ b
-    log_mean_w = float(logsumexp(log_w, axis=0)) - math.log(M)
-    log_z = log_z_a + log_mean_w
+    return log_w
+
+
+def ais_estimate(log_w, log_z_a: float, temperatures: int) -> AISEstimate:
+    """The estimate from the AIS log-weights log w (M,): log Z_B ~= log Z_A + log mean(w), the band
+    log(mean(w) -+ 3 sd(w)/sqrt(M)) + log Z_A and the effective number of chains (sum w)^2 / sum w^2."""
+    xp = get_backend().xp
+    M = log_w.shape[0]
+    # log Z_B ~= log Z_A + log mean_chains exp(log w)
+    log_z = log_z_a + (float(logsumexp(log_w, axis=0)) - math.log(M))
     shift = float(xp.max(log_w))
     r = xp.exp(log_w - shift)                                                            # w / max w
     mean = float(xp.mean(r))
-    sd = math.sqrt(float(xp.sum((r - mean) ** 2)) / (M - 1)) if M > 1 else 0.0                # sample sd of w / max w
+    sd = math.sqrt(float(xp.sum((r - mean) ** 2)) / (M - 1)) if M > 1 else 0.0           # sample sd of w / max w
+    # log(mean(w) -+ 3 sd(w) / sqrt(M)) + log Z_A
     half = 3.0 * sd / math.sqrt(M)
     lower = log_z_a + shift + math.log(mean - half) if mean - half > 0 else -math.inf
     upper = log_z_a + shift + math.log(mean + half)
-    ess = float(xp.sum(r)) ** 2 / float(xp.sum(r * r))                                   # (sum w)^2 / sum w^2
-    estimate = AISEstimate(log_z, lower, upper, ess, M, len(schedule))
-    if not estimate.trustworthy:
-        warnings.warn(AISWarning(f"AIS estimate not trustworthy: {estimate.describe()}. Use more chains "
-                                 "(n_chains) or temperatures (betas), or the exact log Z for a small model"),
-                      stacklevel=3)
-    return estimate if return_bounds else log_z
+    # ESS = (sum w)^2 / sum w^2
+    ess = float(xp.sum(r)) ** 2 / float(xp.sum(r * r))
+    return AISEstimate(log_z, lower, upper, ess, M, temperatures)

@@ -30,13 +30,13 @@ from .optim import SGD, Adam
 from .train import TrainingError, fit
 
 #: The VAE's public names, re-exported from ``refvae.vae`` on first use.
-_VAE_NAMES = ("GaussianVAE", "PriorMismatch", "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior",
+_VAE_NAMES = ("AggregatePosterior", "GaussianVAE", "PriorMismatch", "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior",
               "prior_mismatch")
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE", "GradcheckResult",
+    "AggregatePosterior", "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE", "GradcheckResult",
     "Linear", "MLP", "PriorMismatch", "ReLU", "SGD", "Sigmoid", "Softplus", "Tanh", "TrainingError",
     "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior", "datasets", "evaluation", "features", "fit", "get_backend",
     "gradcheck", "load", "numerics", "prior_mismatch", "set_backend", "use_backend",

@@ -1,23 +1,25 @@
-"""Fast twins: faster forms of computations whose textbook forms are written out elsewhere.
+"""The library-specific fast paths: a thread pool for NumPy and a fused CuPy kernel.
 
-Each function here computes what its twin computes, in fewer passes over memory, on a thread pool or in one
-fused GPU kernel. The twin is the code to read; this is the code that runs where it pays. Tests compare each
-pair (float64 to 1e-12, float32 to 1e-6 relative).
+Every other fast form sits beside its textbook twin, as a visible ``if fast:`` choice, in the file of the equation
+it computes; tests hold each pair equal (float64 to 1e-12):
 
-===============================  =========================================  =======================================
-fast form (here)                 textbook twin                              where it is chosen
-===============================  =========================================  =======================================
-``map_blocks``                   ``[fn(a, b) for each block]``               IW log-likelihoods (VAE, Helmholtz)
-``enumerated_moments``           ``rbm.partition.model_expectations``        an RBM's exact negative phase, when the
-                                 (log Z first, then the moments: two         hidden layer is the one enumerated
-                                 passes, three matrix products)
-===============================  =========================================  =======================================
-
-A model's own fast twin lives beside it when it needs the model's structure: ``wakesleep/fast.py``
-(``exact_step``, twin of ``HelmholtzMachine._exact_step``).
+=====================================================  ===========================================================
+where the choice is made                               fast form / textbook form
+=====================================================  ===========================================================
+``refvae.optim.Adam._update`` (``Adam(fast=True)``)     unnormalised moment sums (``adam_step_sums``, here) /
+                                                       Kingma & Ba's Algorithm 1, line by line
+``refvae.vae.elbo`` (``GaussianVAE(fast=True)``)        ``numerics.bernoulli_nll_with_grad`` (e^{-|l|} once) /
+                                                       ``numerics.bernoulli_log_prob`` and ``_grad``; the IW blocks
+                                                       on ``map_blocks`` (here) / a plain loop
+``rbm.partition.model_expectations(fast=True)``          ``model_expectations_one_pass`` (one pass over the states) /
+                                                       log Z first, then the moments
+``rbm.gradients.FAST_SIGMOID``                          ``numerics.sigmoid_tanh`` / ``numerics.sigmoid``
+``wakesleep.rules.exact_step(fast=True)``               ``exact_step_fast`` (sums over shared factors first) /
+                                                       every (x, h) pair as a row
+=====================================================  ===========================================================
 
 This is the one module besides ``backend.py`` that asks which array library is underneath (``B.name``): a fused
-kernel and a thread pool are library-specific by nature.
+kernel and a thread pool are library-specific by nature. What each fast form saves is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -25,10 +27,62 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numpy as np
 
-from .enumeration import binary_states
+__all__ = ["adam_step_sums", "map_blocks"]
 
-__all__ = ["enumerated_moments", "map_blocks"]
+
+# ------------------------------------------------------------------------------------------------
+# Adam on unnormalised moment sums
+# ------------------------------------------------------------------------------------------------
+def adam_step_sums(B, p, g, m_sum, v_sum, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
+    """In place, Adam's step on unnormalised sums (``optim.Adam(fast=True)``, whose ``_update`` computes the constants
+    and shows the textbook form beside this call)::
+
+        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2;   p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
+
+    NumPy: in-place operations with one scratch array; CuPy: one fused kernel; other namespaces: the same
+    expression in array-API operations (docs/benchmarks.md has what each costs).
+    """
+    if B.name == "numpy":
+        m_sum *= b1
+        m_sum += g                                # m_sum <- b1 m_sum + g
+        tmp = np.multiply(g, g)
+        v_sum *= b2
+        v_sum += tmp                              # v_sum <- b2 v_sum + g^2
+        np.sqrt(v_sum, out=tmp)
+        tmp += eps_t
+        np.divide(m_sum, tmp, out=tmp)
+        tmp *= lr_t
+        p -= tmp                                  # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
+    elif B.name == "cupy":
+        _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m_sum, v_sum)
+    else:
+        m_sum *= b1
+        m_sum += g
+        v_sum *= b2
+        v_sum += g * g
+        p -= lr_t * (m_sum / (B.xp.sqrt(v_sum) + eps_t))
+
+
+_ADAM_KERNEL = None
+
+
+def _cupy_adam_kernel():
+    """The fused CuPy kernel of :func:`adam_step_sums` (compiled once, on first use)."""
+    global _ADAM_KERNEL
+    if _ADAM_KERNEL is None:
+        import cupy
+
+        _ADAM_KERNEL = cupy.ElementwiseKernel(
+            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m_sum, T v_sum",
+            """
+            m_sum = (T)b1 * m_sum + g;
+            v_sum = (T)b2 * v_sum + g * g;
+            p -= (T)lr_t * m_sum / (sqrt(v_sum) + (T)eps_t);
+            """,
+            "refvae_adam_step")
+    return _ADAM_KERNEL
 
 
 # ------------------------------------------------------------------------------------------------
@@ -79,43 +133,3 @@ def _thread_pool():
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         _POOL = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="refvae")
     return _POOL
-
-
-# ------------------------------------------------------------------------------------------------
-# The moments of a binary bipartite model by enumerating one layer, in one pass
-# ------------------------------------------------------------------------------------------------
-def enumerated_moments(B, W, b, c, block: int = 2**10) -> dict:
-    """log Z, E[h], E[v] and E[v h^T] of P(v, h) = exp(b.v + c.h + v^T W h) / Z by enumerating every h.
-
-    ``W`` (n_v, n_h), ``b`` (n_v,), ``c`` (n_h,). Summing v out analytically, each state h has
-    log p*(h) = c.h + sum_i softplus(a_i), a = b + W h, and E[v | h] = sigmoid(a). One pass over blocks of states:
-    each block computes a once, softplus(a) and sigmoid(a) from one exp(-|a|), and its sums weighted by
-    exp(log p*(h) - m) with the block's own maximum m; the blocks are then rescaled to the common maximum (the
-    log-sum-exp trick, per block). NumPy runs the blocks on every core (``map_blocks``).
-
-    Returns ``{"v": (n_v,), "h": (n_h,), "vh": (n_v, n_h), "log_z": float}``, as the textbook twin
-    ``rbm.partition.model_expectations``.
-    """
-    xp = B.xp
-    n_h = W.shape[1]
-    dtype = B.dtype_name(W.dtype)
-
-    def block_sums(start, stop):
-        S = binary_states(start, stop, n_h, dtype)                          # (m, n_h)
-        a = S @ W.T + b                                                     # (m, n_v)
-        e = xp.exp(-xp.abs(a))                                              # in (0, 1]: no overflow
-        softplus_a = xp.maximum(a, 0.0) + xp.log1p(e)
-        pv = xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))              # sigmoid(a) from the same e
-        log_p = S @ c + xp.sum(softplus_a, axis=1)                          # log p*(h), (m,)
-        m = xp.max(log_p)
-        w = xp.exp(log_p - m)                                               # (m,), largest 1
-        return m, xp.sum(w), w @ S, w @ pv, (pv * xp.reshape(w, (-1, 1))).T @ S
-
-    parts = map_blocks(B, block_sums, 2 ** n_h, block)
-    m_all = xp.max(xp.stack([p[0] for p in parts]))
-    scales = [xp.exp(p[0] - m_all) for p in parts]
-    total = sum(s * p[1] for s, p in zip(scales, parts))
-    e_h = sum(s * p[2] for s, p in zip(scales, parts)) / total
-    e_v = sum(s * p[3] for s, p in zip(scales, parts)) / total
-    e_vh = sum(s * p[4] for s, p in zip(scales, parts)) / total
-    return {"v": e_v, "h": e_h, "vh": e_vh, "log_z": float(m_all + xp.log(total))}

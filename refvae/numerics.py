@@ -42,6 +42,7 @@ __all__ = [
     "namespace",
     "sigmoid",
     "sigmoid_grad",
+    "sigmoid_tanh",
     "softplus",
     "softplus_grad",
 ]
@@ -75,6 +76,20 @@ def sigmoid(x):
     # 1 / (1 + e) for x >= 0 and e^x / (1 + e^x) = e / (1 + e) for x < 0: the numerator is e^{min(x, 0)}
     # (exactly 1, or exactly e), which is cheaper than selecting between two quotients with ``where``.
     return xp.exp(xp.minimum(x, 0.0)) / (1.0 + e)
+
+
+def sigmoid_tanh(x):
+    """sigmoid(x) = (1 + tanh(x / 2)) / 2: the twin of :func:`sigmoid` in four passes over memory and one
+    transcendental (against seven and two), with no overflow (tanh saturates), values in [0, 1].
+
+    Equal to :func:`sigmoid` to absolute precision (tests: float64 to 1e-12), but near 0 it keeps no relative
+    digits (in float32, sigmoid(-20) comes out 0): use it only where probabilities are drawn from or averaged,
+    never where their log is taken. The RBM's Gibbs sampler and its phases' statistics use it."""
+    xp = namespace(x)
+    s = xp.tanh(0.5 * x)
+    s *= 0.5
+    s += 0.5
+    return s
 
 
 def sigmoid_grad(x):

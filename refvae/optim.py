@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .backend import get_backend
+from .fast import adam_step_sums
 
-__all__ = ["SGD", "Adam", "Optimizer", "adam_step_sums"]
+__all__ = ["SGD", "Adam", "Optimizer"]
 
 
 class Optimizer:
@@ -98,8 +97,8 @@ class Adam(Optimizer):
         p <- p - lr m_hat / (sqrt(v_hat) + eps)
 
     ``fast=True`` (the default) takes the same step on unnormalised moment sums, m_sum = m / (1 - b1) and
-    v_sum = v / (1 - b2), with every constant folded into two scalars (:func:`adam_step_sums`, below); ``fast=False``
-    runs Algorithm 1 as written. The two agree to rounding (tests: float64 to 1e-12). The state keeps the form in
+    v_sum = v / (1 - b2), with every constant folded into two scalars, in place (``refvae.fast.adam_step_sums``: one
+    fused kernel on CuPy); ``fast=False`` runs Algorithm 1 as written. The two agree to rounding (tests: float64 to 1e-12). The state keeps the form in
     use: slots ``m``, ``v`` (Algorithm 1) or ``m_sum``, ``v_sum`` (fast); a state of the other form is converted on
     loading.
     """
@@ -121,6 +120,7 @@ class Adam(Optimizer):
             s_t = math.sqrt((1.0 - b2) / (1.0 - b2 ** t))
             lr_t = self.lr * (1.0 - b1) / ((1.0 - b1 ** t) * s_t)
             eps_t = self.eps / s_t
+            # m_sum <- b1 m_sum + g;  v_sum <- b2 v_sum + g^2;  p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
             adam_step_sums(B, p, g, self._slot("m_sum", name, p), self._slot("v_sum", name, p), lr_t, b1, b2, eps_t)
             return
         m, v = self._slot("m", name, p), self._slot("v", name, p)
@@ -143,52 +143,3 @@ class Adam(Optimizer):
                 self.slots[sums] = {name: a / (1.0 - beta) for name, a in self.slots.pop(paper).items()}
             elif not self.fast and sums in self.slots:
                 self.slots[paper] = {name: a * (1.0 - beta) for name, a in self.slots.pop(sums).items()}
-
-
-def adam_step_sums(B, p, g, m_sum, v_sum, lr_t: float, b1: float, b2: float, eps_t: float) -> None:
-    """In place, Adam's step on unnormalised sums (``Adam(fast=True)``, whose ``_update`` computes the constants)::
-
-        m_sum <- b1 m_sum + g;   v_sum <- b2 v_sum + g^2;   p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
-
-    NumPy: in-place operations with one scratch array; CuPy: one fused kernel; other namespaces: the same
-    expression in array-API operations (docs/benchmarks.md has what each costs).
-    """
-    if B.name == "numpy":
-        m_sum *= b1
-        m_sum += g                                # m_sum <- b1 m_sum + g
-        tmp = np.multiply(g, g)
-        v_sum *= b2
-        v_sum += tmp                              # v_sum <- b2 v_sum + g^2
-        np.sqrt(v_sum, out=tmp)
-        tmp += eps_t
-        np.divide(m_sum, tmp, out=tmp)
-        tmp *= lr_t
-        p -= tmp                                  # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
-    elif B.name == "cupy":
-        _cupy_adam_kernel()(g, lr_t, b1, b2, eps_t, p, m_sum, v_sum)
-    else:
-        m_sum *= b1
-        m_sum += g
-        v_sum *= b2
-        v_sum += g * g
-        p -= lr_t * (m_sum / (B.xp.sqrt(v_sum) + eps_t))
-
-
-_ADAM_KERNEL = None
-
-
-def _cupy_adam_kernel():
-    """The fused CuPy kernel of :func:`adam_step_sums` (compiled once, on first use)."""
-    global _ADAM_KERNEL
-    if _ADAM_KERNEL is None:
-        import cupy
-
-        _ADAM_KERNEL = cupy.ElementwiseKernel(
-            "T g, float64 lr_t, float64 b1, float64 b2, float64 eps_t", "T p, T m_sum, T v_sum",
-            """
-            m_sum = (T)b1 * m_sum + g;
-            v_sum = (T)b2 * v_sum + g * g;
-            p -= (T)lr_t * m_sum / (sqrt(v_sum) + (T)eps_t);
-            """,
-            "refvae_adam_step")
-    return _ADAM_KERNEL

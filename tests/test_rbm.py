@@ -88,7 +88,8 @@ def test_cd_gradient_with_exact_negative_phase_is_the_exact_gradient(backend):
     The batch (7) differs from the number of chains (4), so each phase must be averaged over its own size."""
     model = _random_rbm(backend, 5, 4, seed=5)
     V = (np.random.default_rng(1).random((7, 5)) < 0.5).astype(np.float64)
-    model.loss_and_grads(V[:4])                                  # 4 persistent chains
+    model.init_chains(4)                                         # 4 persistent chains
+    model.loss_and_grads(V[:4])
     _, grads = model.loss_and_grads(V)
     neg = _negative_statistics(model, backend)
     e = {k: backend.to_numpy(v) for k, v in model_expectations(model).items() if k != "log_z"}
@@ -106,7 +107,8 @@ def test_pcd_gradient_is_the_documented_formula_with_a_partial_batch(backend):
     model = _random_rbm(backend, 5, 4, seed=11)
     rng = np.random.default_rng(2)
     V = (rng.random((6, 5)) < 0.5).astype(np.float64)
-    model.loss_and_grads(V)                                      # 6 persistent chains
+    model.init_chains(6)                                         # 6 persistent chains
+    model.loss_and_grads(V)
     batch = rng.random((3, 5))                                   # grey values: probabilities are data too
     loss, grads = model.loss_and_grads(batch)
     assert tuple(model.chains.shape) == (6, 5)
@@ -129,6 +131,8 @@ def test_sparsity_running_average_and_its_pull(backend):
     target, cost = 0.1, 0.7
     sparse = _random_rbm(backend, 5, 4, seed=12, sparsity_target=target, sparsity_cost=cost)
     plain = _random_rbm(backend, 5, 4, seed=12)
+    sparse.init_chains(6)
+    plain.init_chains(6)
     W, c = backend.to_numpy(sparse.params["W"]), backend.to_numpy(sparse.params["c"])
     rng = np.random.default_rng(3)
     X1, X2 = (rng.random((6, 5)) < 0.5).astype(np.float64), (rng.random((6, 5)) < 0.3).astype(np.float64)
@@ -292,6 +296,7 @@ def test_pcd_chains_survive_a_partial_batch(numpy_backend):
     """14 examples at batch 4: the last batch has 2, and the 4 persistent chains carry on through it."""
     X = refvae.datasets.load("bars", side=3)[0]
     model = BernoulliRBM(9, 4, seed=0)
+    model.init_chains(4)
     model.loss_and_grads(X[:4])
     before = model.chains
     _, grads = model.loss_and_grads(X[:2])
@@ -466,3 +471,166 @@ def test_exact_training_reaches_the_adaptive_priors_fixed_point(numpy_backend):
     assert gap < 0.005
     assert max(float(np.max(np.abs(g))) for g in grads.values()) < 1e-3
     assert loss == pytest.approx(-float(np.mean(model.log_likelihood(V))), abs=1e-10)
+
+
+# ------------------------------------------------------------------------------------------------------
+# rbm.gradients: the phases as pure functions, the chains as explicit state, randomness passed in
+# ------------------------------------------------------------------------------------------------------
+def _recording(backend, seed):
+    """A generator whose every Bernoulli draw is recorded on the host as (p, sample)."""
+    gen, draws = backend.rng(seed), []
+    draw = gen.bernoulli
+
+    def bernoulli(p):
+        sample = draw(p)
+        draws.append((backend.to_numpy(p), backend.to_numpy(sample)))
+        return sample
+
+    gen.bernoulli = bernoulli
+    return gen, draws
+
+
+def test_pcd_update_is_one_sweep_from_the_chains_hidden_states(backend):
+    """One PCD-1 update draws exactly twice: v ~ P(v | chain_hidden) = sigmoid(b + h W^T), which becomes the chains'
+    visible state, then h ~ P(h | v) = sigmoid(c + v W), the chains' next hidden state; the negative statistics use
+    that v and P(h | v). Nothing is drawn on the chains' old visible states."""
+    model = _random_rbm(backend, 5, 4, seed=13)
+    model.init_chains(3, backend.rng(1))
+    W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
+    h_old = backend.to_numpy(model.chain_hidden, copy=True)
+    rng, draws = _recording(backend, 2)
+    V = (np.random.default_rng(4).random((2, 5)) < 0.5).astype(np.float64)
+    _, grads = model.loss_and_grads(V, rng=rng)
+    assert len(draws) == 2
+    (p_v, v_new), (p_h, h_new) = draws
+    np.testing.assert_allclose(p_v, expit(h_old @ W.T + b), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p_h, expit(v_new @ W + c), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(backend.to_numpy(model.chains), v_new)
+    np.testing.assert_array_equal(backend.to_numpy(model.chain_hidden), h_new)
+    p_pos = expit(V @ W + c)
+    np.testing.assert_allclose(backend.to_numpy(grads["W"]), v_new.T @ p_h / 3 - V.T @ p_pos / 2, rtol=0, atol=1e-12)
+
+
+def test_cd_starts_from_the_positive_phase_and_draws_from_the_rng_given(backend):
+    """CD-2: h_0 ~ P(h | v_data) (the positive phase's probabilities), then v, h, v: four draws, all from the
+    generator passed in (the model's own generator is not touched), and no chains are kept."""
+    model = _random_rbm(backend, 5, 4, seed=14, persistent=False, k=2)
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError("the model's own generator was used")
+
+    model.rng = Untouchable()
+    W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
+    V = np.random.default_rng(5).random((3, 5))                              # grey data: probabilities
+    rng, draws = _recording(backend, 3)
+    model.loss_and_grads(V, rng=rng)
+    assert [d[0].shape for d in draws] == [(3, 4), (3, 5), (3, 4), (3, 5)]
+    np.testing.assert_allclose(draws[0][0], expit(V @ W + c), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(draws[1][0], expit(draws[0][1] @ W.T + b), rtol=0, atol=1e-12)
+    assert model.chains is None and model.chain_hidden is None
+    assert model.loss(V, rng=backend.rng(3)) == model.loss(V, rng=backend.rng(3))
+
+
+def test_pcd_chains_are_created_explicitly(numpy_backend):
+    """No chains until init_chains / init_training_state; loss_and_grads without them says which call to make;
+    init_training_state makes batch_size chains (or the configured n_chains) and keeps chains that exist."""
+    X = _prototypes(16)
+    model = BernoulliRBM(9, 4, seed=0)
+    assert model.chains is None and model.chain_hidden is None
+    with pytest.raises(RuntimeError, match=r"init_chains.*init_training_state"):
+        model.loss_and_grads(X)
+    assert model.chains is None
+    model.init_training_state(7, numpy_backend.rng(0))
+    assert model.chains.shape == (7, 9) and model.chain_hidden.shape == (7, 4)
+    chains = model.chains
+    model.init_training_state(5, numpy_backend.rng(1))                       # a second fit continues them
+    assert model.chains is chains
+    configured = BernoulliRBM(9, 4, seed=0, n_chains=3)
+    configured.init_training_state(7, numpy_backend.rng(0))
+    assert configured.chains.shape == (3, 9) and configured.config["n_chains"] == 3
+    for no_chains in (BernoulliRBM(9, 4, persistent=False), BernoulliRBM(9, 4, negative_phase="exact")):
+        no_chains.init_training_state(7, numpy_backend.rng(0))
+        assert no_chains.chains is None
+    with pytest.raises(ValueError, match="n_chains"):
+        BernoulliRBM(9, 4, n_chains=0)
+
+
+def test_fast_sigmoid_of_the_phases_equals_the_textbook_one(backend, monkeypatch):
+    """rbm.gradients' logistic function (numerics.sigmoid_tanh) against numerics.sigmoid: the same loss and
+    gradients (float64, to 1e-12) from the same random stream, for PCD, CD-3 and the sparsity penalty."""
+    from rbm import gradients
+
+    from refvae import numerics
+
+    assert gradients.FAST_SIGMOID and gradients.sigmoid is numerics.sigmoid_tanh
+    V = (np.random.default_rng(6).random((8, 6)) < 0.5).astype(np.float64)
+    for kw in ({}, {"persistent": False, "k": 3}, {"sparsity_target": 0.1}):
+        results = []
+        for logistic in (numerics.sigmoid_tanh, numerics.sigmoid):
+            monkeypatch.setattr(gradients, "sigmoid", logistic)
+            model = _random_rbm(backend, 6, 4, seed=15, scale=3.0, **kw)
+            model.init_training_state(5, backend.rng(0))
+            results.append([model.loss_and_grads(V, rng=backend.rng(7)) for _ in range(3)])
+        for (loss_fast, g_fast), (loss, g) in zip(*results):
+            assert loss_fast == pytest.approx(loss, abs=1e-12)
+            for k in g:
+                np.testing.assert_allclose(backend.to_numpy(g_fast[k]), backend.to_numpy(g[k]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_tanh_equals_sigmoid(backend, dtype):
+    """numerics.sigmoid_tanh is numerics.sigmoid to absolute precision (float64 1e-12, float32 1e-6), stays in
+    [0, 1] and finite at logits of +-1e4."""
+    from refvae.numerics import sigmoid, sigmoid_tanh
+
+    x = backend.asarray(np.concatenate([np.linspace(-40, 40, 2001), [-1e4, 1e4, 0.0]]), dtype=dtype)
+    fast, slow = backend.to_numpy(sigmoid_tanh(x)), backend.to_numpy(sigmoid(x))
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12 if dtype == "float64" else 1e-6)
+    assert np.all((fast >= 0) & (fast <= 1)) and fast[-3:].tolist() == [0.0, 1.0, 0.5]
+
+
+def test_chain_hidden_states_are_checkpointed(numpy_backend, tmp_path):
+    """Both halves of the chains' state round-trip; a checkpoint with the visible chains only (as written before
+    the chains kept their hidden states) loads, with hidden states drawn from P(h | chains)."""
+    X = refvae.datasets.load("bars", side=3)[0]
+    model = BernoulliRBM(9, 4, seed=0)
+    model.init_chains(5, numpy_backend.rng(0))
+    model.loss_and_grads(X[:5])
+    again = BernoulliRBM.load(model.save(tmp_path / "rbm.npz"))
+    np.testing.assert_array_equal(again.chain_hidden, model.chain_hidden)
+    np.testing.assert_array_equal(again.chains, model.chains)
+    old = BernoulliRBM(9, 4, seed=0)
+    old.set_state({"chains": model.chains})
+    assert old.chain_hidden.shape == (5, 4) and set(np.unique(old.chain_hidden)) <= {0.0, 1.0}
+
+
+def test_ais_weights_and_estimate_are_separate_steps(numpy_backend):
+    """ais_log_partition = ais_log_weights, then ais_estimate: equal weights give log Z_A + log w with a band of
+    zero width and M effective chains; an rng passed in is used as the seed's generator would be."""
+    from rbm.partition import ais_estimate, ais_log_partition
+
+    est = ais_estimate(np.full(4, 2.5), 10.0, 7)
+    assert est.log_z == pytest.approx(12.5, abs=1e-12) and est.lower == est.upper == pytest.approx(12.5, abs=1e-12)
+    assert est.ess == pytest.approx(4.0) and est.temperatures == 7 and est.n_chains == 4
+    model = _random_rbm(numpy_backend, 5, 3, seed=8)
+    by_seed = ais_log_partition(model, n_chains=50, betas=20, seed=4)
+    assert ais_log_partition(model, n_chains=50, betas=20, rng=numpy_backend.rng(4)) == by_seed
+
+
+def test_samplers_take_an_rng(numpy_backend):
+    """sample, hidden_marginal and gibbs draw from the generator passed in: the same generator state, the same
+    result; the persistent chains are left as they were."""
+    model = _random_rbm(numpy_backend, 6, 4, seed=16)
+    model.init_chains(4, numpy_backend.rng(0))
+    chains = model.chains.copy()
+    np.testing.assert_array_equal(model.sample(3, steps=5, rng=numpy_backend.rng(9)),
+                                  model.sample(3, steps=5, rng=numpy_backend.rng(9)))
+    np.testing.assert_array_equal(model.sample(3, steps=5, rng=numpy_backend.rng(9)), model.sample(3, steps=5, seed=9))
+    np.testing.assert_array_equal(model.chains, chains)
+    np.testing.assert_array_equal(model.hidden_marginal("gibbs", n_chains=20, steps=3, rng=numpy_backend.rng(2)),
+                                  model.hidden_marginal("gibbs", n_chains=20, steps=3, seed=2))
+    v, p = model.gibbs(chains, 2, numpy_backend.rng(3))
+    v2, p2 = model.gibbs(chains, 2, numpy_backend.rng(3))
+    np.testing.assert_array_equal(v, v2)
+    np.testing.assert_array_equal(p, p2)

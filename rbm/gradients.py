@@ -1,0 +1,176 @@
+"""The Bernoulli RBM's likelihood gradient, in the order of Hinton's guide: positive phase, negative phase (CD-k,
+PCD or exact), the gradient, the penalties.
+
+For a batch v (n, n_visible) and the parameters W (n_visible, n_hidden), b (n_visible,), c (n_hidden,), the
+gradient of the mean negative log-likelihood is a difference of two sets of statistics::
+
+    d(-mean log P(v))/dW = -( <v h^T>_data - <v h^T>_model )
+    d(-mean log P(v))/db = -( <v>_data     - <v>_model )
+    d(-mean log P(v))/dc = -( <h>_data     - <h>_model )
+
+1. Positive phase: <.>_data over the batch, with h replaced by its probabilities P(h = 1 | v) = sigmoid(c + v W)
+   (the statistics are collected from probabilities: Hinton 2010, section 3).
+2. Negative phase: <.>_model from Gibbs samples, each sweep h -> v -> h drawing v ~ P(v | h) = sigmoid(b + h W^T)
+   (the hidden states that drive the chain are sampled) and ending with P(h = 1 | v):
+
+   - CD-k (Hinton 2002): k sweeps from the data, the first hidden states drawn from the positive phase's
+     P(h | v_data);
+   - PCD (Tieleman 2008): k sweeps of persistent chains ("fantasy particles") from the hidden states the last
+     update left them in; every sweep is one of the current model, and its last hidden sample is the chains'
+     next state;
+   - exact: E_model by enumerating the smaller layer (``rbm.partition.model_expectations``), which needs log Z.
+3. The gradient: the negative statistics minus the positive ones, each averaged over its own rows (a partial
+   batch may hold fewer examples than there are chains).
+4. Penalties: weight decay (section 10), + weight_decay W on dW; sparsity (section 11), a running average
+   q <- 0.95 q + 0.05 <P(h = 1 | v)>_batch of each hidden unit's activation and sparsity_cost (q - target) on
+   dc, with <v>_batch times it on dW.
+
+The monitored loss of the Gibbs phases is the free-energy gap mean F(v_data) - mean F(v_model), whose gradient
+with the negative samples held fixed is the gradient above; it reuses both phases' hidden pre-activations.
+
+Every function is pure: parameters and data in, arrays out, random numbers from the generator passed in
+(``rng``: a :class:`refvae.backend.Generator`). Sign convention: gradients of the quantity minimised.
+
+References
+----------
+G. E. Hinton, "Training Products of Experts by Minimizing Contrastive Divergence", Neural Computation 14, 2002.
+G. E. Hinton, "A Practical Guide to Training Restricted Boltzmann Machines", UTML TR 2010-003.
+T. Tieleman, "Training Restricted Boltzmann Machines using Approximations to the Likelihood Gradient", ICML 2008.
+"""
+
+from __future__ import annotations
+
+from refvae import numerics
+from refvae.numerics import namespace, softplus
+
+from .partition import model_expectations
+
+__all__ = ["FAST_SIGMOID", "SPARSITY_DECAY", "cd_negative_phase", "exact_negative_phase", "free_energy", "free_energy_gap",
+           "gibbs_sweeps", "likelihood_gradient", "pcd_negative_phase", "positive_phase", "sparsity_penalty",
+           "statistics", "weight_decay_penalty"]
+
+SPARSITY_DECAY = 0.95   # of the running average q of the hidden units' activations (Hinton 2010, section 11.1)
+
+#: The logistic function of the phases: ``numerics.sigmoid_tanh`` (True), the twin of ``numerics.sigmoid`` (False)
+#: equal to it to absolute precision in fewer passes. These probabilities are only drawn from and averaged.
+FAST_SIGMOID = True
+sigmoid = numerics.sigmoid_tanh if FAST_SIGMOID else numerics.sigmoid
+
+
+def free_energy(params, v, a=None):
+    """F(v) = -b.v - sum_j softplus(c_j + (v W)_j), per row (batch,); ``a`` = c + v W when already known."""
+    xp = namespace(v)
+    # a = c + v W, (batch, n_hidden)
+    a = v @ params["W"] + params["c"] if a is None else a
+    # F(v) = -b.v - sum_j softplus(a_j)
+    return -(v @ params["b"]) - xp.sum(softplus(a), axis=-1)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1. Positive phase
+# ------------------------------------------------------------------------------------------------------------
+def positive_phase(params, v):
+    """(a, p): the hidden pre-activation a = c + v W and P(h = 1 | v) = sigmoid(a) of the data, (batch, n_hidden)."""
+    # a = c + v W
+    a = v @ params["W"] + params["c"]
+    # P(h = 1 | v) = sigmoid(a)
+    return a, sigmoid(a)
+
+
+def statistics(v, p):
+    """<v h^T>, <v>, <h> over the rows of v (rows, n_visible), h replaced by its probabilities p (rows, n_hidden).
+
+    Returns ``{"W": (n_visible, n_hidden), "b": (n_visible,), "c": (n_hidden,)}``, keyed by the parameter each
+    statistic is the gradient of."""
+    xp = namespace(v)
+    n = v.shape[0]
+    # <v h^T> = v^T p / n (the 1/n on the smaller factor)
+    vh = v.T @ (p / n)
+    # <v>, <h>
+    return {"W": vh, "b": xp.mean(v, axis=0), "c": xp.mean(p, axis=0)}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. Negative phase: Gibbs sweeps from the data (CD-k) or from the chains (PCD), or exact
+# ------------------------------------------------------------------------------------------------------------
+def gibbs_sweeps(params, h, k, rng):
+    """k Gibbs sweeps h -> v -> h from binary hidden states h (rows, n_hidden), k >= 1.
+
+    Returns (v, a, p) of the last sweep: the visible sample (rows, n_visible), its hidden pre-activation
+    a = c + v W and P(h = 1 | v) = sigmoid(a), (rows, n_hidden)."""
+    W, b, c = params["W"], params["b"], params["c"]
+    for sweep in range(k):
+        # v ~ P(v = 1 | h) = sigmoid(b + h W^T)
+        v = rng.bernoulli(sigmoid(h @ W.T + b))
+        # P(h = 1 | v) = sigmoid(c + v W)
+        a = v @ W + c
+        p = sigmoid(a)
+        if sweep < k - 1:
+            # h ~ P(h | v): the states that drive the chain are sampled
+            h = rng.bernoulli(p)
+    return v, a, p
+
+
+def cd_negative_phase(params, p_data, k, rng):
+    """CD-k: k sweeps from the data, h_0 ~ P(h | v_data) drawn from the positive phase's probabilities p_data
+    (batch, n_hidden). Returns (v, a, p) of the last sweep, as :func:`gibbs_sweeps`."""
+    # h_0 ~ P(h | v_data)
+    h = rng.bernoulli(p_data)
+    return gibbs_sweeps(params, h, k, rng)
+
+
+def pcd_negative_phase(params, chain_h, k, rng):
+    """PCD: k sweeps of the persistent chains from their hidden states chain_h (n_chains, n_hidden).
+
+    Returns (v, a, p, h): the last sweep's (v, a, p), as :func:`gibbs_sweeps`, and the chains' next hidden
+    states h ~ P(h | v), where the next update's sweeps start."""
+    v, a, p = gibbs_sweeps(params, chain_h, k, rng)
+    # h ~ P(h | v): the chains' state for the next update
+    return v, a, p, rng.bernoulli(p)
+
+
+def exact_negative_phase(model):
+    """<.>_model exactly, by enumerating the smaller layer: (statistics as :func:`statistics`, log Z)."""
+    # E_model[v h^T], E_model[v], E_model[h] and log Z (rbm.partition)
+    e = model_expectations(model)
+    return {"W": e["vh"], "b": e["v"], "c": e["h"]}, e["log_z"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3. The gradient, and the monitored loss
+# ------------------------------------------------------------------------------------------------------------
+def likelihood_gradient(pos, neg):
+    """d(-mean log P(v))/d(W, b, c) = -(<.>_data - <.>_model), from the statistics of the two phases."""
+    # -(<.>_data - <.>_model) = <.>_model - <.>_data (one pass over each array)
+    return {name: neg[name] - pos[name] for name in pos}
+
+
+def free_energy_gap(params, v, a, v_neg, a_neg):
+    """mean F(v) - mean F(v_neg) from both phases' pre-activations a (batch, n_hidden), a_neg (rows, n_hidden):
+    the loss whose gradient, with the negative samples held fixed, is :func:`likelihood_gradient`'s."""
+    xp = namespace(v)
+    # mean F(v_data) - mean F(v_model)
+    return xp.mean(free_energy(params, v, a)) - xp.mean(free_energy(params, v_neg, a_neg))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 4. Penalties
+# ------------------------------------------------------------------------------------------------------------
+def weight_decay_penalty(params, weight_decay):
+    """The gradient of weight_decay / 2 |W|^2 (Hinton 2010, section 10): {"W": weight_decay W}."""
+    # d(weight_decay / 2 |W|^2)/dW = weight_decay W
+    return {"W": weight_decay * params["W"]}
+
+
+def sparsity_penalty(q, pos, target, cost, decay=SPARSITY_DECAY):
+    """The sparsity target's running average and its gradients (Hinton 2010, section 11).
+
+    ``q`` (n_hidden,) the running average so far (None before the first batch), ``pos`` the positive phase's
+    :func:`statistics`. Returns (q_new, {"W": (n_visible, n_hidden), "c": (n_hidden,)})."""
+    xp = namespace(pos["c"])
+    # q <- decay q + (1 - decay) <P(h = 1 | v)>_batch   (q_1 = <P(h = 1 | v)>_batch)
+    q = pos["c"] if q is None else decay * q + (1.0 - decay) * pos["c"]
+    # dc: cost (q - target)
+    pull = cost * (q - target)
+    # dW: <v>_batch (cost (q - target))^T
+    return q, {"W": xp.reshape(pos["b"], (-1, 1)) * xp.reshape(pull, (1, -1)), "c": pull}
