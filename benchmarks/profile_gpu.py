@@ -80,11 +80,10 @@ class StepsOnly:
     def __init__(self, model):
         self.model, self.params = model, model.params
 
-    rng = property(lambda self: self.model.rng, lambda self, value: setattr(self.model, "rng", value))
     last_terms = property(lambda self: self.model.last_terms)
 
-    def loss_and_grads(self, batch):
-        return self.model.loss_and_grads(batch)
+    def loss_and_grads(self, batch, rng=None):
+        return self.model.loss_and_grads(batch, rng=rng)
 
 
 def profile_one(torch, run_epoch, sync, steps) -> dict:

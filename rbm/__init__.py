@@ -7,13 +7,15 @@
     log_z, lower, upper = model.log_partition("ais", data=train, return_bounds=True)
     print(model.log_likelihood(test, log_z=log_z).mean())
 
-Built on refvae's core (backend, optimisers, ``fit``, ``gradcheck``, checkpoints). See rbm/model.py for the
-equations and rbm/partition.py for the exact and AIS partition functions.
+Built on refvae's core (backend, optimisers, ``fit``, ``gradcheck``, checkpoints). See rbm/gradients.py for the
+equations of training and rbm/partition.py for the exact and AIS partition functions.
 """
 
+from . import gradients
 from .model import BernoulliRBM
-from .partition import (MAX_ENUMERATION, AISEstimate, AISWarning, ais_betas, ais_log_partition, exact_log_partition,
-                        model_expectations)
+from .partition import (MAX_ENUMERATION, AISEstimate, AISWarning, ais_betas, ais_estimate, ais_log_partition,
+                        ais_log_weights, exact_log_partition, model_expectations, model_expectations_one_pass)
 
-__all__ = ["AISEstimate", "AISWarning", "BernoulliRBM", "MAX_ENUMERATION", "ais_betas", "ais_log_partition", "exact_log_partition",
-           "model_expectations"]
+__all__ = ["AISEstimate", "AISWarning", "BernoulliRBM", "MAX_ENUMERATION", "ais_betas", "ais_estimate",
+           "ais_log_partition", "ais_log_weights", "exact_log_partition", "gradients", "model_expectations",
+           "model_expectations_one_pass"]

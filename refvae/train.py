@@ -190,11 +190,7 @@ def train_step(model, optimizer, batch, rng, where="", checkpoint=None) -> float
 
 def _rng_keyword(method, rng) -> dict:
     """``{"rng": rng}`` if ``method`` takes a generator, else ``{}`` (a model with no randomness of its own)."""
-    if "rng" in inspect.signature(method).parameters:
-        return {"rng": rng}
-    if hasattr(method.__self__, "rng"):      # TEMPORARY (issue 22 in progress): models not yet taking rng=
-        method.__self__.rng = rng
-    return {}
+    return {"rng": rng} if "rng" in inspect.signature(method).parameters else {}
 
 
 def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, align, align_epochs, checkpoint,

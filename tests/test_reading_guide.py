@@ -30,3 +30,17 @@ def test_every_named_function_exists():
 
 def test_the_readme_points_to_the_guide():
     assert "docs/reading-guide.md" in (ROOT / "README.md").read_text()
+
+
+def test_eight_questions_take_at_most_twelve_stops():
+    """The guide's first table: eight questions a student asks, each answered by the functions it names; the
+    stops (functions or files to open) add up to at most 12, and each row names at least as many functions."""
+    text = GUIDE.read_text()
+    table = text[text.index("## Eight questions"):text.index("## The order to read")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| question")]
+    assert len(rows) == 8, rows
+    stops = [int(row.rstrip(" |").rsplit("|", 1)[1]) for row in rows]
+    assert sum(stops) <= 12, stops
+    for row, n in zip(rows, stops):
+        named = re.findall(r"`([\w/]+\.py)(?:::[\w.]+)?`", row)
+        assert len(named) >= n, row

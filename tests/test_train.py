@@ -67,8 +67,8 @@ class _ExplodesAt(GaussianVAE):
         super().__init__(*args, **kwargs)
         self.calls, self.nan_at = 0, nan_at
 
-    def loss_and_grads(self, x, eps=None):
-        loss, grads = super().loss_and_grads(x, eps)
+    def loss_and_grads(self, x, eps=None, rng=None):
+        loss, grads = super().loss_and_grads(x, eps, rng=rng)
         self.calls += 1
         return (math.nan if self.calls >= self.nan_at else loss), grads
 
@@ -110,9 +110,9 @@ def test_static_binarisation_is_one_fixed_sample(numpy_backend, host_rng):
     seen = []
 
     class Recorder(GaussianVAE):
-        def loss_and_grads(self, x, eps=None):
+        def loss_and_grads(self, x, eps=None, rng=None):
             seen.append(np.array(x))
-            return super().loss_and_grads(x, eps)
+            return super().loss_and_grads(x, eps, rng=rng)
 
     X = np.full((4, 6), 0.5, np.float32)
     fit(Recorder(6, 2, hidden=(4,)), X, epochs=2, batch_size=4, optimizer=Adam(), binarize="static", progress=False)
@@ -133,9 +133,9 @@ def test_every_example_is_seen_once_per_epoch_including_the_last_partial_batch(b
     batches, epochs = [], []
 
     class Recorder(GaussianVAE):
-        def loss_and_grads(self, x, eps=None):
+        def loss_and_grads(self, x, eps=None, rng=None):
             batches.append(backend.to_numpy(x, copy=True))
-            return super().loss_and_grads(x, eps)
+            return super().loss_and_grads(x, eps, rng=rng)
 
     def end_of_epoch(model, history):
         epochs.append(list(batches))
