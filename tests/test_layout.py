@@ -154,3 +154,22 @@ def test_the_table_names_objects_that_exist():
         assert app.resolve(entry.model_class).__name__ == entry.kind
         for command in entry.commands:
             assert callable(app.resolve(command))
+
+
+def test_no_library_function_is_over_60_lines():
+    """Every function of refvae/, rbm/ and wakesleep/ (methods and nested functions included) has at most 60 lines
+    from the first statement after its docstring to its end."""
+    long = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                body = node.body
+                if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                        and isinstance(body[0].value.value, str):
+                    body = body[1:]
+                if body and node.end_lineno - body[0].lineno + 1 > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+                                f"({node.end_lineno - body[0].lineno + 1} lines)")
+    assert not long, long
