@@ -47,7 +47,7 @@ from .partition import model_expectations
 
 __all__ = ["FAST_SIGMOID", "SPARSITY_DECAY", "cd_negative_phase", "exact_negative_phase", "free_energy", "free_energy_gap",
            "gibbs_sweeps", "likelihood_gradient", "pcd_negative_phase", "positive_phase", "sparsity_penalty",
-           "statistics", "weight_decay_penalty"]
+           "statistics", "visible_probs", "weight_decay_penalty"]
 
 SPARSITY_DECAY = 0.95   # of the running average q of the hidden units' activations (Hinton 2010, section 11.1)
 
@@ -77,6 +77,11 @@ def positive_phase(params, v):
     return a, sigmoid(a)
 
 
+def visible_probs(params, h):
+    """P(v = 1 | h) = sigmoid(b + h W^T), (rows, n_visible), for hidden states h (rows, n_hidden)."""
+    return sigmoid(h @ params["W"].T + params["b"])
+
+
 def statistics(v, p):
     """<v h^T>, <v>, <h> over the rows of v (rows, n_visible), h replaced by its probabilities p (rows, n_hidden).
 
@@ -98,10 +103,10 @@ def gibbs_sweeps(params, h, k, rng):
 
     Returns (v, a, p) of the last sweep: the visible sample (rows, n_visible), its hidden pre-activation
     a = c + v W and P(h = 1 | v) = sigmoid(a), (rows, n_hidden)."""
-    W, b, c = params["W"], params["b"], params["c"]
+    W, c = params["W"], params["c"]
     for sweep in range(k):
         # v ~ P(v = 1 | h) = sigmoid(b + h W^T)
-        v = rng.bernoulli(sigmoid(h @ W.T + b))
+        v = rng.bernoulli(visible_probs(params, h))
         # P(h = 1 | v) = sigmoid(c + v W)
         a = v @ W + c
         p = sigmoid(a)

@@ -37,7 +37,6 @@ from __future__ import annotations
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
 from refvae.validation import as_data, check_positive_int
-from refvae.numerics import sigmoid
 
 from . import gradients as G
 from .partition import model_expectations
@@ -165,12 +164,12 @@ class BernoulliRBM(Checkpointable):
     # Conditionals and Gibbs sampling
     # ----------------------------------------------------------------------------------------------
     def hidden_probs(self, v):
-        """P(h = 1 | v) = sigmoid(c + v W), (batch, n_hidden)."""
-        return sigmoid(v @ self.params["W"] + self.params["c"])
+        """P(h = 1 | v) = sigmoid(c + v W), (batch, n_hidden) (``rbm.gradients.positive_phase``)."""
+        return G.positive_phase(self.params, v)[1]
 
     def visible_probs(self, h):
-        """P(v = 1 | h) = sigmoid(b + h W^T), (batch, n_visible)."""
-        return sigmoid(h @ self.params["W"].T + self.params["b"])
+        """P(v = 1 | h) = sigmoid(b + h W^T), (batch, n_visible) (``rbm.gradients.visible_probs``)."""
+        return G.visible_probs(self.params, h)
 
     def gibbs(self, v, steps=1, rng=None):
         """``steps`` alternating Gibbs sweeps v -> h -> v from binary v; returns (v, P(h=1|v)) at the end."""

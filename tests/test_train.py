@@ -261,3 +261,56 @@ def test_verbose_prints_epoch_lines_without_bars(numpy_backend, host_rng, capsys
         progress=False, verbose=True)
     out = capsys.readouterr()
     assert "epoch 1/2: train loss" in out.out + out.err and "epoch 2/2" in out.out + out.err
+
+
+class _ProtocolModel(refvae.checkpoint.Checkpointable):
+    """The smallest model that uses every part of fit's protocol: a generator passed in, training state created
+    at a new run's start, and a target the trainer writes after the optimiser's step."""
+
+    def __init__(self, seed=0):
+        B = refvae.get_backend()
+        self.params = {"w": B.zeros((2,), "float64"), "t": B.zeros((1,), "float64")}
+        self.rng = B.rng(seed)                        # must never be used by fit, nor replaced
+        self.state_made, self.draws, self.seed = [], [], seed
+
+    config = property(lambda self: {"seed": self.seed})
+
+    def init_training_state(self, batch_size, rng):
+        self.state_made.append((batch_size, float(rng.uniform((1,), "float64")[0])))
+
+    def loss_grads_and_targets(self, x, rng=None):
+        draw = float(rng.uniform((1,), "float64")[0])
+        self.draws.append(draw)
+        w = self.params["w"]
+        return float(refvae.get_backend().xp.sum(w * w)), {"w": 2.0 * w - 1.0, "t": 0.0 * self.params["t"]}, \
+            {"t": self.params["t"] + draw}
+
+    def loss_and_grads(self, x, rng=None):
+        loss, grads, _ = self.loss_grads_and_targets(x, rng)
+        return loss, grads
+
+    def checkpoint_arrays(self):
+        return {f"model/{k}": refvae.get_backend().to_numpy(v, copy=True) for k, v in self.params.items()}
+
+    def set_params(self, new):
+        self.params = {k: refvae.get_backend().asarray(np.array(v)) for k, v in new.items()}
+
+
+def test_fit_passes_generators_creates_state_and_writes_targets(numpy_backend, tmp_path):
+    X = np.zeros((6, 3))
+    model = _ProtocolModel()
+    before = model.rng
+    untouched = np.array(numpy_backend.rng(0).uniform((3,), "float64"))
+    fit(model, X, epochs=2, batch_size=4, optimizer=SGD(0.1), progress=False, checkpoint=tmp_path / "c.npz")
+    assert model.rng is before                                     # fit assigns no generator
+    np.testing.assert_array_equal(np.array(model.rng.uniform((3,), "float64")), untouched)   # and draws none from it
+    assert len(model.state_made) == 1 and model.state_made[0][0] == 4    # once, with the batch size
+    assert len(model.draws) == 4 and len(set(model.draws)) == 4          # 2 steps x 2 epochs, fresh numbers
+    # the target is written after each step: t = the sum of the draws, while its own gradient is zero
+    np.testing.assert_allclose(model.params["t"], [sum(model.draws)], rtol=1e-12)
+    # the same run again draws the same numbers; resuming creates no state and continues the stream exactly
+    again = _ProtocolModel()
+    fit(again, X, epochs=1, batch_size=4, optimizer=SGD(0.1), progress=False, checkpoint=tmp_path / "r.npz")
+    fit(again, X, epochs=2, batch_size=4, optimizer=SGD(0.1), progress=False, checkpoint=tmp_path / "r.npz",
+        resume=True)
+    assert again.draws == model.draws and len(again.state_made) == 1

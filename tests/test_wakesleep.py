@@ -211,6 +211,9 @@ def test_rbm_prior_is_trained_by_cd_on_the_wake_samples(numpy_backend):
     assert model.prior_chains.shape == (200, 6)
     assert {"prior.W", "prior.b", "prior.c"} <= set(grads)
     assert float(np.abs(grads["prior.W"]).sum()) > 0
+    kept = model.prior_chains
+    model.init_training_state(100, numpy_backend.rng(3))   # enough chains already: kept, as an RBM's PCD chains are
+    assert model.prior_chains is kept
 
 
 @pytest.mark.parametrize("options", [dict(algorithm="wake-sleep", prior_update="gradient"),

@@ -284,10 +284,11 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
     def init_training_state(self, batch_size, rng=None) -> None:
         """Create the state a new training run starts from. With the RBM prior: ``prior_chains``, ``batch_size``
         persistent Gibbs chains for the sleep phase's dreams, started uniformly at random and run 200 sweeps
-        (``sample_prior``); the factorial prior has no state. ``refvae.fit`` calls it before the first epoch of a
-        new run (on resume, ``set_state`` restores the chains from the checkpoint)."""
+        (``sample_prior``), unless the model has at least that many already (from an earlier ``fit`` or a
+        checkpoint: kept, as the parameters are, and as an RBM's PCD chains are); the factorial prior has no state.
+        ``refvae.fit`` calls it before the first epoch of a new run (on resume, ``set_state`` restores the chains)."""
         batch_size = check_positive_int(batch_size, "batch_size")
-        if self.prior == "rbm":
+        if self.prior == "rbm" and (self.prior_chains is None or self.prior_chains.shape[0] < batch_size):
             self.prior_chains = self.sample_prior(batch_size, rng)
 
     def _sleep_top(self, n, rng):
