@@ -5,10 +5,11 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).parent
+VERSION = (HERE / "refvae" / "_version.py").read_text().split('"')[-2]   # __version__ = "..."
 
 setup(
     name="refvae",
-    version="0.1.0",
+    version=VERSION,
     description="Reference latent-variable models (Gaussian VAE, Bernoulli RBM, Helmholtz machines) "
                 "with hand-written, gradient-checked derivatives on NumPy or CuPy",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",

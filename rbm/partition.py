@@ -215,7 +215,8 @@ class AISEstimate:
 
     @property
     def trustworthy(self) -> bool:
-        return math.isfinite(self.lower) and self.ess >= ESS_FRACTION * self.n_chains
+        """A spread estimated from at least 2 chains, a lower bound, and ess >= ESS_FRACTION * M."""
+        return self.n_chains >= 2 and math.isfinite(self.lower) and self.ess >= ESS_FRACTION * self.n_chains
 
     def __iter__(self):
         return iter((self.log_z, self.lower, self.upper))
@@ -228,8 +229,12 @@ class AISEstimate:
 
     def describe(self) -> str:
         """One line: the estimate, its band (or why there is none) and the effective number of chains."""
-        band = (f"[{self.lower:.2f}, {self.upper:.2f}]" if math.isfinite(self.lower) else
-                f"[no lower bound: 3 sd(w)/sqrt(M) >= mean(w); upper {self.upper:.2f}]")
+        if self.n_chains < 2:
+            band = "[no band: one chain has no spread to estimate]"
+        elif math.isfinite(self.lower):
+            band = f"[{self.lower:.2f}, {self.upper:.2f}]"
+        else:
+            band = f"[no lower bound: 3 sd(w)/sqrt(M) >= mean(w); upper {self.upper:.2f}]"
         text = f"log Z = {self.log_z:.2f} {band}, {self.ess:.1f} effective chains of {self.n_chains}"
         return text if self.trustworthy else text + " (NOT TRUSTWORTHY: more chains or temperatures needed)"
 
@@ -272,8 +277,10 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     xp = model.xp
     M = check_positive_int(n_chains, "n_chains")
     schedule = ais_betas(betas) if isinstance(betas, int) else [float(x) for x in betas]
-    if len(schedule) < 2 or schedule[0] != 0.0 or schedule[-1] != 1.0:
-        raise ValueError("betas must increase from 0 to 1 (or be the number of temperatures)")
+    if len(schedule) < 2 or schedule[0] != 0.0 or schedule[-1] != 1.0 \
+            or any(not b_next > b_prev for b_prev, b_next in zip(schedule, schedule[1:])):
+        raise ValueError("betas must increase strictly from 0 to 1 (or be the number of temperatures, an integer "
+                         ">= 2): pass betas=14500 for Salakhutdinov & Murray's schedule")
     if data is not None:                           # the base model A: b_A = log-odds of the pixel means
         p = xp.clip(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3, 1 - 1e-3)
         b_a = xp.log(p) - xp.log1p(-p)
@@ -339,7 +346,9 @@ def ais_estimate(log_w, log_z_a: float, temperatures: int) -> AISEstimate:
     shift = float(xp.max(log_w))
     r = xp.exp(log_w - shift)                                                            # w / max w
     mean = float(xp.mean(r))
-    sd = math.sqrt(float(xp.sum((r - mean) ** 2)) / (M - 1)) if M > 1 else 0.0           # sample sd of w / max w
+    if M < 2:                                   # one chain: its spread cannot be estimated, so there is no band
+        return AISEstimate(log_z, -math.inf, math.inf, 1.0, M, temperatures)
+    sd = math.sqrt(float(xp.sum((r - mean) ** 2)) / (M - 1))                             # sample sd of w / max w
     # log(mean(w) -+ 3 sd(w) / sqrt(M)) + log Z_A
     half = 3.0 * sd / math.sqrt(M)
     lower = log_z_a + shift + math.log(mean - half) if mean - half > 0 else -math.inf

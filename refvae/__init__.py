@@ -21,6 +21,7 @@ import ``refvae.vae`` when first used (PEP 562), so that ``import refvae.optim``
 """
 
 from . import datasets, evaluation, features, numerics
+from ._version import __version__  # noqa: F401  (the package's version)
 from .backend import BACKENDS, Backend, BackendError, get_backend, set_backend, use_backend
 from .checkpoint import CheckpointError, load_model
 from .validation import DataError
@@ -33,7 +34,6 @@ from .train import TrainingError, fit
 _VAE_NAMES = ("AggregatePosterior", "GaussianVAE", "PriorMismatch", "absorb_prior", "aggregate_kl", "aggregate_posterior", "align_to_prior",
               "prior_mismatch")
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AggregatePosterior", "BACKENDS", "Adam", "Backend", "BackendError", "CheckpointError", "DataError", "GaussianVAE", "GradcheckResult",

@@ -48,9 +48,14 @@ def register_model(cls):
 
 
 def kind_of(model) -> str:
-    """The registered model kind of ``model`` (its class, or the nearest registered base class)."""
-    for cls in type(model).__mro__:
+    """The model kind of ``model``: its class or the nearest registered base class; when none is registered, the
+    class that derives from :class:`Checkpointable` itself (a subclass of GaussianVAE is a GaussianVAE)."""
+    mro = type(model).__mro__
+    for cls in mro:
         if _MODELS.get(cls.__name__) is cls:
+            return cls.__name__
+    for cls in mro:
+        if Checkpointable in cls.__bases__:
             return cls.__name__
     return type(model).__name__
 
@@ -163,12 +168,25 @@ def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
                               "before it was saved; use an earlier checkpoint or retrain with a smaller learning rate")
     try:
         model = cls(**meta["config"])
+        _check_range_of_dtype(params, getattr(model, "dtype_name", "float64"), path)
         model.set_params(params)
         if hasattr(model, "set_state"):
             model.set_state(split_prefix(arrays, "state"))
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
     return model
+
+
+def _check_range_of_dtype(params: dict, dtype: str, path) -> None:
+    """Finite values can leave the range of the model's dtype (1e39 in a float64 file is inf in float32): refuse
+    them before the cast."""
+    limit = float(np.finfo(dtype).max)
+    big = [name for name, a in params.items() if np.issubdtype(np.asarray(a).dtype, np.floating)
+           and np.asarray(a).size and float(np.max(np.abs(a))) > limit]
+    if big:
+        raise CheckpointError(f"{path} holds parameters beyond the range of the model's dtype ({dtype}): "
+                              f"{', '.join(sorted(big))} would become infinite; use an earlier checkpoint or retrain "
+                              "with a smaller learning rate")
 
 
 class Checkpointable:

@@ -38,6 +38,7 @@ from .validation import DataError
 from .gradcheck import run_all
 from .plots import plot_image_grid
 from .rundir import LOCK_NAME, RUN_FILES, check_output_file, make_directory, note, run_directory
+from ._version import __version__
 from .train import TrainingError
 
 __all__ = ["FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES", "USER_ERRORS", "HelpFormatter", "Parser",
@@ -315,21 +316,8 @@ def _models_description(train_sub) -> str:
     return "\n".join(f"  {name:<{width}}  {text}" for name, text in rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every registered command."""
-    parser = Parser(prog="refvae")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = sub.add_parser("train", help="train a model, evaluate it, write checkpoint, metrics and plots")
-    train_sub = train.add_subparsers(dest="model", required=True, metavar="MODEL")
-    for add_parser in _TRAIN_COMMANDS:
-        add_parser(train_sub)
-    models = _models_description(train_sub)
-    parser.description = ("Latent-variable models on NumPy or CuPy: train them, evaluate and sample their "
-                          f"checkpoints.\n\nmodels (refvae train MODEL --help for each one's options):\n{models}\n\n"
-                          "Errors are one line and exit with status 2.")
-    train.description = "Train a model; each writes OUT/checkpoint.npz, OUT/metrics.json and plots."
-
+def _add_evaluate_parser(sub) -> None:
+    """``refvae evaluate CHECKPOINT``: the options every model's evaluation shares."""
     ev = sub.add_parser("evaluate", help="test ELBO and importance-weighted log-likelihood of a checkpoint")
     ev.add_argument("checkpoint", help="a checkpoint written by refvae train (OUT/checkpoint.npz)")
     add_backend_argument(ev)
@@ -347,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(run=_evaluate)
 
+
+def _add_sample_parser(sub) -> None:
+    """``refvae sample CHECKPOINT``: the options every model's sampler shares."""
     sa = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid (or .npy)")
     sa.add_argument("checkpoint", help="a checkpoint written by refvae train (OUT/checkpoint.npz)")
     add_backend_argument(sa)
@@ -368,6 +359,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the training data of the aggregate sources: " + ", ".join(datasets.DATASETS))
     sa.add_argument("--data-dir", default=None, help="directory holding the MNIST IDX files (--dataset mnist)")
     sa.set_defaults(run=_sample)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every registered command."""
+    parser = Parser(prog="refvae")
+    parser.add_argument("--version", action="version", version=f"refvae {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model, evaluate it, write checkpoint, metrics and plots")
+    train_sub = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for add_parser in _TRAIN_COMMANDS:
+        add_parser(train_sub)
+    models = _models_description(train_sub)
+    parser.description = ("Latent-variable models on NumPy or CuPy: train them, evaluate and sample their "
+                          f"checkpoints.\n\nmodels (refvae train MODEL --help for each one's options):\n{models}\n\n"
+                          "Errors are one line and exit with status 2.")
+    train.description = "Train a model; each writes OUT/checkpoint.npz, OUT/metrics.json and plots."
+
+    _add_evaluate_parser(sub)
+    _add_sample_parser(sub)
 
     for add_parser in _COMMANDS:
         add_parser(sub)

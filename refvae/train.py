@@ -297,6 +297,7 @@ def _end_of_epoch(model, optimizer, run, epoch, history) -> None:
             history.setdefault(k, []).append(v)
     for cb in run.callbacks:
         cb(model, history)
+    _refuse_non_finite(model, history, epoch, run.checkpoint)
     if run.verbose:
         msg = f"epoch {epoch + 1}/{run.epochs}: train loss {history['train_loss'][-1]:.4f}"
         val = history["val_loss"][-1]
@@ -305,6 +306,22 @@ def _end_of_epoch(model, optimizer, run, epoch, history) -> None:
         _write(msg)
     if run.checkpoint is not None:
         _save(run.checkpoint, model, optimizer, history, epoch + 1, run.settings)
+
+
+def _refuse_non_finite(model, history, epoch, checkpoint) -> None:
+    """Stop before a diverged state is saved as good: every number the epoch recorded (the validation loss, the
+    diagnostics) and every parameter must be finite."""
+    from .validation import check_finite_params
+
+    bad = [k for k, v in history.items() if k not in ("epoch", "seconds") and v and isinstance(v[-1], (int, float))
+           and not math.isfinite(v[-1])]
+    try:
+        check_finite_params(model.params, "the model")
+    except ValueError:
+        bad.append("the parameters")
+    if bad:
+        raise TrainingError(f"epoch {epoch + 1} ended with non-finite {', '.join(bad)}: the run diverged; lower the "
+                            "learning rate or check the data; " + _last_good_state(checkpoint))
 
 
 def _last_good_state(checkpoint) -> str:

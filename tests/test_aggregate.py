@@ -399,3 +399,23 @@ def test_aggregate_kl_bounds_the_moment_matched_kl_of_a_vae(numpy_backend, host_
     assert est.kl + 3 * est.standard_error >= report.kl_full >= report.kl_diag     # lower bounds (Hadamard)
     with pytest.raises(ValueError, match="at least 2 samples"):
         refvae.aggregate_kl(agg, samples=1)
+
+
+def test_aggregate_full_draws_are_the_cholesky_map_of_the_noise(numpy_backend):
+    """z = m + eps L^T exactly: with eps the identity rows, (z - m)^T (z - m) = L L^T = C for a strongly
+    correlated C (drawing eps L instead gives L^T L, which differs; a seed-independent check)."""
+    from refvae.vae.aggregate import AggregatePosterior
+
+    cov = np.array([[2.0, 1.2, 0.3], [1.2, 1.5, -0.4], [0.3, -0.4, 0.8]])
+    mean = np.array([0.5, -1.0, 2.0])
+    agg = AggregatePosterior(mean=mean, var=np.diag(cov).copy(), cov=cov, posterior_var=np.diag(cov) / 2,
+                             mean_spread=np.diag(cov) / 2, mu=np.zeros((4, 3)), logvar=np.zeros((4, 3)), n=4)
+
+    class IdentityNoise:
+        def normal(self, shape, dtype):
+            return np.eye(shape[0], shape[1], dtype=dtype)
+
+    z = agg.draw(3, IdentityNoise(), source="aggregate-full", dtype="float64")
+    np.testing.assert_allclose((z - mean).T @ (z - mean), cov, atol=1e-12)
+    L = np.linalg.cholesky(cov)
+    assert not np.allclose(L.T @ L, cov, atol=1e-3)            # the mistaken map would be seen

@@ -90,6 +90,22 @@ def test_a_checkpoint_with_non_finite_parameters_is_refused(numpy_backend, tmp_p
         refvae.load(path)
 
 
+def test_float64_values_beyond_float32_range_are_refused_for_a_float32_model(numpy_backend, tmp_path):
+    """1e39 is finite in the float64 file but inf once cast to the model's float32: refused, not loaded as inf."""
+    from refvae.checkpoint import load_checkpoint, save_checkpoint
+
+    path = refvae.GaussianVAE(6, 2, hidden=(4,)).save(tmp_path / "m.npz")
+    arrays, meta = load_checkpoint(path)
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    arrays["model/encoder.0.W"][0, 0] = 1e39
+    save_checkpoint(tmp_path / "big.npz", arrays, meta)
+    with pytest.raises(refvae.CheckpointError, match=r"beyond the range of the model's dtype \(float32\): encoder.0.W"):
+        refvae.load(tmp_path / "big.npz")
+    arrays["model/encoder.0.W"][0, 0] = 1e30                     # within float32's range: loads
+    save_checkpoint(tmp_path / "ok.npz", arrays, meta)
+    assert np.isfinite(refvae.load(tmp_path / "ok.npz").params["encoder.0.W"]).all()
+
+
 def test_checkpoints_follow_the_umask(numpy_backend, tmp_path):
     old = os.umask(0o022)
     try:
@@ -97,3 +113,17 @@ def test_checkpoints_follow_the_umask(numpy_backend, tmp_path):
     finally:
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_a_subclass_is_saved_as_its_model_kind_without_any_installed_table(numpy_backend, monkeypatch, tmp_path):
+    """kind_of does not depend on refvae.app.install having run: a subclass of GaussianVAE is a GaussianVAE."""
+    from refvae import checkpoint
+
+    monkeypatch.setattr(checkpoint, "_MODELS", {})
+
+    class MyVAE(refvae.GaussianVAE):
+        pass
+
+    assert checkpoint.kind_of(MyVAE(6, 2, hidden=(4,))) == "GaussianVAE"
+    path = MyVAE(6, 2, hidden=(4,)).save(tmp_path / "m.npz")
+    assert type(refvae.GaussianVAE.load(path)) is refvae.GaussianVAE

@@ -149,3 +149,12 @@ def test_train_and_evaluate_rbm(hidden, method, tmp_path, capsys):
         capsys.readouterr()
         assert main(["evaluate", str(tmp_path / "checkpoint.npz"), "--test-size", "50", "--ais-betas", "200"]) == 0
         assert "test log-likelihood" in capsys.readouterr().out
+
+
+def test_version_prints_one_line(capsys):
+    import refvae
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"refvae {refvae.__version__}"

@@ -634,3 +634,64 @@ def test_samplers_take_an_rng(numpy_backend):
     v2, p2 = model.gibbs(chains, 2, numpy_backend.rng(3))
     np.testing.assert_array_equal(v, v2)
     np.testing.assert_array_equal(p, p2)
+
+
+def test_ais_estimate_band_and_trust_equal_a_direct_recomputation(numpy_backend):
+    """The band log(mean w -+ 3 sd(w)/sqrt(M)) + log Z_A, the ESS and the trust rule, recomputed here from the same
+    log-weights (independent of any seed: a band 10x too narrow, or an ESS compared with 0.1 instead of 0.1 M, fails)."""
+    from rbm import ais_estimate
+    from rbm.partition import ESS_FRACTION
+
+    log_w = np.array([0.3, -0.2, 0.1, 0.4, -0.1, 0.2, 0.0, 0.5])
+    est = ais_estimate(log_w, 5.0, 100)
+    w = np.exp(log_w)
+    half = 3.0 * np.std(w, ddof=1) / math.sqrt(w.size)
+    assert est.log_z == pytest.approx(5.0 + math.log(w.mean()), abs=1e-12)
+    assert est.lower == pytest.approx(5.0 + math.log(w.mean() - half), abs=1e-12)
+    assert est.upper == pytest.approx(5.0 + math.log(w.mean() + half), abs=1e-12)
+    assert est.ess == pytest.approx(w.sum() ** 2 / (w * w).sum(), rel=1e-12)
+    assert est.trustworthy == (est.ess >= ESS_FRACTION * w.size)
+    assert est.trustworthy                                          # 8 similar weights: a finite band, ESS near 8
+    # the rule itself, with a finite band: ESS of at least ESS_FRACTION * M chains, not ESS_FRACTION
+    from rbm import AISEstimate
+
+    assert AISEstimate(0.0, -1.0, 1.0, ESS_FRACTION * 100, 100, 10).trustworthy
+    assert not AISEstimate(0.0, -1.0, 1.0, ESS_FRACTION * 100 - 0.5, 100, 10).trustworthy
+    assert not AISEstimate(0.0, -math.inf, 1.0, 100.0, 100, 10).trustworthy             # no lower bound
+
+
+def test_ais_with_one_chain_is_never_trustworthy(numpy_backend):
+    """One chain has no spread to estimate: no band, not trustworthy, and a warning."""
+    from rbm import AISWarning, ais_estimate
+
+    one = ais_estimate(np.array([0.7]), 1.0, 10)
+    assert not one.trustworthy and one.lower == -math.inf and one.upper == math.inf
+    assert "no band" in one.describe() and "NOT TRUSTWORTHY" in one.describe()
+    model = BernoulliRBM(6, 3, seed=0, persistent=False)
+    with pytest.warns(AISWarning, match="one chain has no spread"):
+        est = model.log_partition("ais", n_chains=1, betas=20, return_bounds=True)
+    assert not est.trustworthy
+
+
+@pytest.mark.parametrize("betas", [[0.0, 0.5, 0.5, 1.0], [0.0, 0.7, 0.3, 1.0], [0.0, 1.0, 1.0], [0.0, -0.1, 1.0]])
+def test_ais_refuses_temperatures_that_do_not_increase(numpy_backend, betas):
+    model = BernoulliRBM(6, 3, seed=0, persistent=False)
+    with pytest.raises(ValueError, match="increase strictly from 0 to 1"):
+        model.log_partition("ais", n_chains=4, betas=betas)
+
+
+def test_exact_prior_gap_is_the_largest_gap_over_units(numpy_backend):
+    """last_terms["prior_gap"] = max_j |<P(h_j = 1 | v)>_batch - E_model[h_j]|, recomputed by enumeration here."""
+    model = BernoulliRBM(5, 3, seed=2, dtype="float64", negative_phase="exact")
+    init = np.random.default_rng(3)
+    model.params["W"] = init.normal(size=(5, 3))
+    model.params["c"] = np.array([0.8, -1.5, 0.2])
+    V = (init.random((7, 5)) < 0.5).astype(np.float64)
+    model.loss_and_grads(V)
+    states = np.array(list(itertools.product([0.0, 1.0], repeat=3)))                 # every h
+    W, b, c = model.params["W"], model.params["b"], model.params["c"]
+    log_p = states @ c + np.logaddexp(0.0, states @ W.T + b).sum(axis=1)              # log p*(h), v summed out
+    e_h = np.exp(log_p - logsumexp(log_p)) @ states
+    gaps = np.abs(expit(V @ W + c).mean(axis=0) - e_h)
+    assert gaps.max() > 1.5 * gaps.mean()                                             # max and mean differ here
+    assert model.last_terms["prior_gap"] == pytest.approx(gaps.max(), abs=1e-12)

@@ -221,7 +221,8 @@ def test_fit_checks_values_once_not_per_step(numpy_backend, host_rng, monkeypatc
     original_isfinite = np.isfinite
 
     def counting_isfinite(x, *args, **kwargs):
-        calls["value_checks"] += 1
+        if getattr(x, "shape", None) in ((64, 8), (8, 8)):       # the data or a batch (no parameter has these shapes:
+            calls["value_checks"] += 1                           # fit checks the parameters once per epoch)
         return original_isfinite(x, *args, **kwargs)
 
     monkeypatch.setattr(np, "isfinite", counting_isfinite)
@@ -314,3 +315,78 @@ def test_fit_passes_generators_creates_state_and_writes_targets(numpy_backend, t
     fit(again, X, epochs=2, batch_size=4, optimizer=SGD(0.1), progress=False, checkpoint=tmp_path / "r.npz",
         resume=True)
     assert again.draws == model.draws and len(again.state_made) == 1
+
+
+class _BreaksAtTheLastStep(GaussianVAE):
+    """A VAE whose last step of its second epoch writes NaN into a parameter while its loss stays finite."""
+
+    def __init__(self, *args, break_at=8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls, self.break_at = 0, break_at
+
+    def loss_and_grads(self, x, eps=None, rng=None):
+        loss, grads = super().loss_and_grads(x, eps, rng=rng)
+        self.calls += 1
+        if self.calls == self.break_at:
+            grads["decoder.logits.b"] = grads["decoder.logits.b"] * np.nan
+        return loss, grads
+
+
+def test_a_diverged_state_is_never_saved_as_good(numpy_backend, tmp_path, host_rng):
+    """The loss of the epoch's last step is finite but its update is not: the run stops at the end of the epoch,
+    and the checkpoint keeps the last finite state (epoch 1)."""
+    X = _toy_data(host_rng, n=64)                                   # 4 steps per epoch at batch 16
+    path = tmp_path / "c.npz"
+    with pytest.raises(TrainingError, match=r"epoch 2 ended with non-finite the parameters.*last good state"):
+        fit(_BreaksAtTheLastStep(8, 2, hidden=(16,)), X, epochs=3, batch_size=16, optimizer=SGD(0.01),
+            checkpoint=path, progress=False)
+    _, meta = refvae.checkpoint.load_checkpoint(path)
+    assert meta["training"]["epochs_done"] == 1
+    assert all(np.all(np.isfinite(v)) for v in GaussianVAE.load(path).params.values())
+
+
+def test_a_non_finite_validation_loss_stops_the_run(numpy_backend, tmp_path, host_rng):
+    class NanValidation(GaussianVAE):
+        def loss(self, x, eps=None, rng=None):
+            return math.nan
+
+    X = _toy_data(host_rng, n=32)
+    with pytest.raises(TrainingError, match=r"epoch 1 ended with non-finite val_loss"):
+        fit(NanValidation(8, 2, hidden=(16,)), X, epochs=2, batch_size=16, optimizer=Adam(), X_val=X,
+            checkpoint=tmp_path / "c.npz", progress=False)
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_resuming_a_finished_run_for_the_same_epochs_returns_its_history(numpy_backend, tmp_path, host_rng):
+    X = _toy_data(host_rng, n=32)
+    path = tmp_path / "c.npz"
+    model = GaussianVAE(8, 2, hidden=(4,))
+    done = fit(model, X, epochs=2, batch_size=16, optimizer=Adam(), checkpoint=path, progress=False)
+    again = GaussianVAE(8, 2, hidden=(4,))
+    again.params["encoder.0.W"][...] += 1.0                           # not the saved state until it is restored
+    history = fit(again, X, epochs=2, batch_size=16, optimizer=Adam(), checkpoint=path, resume=True, progress=False)
+    assert history["train_loss"] == done["train_loss"] and history["epoch"] == [1, 2]
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(again.params[name], p)                  # restored, not trained further
+
+
+def test_validation_data_are_binarised_with_their_own_stream(numpy_backend):
+    """X_val = X, both binarised statically: the validation draw is not the training draw (its own stream)."""
+    seen = {"train": [], "val": []}
+
+    class Recorder(GaussianVAE):
+        def loss_and_grads(self, x, eps=None, rng=None):
+            seen["train"].append(np.array(x))
+            return super().loss_and_grads(x, eps, rng=rng)
+
+        def loss(self, x, eps=None, rng=None):
+            seen["val"].append(np.array(x))
+            return super().loss(x, eps, rng=rng)
+
+    X = np.full((16, 8), 0.5, np.float32)
+    fit(Recorder(8, 2, hidden=(4,)), X, epochs=1, batch_size=16, optimizer=Adam(), binarize="static", X_val=X,
+        progress=False)
+    train_rows = sorted(map(tuple, seen["train"][0]))
+    val_rows = sorted(map(tuple, seen["val"][0]))
+    assert set(np.unique(seen["val"][0])) <= {0.0, 1.0}
+    assert train_rows != val_rows
