@@ -234,7 +234,7 @@ def write_json(path: Path, obj) -> None:
 # ------------------------------------------------------------------------------------------------
 def _evaluate(args) -> int:
     if args.json:
-        check_output_file(args.json, "--json")
+        check_output_file(args.json, "--json", inputs=(args.checkpoint,))
     model = load_model(args.checkpoint)
     evaluator = _EVALUATORS.get(kind_of(model))
     if evaluator is None:
@@ -245,7 +245,8 @@ def _evaluate(args) -> int:
 
 def _sample(args) -> int:
     B = get_backend()
-    out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"})
+    out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"},
+                            inputs=(args.checkpoint,))
     model = load_model(args.checkpoint)
     sampler = _SAMPLERS.get(kind_of(model))
     if sampler is None:

@@ -27,9 +27,14 @@ class Optimizer:
     def __init__(self, lr: float):
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
-        self.lr = float(lr)
+        self.lr = float(lr)                # the rate of the next step (a schedule may change it)
+        self.initial_lr = self.lr          # the rate it was configured with
         self.t = 0                         # number of steps taken
         self.slots: dict[str, dict] = {}   # slot name -> {param name -> array}
+
+    def settings(self) -> dict:
+        """The configured hyperparameters (JSON types): a resumed run must use the same ones."""
+        return {"lr": self.initial_lr}
 
     def _slot(self, slot, name, like):
         table = self.slots.setdefault(slot, {})
@@ -50,13 +55,14 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         B = get_backend()
-        state = {"t": self.t, "lr": self.lr}
+        state = {"t": self.t, "lr": self.lr, "settings": self.settings()}
         arrays = {f"{slot}/{name}": B.to_numpy(a, copy=True) for slot, table in self.slots.items() for name, a in table.items()}
         return {"meta": state, "arrays": arrays}
 
     def load_state_dict(self, state: dict) -> None:
         B = get_backend()
         self.t = int(state["meta"]["t"])
+        self.lr = float(state["meta"].get("lr", self.lr))       # the rate reached, e.g. by a decaying schedule
         self.slots = {}
         for key, a in state["arrays"].items():
             slot, name = key.split("/", 1)
@@ -76,6 +82,9 @@ class SGD(Optimizer):
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "momentum": self.momentum, "weight_decay": self.weight_decay}
 
     def _update(self, name, p, g):
         if self.weight_decay:
@@ -111,6 +120,9 @@ class Adam(Optimizer):
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps}")
         self.b1, self.b2, self.eps, self.fast = float(b1), float(b2), float(eps), bool(fast)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "betas": [self.b1, self.b2], "eps": self.eps}
 
     def _update(self, name, p, g):
         B, b1, b2, t = get_backend(), self.b1, self.b2, self.t

@@ -58,10 +58,13 @@ def make_directory(path, option: str) -> bool:
     return not existed
 
 
-def check_output_file(path, option: str, suffixes: dict | None = None) -> Path:
+def check_output_file(path, option: str, suffixes: dict | None = None, inputs=()) -> Path:
     """Check, before any work, that the file ``path`` (named by ``option``) can be written: not a directory, its
-    directory created if missing, writable, and (with ``suffixes``, suffix -> what it holds) of a known kind."""
+    directory created if missing, writable, and (with ``suffixes``, suffix -> what it holds) of a known kind. It
+    must not be one of the command's ``inputs``, nor an existing file of a training run (a directory holding
+    checkpoint.npz and metrics.json): no command writes over a run's own files or its input."""
     path = Path(path)
+    _refuse_overwriting(path, option, inputs)
     if path.is_dir():
         kinds = " or ".join(suffixes) if suffixes else "a file name"
         raise ValueError(f"{option} {path} is a directory: pass a file name ending in {kinds}")
@@ -82,6 +85,21 @@ def check_output_file(path, option: str, suffixes: dict | None = None) -> Path:
     if not existed:
         path.unlink()
     return path
+
+
+def _refuse_overwriting(path: Path, option: str, inputs) -> None:
+    """An output may not replace an input of the command, nor a file a training run wrote."""
+    if not path.exists() or path.is_dir():
+        return
+    for source in inputs:
+        source = Path(source)
+        candidates = [source, source / "checkpoint.npz"] if source.is_dir() else [source]
+        if any(c.exists() and os.path.samefile(c, path) for c in candidates):
+            raise ValueError(f"{option} {path} is this command's input: pass another file name")
+    run = path.parent
+    if (run / RUN_FILES[0]).is_file() and (run / RUN_FILES[1]).is_file():
+        raise ValueError(f"{option} {path} is a file of the training run in {run}: pass a new file name, or a path "
+                         "outside the run")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -215,7 +233,8 @@ def run_directory(out, *, resume: bool = False, force: bool = False, outputs=())
     ------
     ValueError
         One line saying what was wrong and what to do: ``--out`` is a file or cannot be created, another run holds
-        it, a run is there without ``--resume`` or ``--force``, or both were given.
+        it, a run is there without ``--resume`` or ``--force``, both were given, or ``--resume`` finds a run's
+        files without its checkpoint (it would start again from epoch 0 and replace them).
     """
     if resume and force:
         raise ValueError("pass --resume to continue the run in --out, or --force to replace it, not both")
@@ -228,6 +247,10 @@ def run_directory(out, *, resume: bool = False, force: bool = False, outputs=())
             names = (*RUN_FILES, *outputs)
             _remove_stale_temporaries(out, names)
             present = [name for name in RUN_FILES if (out / name).exists()]
+            if resume and present and RUN_FILES[0] not in present:
+                raise ValueError(f"--resume: --out {out} holds a run's {', '.join(present)} but no {RUN_FILES[0]} "
+                                 "to continue from; restore the checkpoint, pass --force to start the run again, "
+                                 "or another --out")
             if present and not resume:
                 if not force:
                     raise ValueError(f"--out {out} already holds a run ({', '.join(present)}): pass --resume to "

@@ -202,6 +202,7 @@ def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, ali
     _check_options(model, optimizer, binarize, align)
     align_epochs = check_positive_int(align_epochs, "align_epochs") if align is not None else align_epochs
     X = _to_device_data(model, X, "X")
+    fingerprint = _data_fingerprint(X)                            # of the data as given, before any binarisation
     X_val = _to_device_data(model, X_val, "X_val") if X_val is not None else None
     if binarize is not None and (float(B.xp.min(X)) < 0.0 or float(B.xp.max(X)) > 1.0):
         raise DataError(f"binarize={binarize!r} needs data in [0, 1] (they are probabilities)")
@@ -214,7 +215,8 @@ def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, ali
     if hasattr(model, "epoch_diagnostics"):
         pick = B.rng((seed, 0, _MONITOR)).permutation(n)[:min(MONITOR_SIZE, n)]
         X_monitor = B.xp.take(X, pick, axis=0)
-    settings = {"seed": int(seed), "batch_size": batch_size, "binarize": binarize, "n_train": int(n)}
+    settings = {"seed": int(seed), "batch_size": batch_size, "binarize": binarize, "n_train": int(n),
+                "data": fingerprint}
     if align is not None:
         settings.update(align=align, align_epochs=align_epochs)
     return _Run(X, X_val, X_monitor, epochs, batch_size, int(seed), binarize, align, align_epochs, checkpoint,
@@ -366,6 +368,22 @@ def _save(path, model, optimizer, history, epochs_done, settings):
     save_checkpoint(path, arrays, meta)
 
 
+def _differences(saved: dict, current: dict, prefix: str = "") -> list:
+    """``name=saved (this run: current)`` for every setting the two runs do not share. A setting an older
+    checkpoint did not record is not compared."""
+    return [f"{prefix}{k}={saved[k]!r} (this run: {current.get(k)!r})" for k in saved
+            if saved[k] != current.get(k)]
+
+
+def _data_fingerprint(X) -> list:
+    """Two sums of the training data (float64, 10 significant digits): a resumed run must train on the same
+    data, not only on data of the same shape."""
+    B = get_backend()
+    xp = B.xp
+    sums = B.to_numpy(xp.stack([xp.sum(X, dtype=xp.float64), xp.sum(X[:, ::13], dtype=xp.float64)]))
+    return [float(f"{float(v):.10g}") for v in sums]
+
+
 def _history_from(meta_history):
     return {k: list(v) for k, v in meta_history.items()}
 
@@ -379,13 +397,14 @@ def _restore(model, optimizer, arrays, meta, settings, path):
             f"cannot resume from {path}: it holds a {meta.get('kind')} with config {meta.get('config')}, "
             f"but the model is a {type(model).__name__} with config {getattr(model, 'config', {})}"
         )
-    if training["settings"] != settings:
-        raise CheckpointError(
-            f"cannot resume from {path}: it was trained with {training['settings']}, this run uses {settings}"
-        )
     if training["optimizer"]["kind"] != type(optimizer).__name__:
         raise CheckpointError(f"cannot resume from {path}: it used {training['optimizer']['kind']}, "
                               f"this run uses {type(optimizer).__name__}")
+    changed = _differences(training["settings"], settings) \
+        + _differences(training["optimizer"].get("settings", {}), optimizer.settings(), "optimizer ")
+    if changed:
+        raise CheckpointError(f"cannot resume from {path}: it was trained with {'; '.join(changed)}: resume with "
+                              "the same settings, or start a new run")
     model.set_params(split_prefix(arrays, "model"))
     if hasattr(model, "set_state"):          # e.g. an RBM's persistent chains
         model.set_state(split_prefix(arrays, "state"))

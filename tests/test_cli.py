@@ -158,3 +158,33 @@ def test_version_prints_one_line(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"refvae {refvae.__version__}"
+
+
+@pytest.mark.parametrize("argv, target, message", [
+    (["evaluate", "{ckpt}", "--test-size", "50", "--iw-samples", "2", "--json", "{ckpt}"], "checkpoint.npz",
+     "is this command's input"),
+    (["evaluate", "{ckpt}", "--test-size", "50", "--iw-samples", "2", "--json", "{run}/metrics.json"],
+     "metrics.json", "is a file of the training run"),
+    (["sample", "{ckpt}", "--n", "4", "--out", "{run}/samples.png"], "samples.png", "is a file of the training run"),
+    (["sample", "{ckpt}", "--n", "4", "--out", "{ckpt}"], "checkpoint.npz", "is this command's input"),
+])
+def test_no_command_writes_over_its_input_or_a_runs_files(trained_run, argv, target, message, capsys):
+    """The refusal comes before any work, in one line, and the file is left byte for byte as it was."""
+    ckpt = trained_run / "checkpoint.npz"
+    argv = [a.format(ckpt=ckpt, run=trained_run) for a in argv]
+    before = (trained_run / target).read_bytes()
+    with refvae.use_backend("numpy"):
+        code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (trained_run / target).read_bytes() == before
+
+
+def test_new_output_files_beside_a_run_are_allowed(trained_run, capsys):
+    out = trained_run / "more_samples.npy"
+    try:
+        with refvae.use_backend("numpy"):
+            assert main(["sample", str(trained_run / "checkpoint.npz"), "--n", "3", "--out", str(out)]) == 0
+        assert np.load(out).shape == (3, 784)
+    finally:
+        out.unlink(missing_ok=True)

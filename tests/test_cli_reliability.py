@@ -440,3 +440,14 @@ def test_exact_training_from_the_command_line(tmp_path):
     line = error_line(refvae_cli("train", "helmholtz", "--layers", "200,50", "--algorithm", "exact", "--out",
                                  tmp_path / "big2"), "at most 20")
     assert "wake-sleep" in line
+
+
+def test_resume_without_the_checkpoint_refuses_to_start_again_over_the_run(tmp_path):
+    """The checkpoint of a finished run is gone but its metrics, report and plots remain: --resume would start at
+    epoch 0 and replace them. It refuses, in one line, and leaves every file as it was."""
+    ok(refvae_cli(*VAE, "--out", tmp_path))
+    (tmp_path / "checkpoint.npz").unlink()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    line = error_line(refvae_cli(*VAE, "--epochs", "2", "--resume", "--out", tmp_path), "no checkpoint.npz")
+    assert "--force" in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -390,3 +390,45 @@ def test_validation_data_are_binarised_with_their_own_stream(numpy_backend):
     val_rows = sorted(map(tuple, seen["val"][0]))
     assert set(np.unique(seen["val"][0])) <= {0.0, 1.0}
     assert train_rows != val_rows
+
+
+def test_resume_is_exact_with_a_decaying_learning_rate(numpy_backend, tmp_path, host_rng):
+    """A schedule that changes optimizer.lr after every epoch (the Helmholtz command's --lr-decay): the rate reached
+    is saved and restored, so the resumed epochs run at it and end where the uninterrupted run ends."""
+    X = _toy_data(host_rng)
+    settings = dict(batch_size=16, seed=3, progress=False)
+
+    def run(epochs, path, resume=False):
+        model, opt = GaussianVAE(8, 2, hidden=(16,), seed=0), SGD(0.2, momentum=0.5)
+
+        def decay(model, history):
+            opt.lr = 0.2 * (1.0 - len(history["epoch"]) / 4)
+
+        fit(model, X, epochs=epochs, optimizer=opt, checkpoint=path, resume=resume, callbacks=(decay,), **settings)
+        return model, opt
+
+    full, full_opt = run(4, tmp_path / "full.npz")
+    run(2, tmp_path / "part.npz")
+    resumed, resumed_opt = run(4, tmp_path / "part.npz", resume=True)
+    assert resumed_opt.lr == full_opt.lr == 0.0
+    for k, v in full.params.items():
+        np.testing.assert_array_equal(resumed.params[k], v)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(optimizer=SGD(0.05, momentum=0.9)), r"optimizer lr=0\.1 \(this run: 0\.05\)"),
+    (dict(optimizer=SGD(0.1, momentum=0.5)), r"optimizer momentum=0\.9 \(this run: 0\.5\)"),
+    (dict(X="other"), r"data=\[.*\] \(this run: \[.*\]\)"),
+    (dict(seed=4), r"seed=3 \(this run: 4\)"),
+])
+def test_resume_refuses_every_changed_setting_and_names_it(numpy_backend, tmp_path, host_rng, change, message):
+    X = _toy_data(host_rng)
+    other = np.clip(X[::-1] * 0.5 + 0.25, 0.0, 1.0)                      # the same shape, other data
+    args = dict(X=X, epochs=1, batch_size=16, seed=3, optimizer=SGD(0.1, momentum=0.9), progress=False,
+                checkpoint=tmp_path / "c.npz")
+    fit(GaussianVAE(8, 2, hidden=(16,)), **args)
+    args.update(change, epochs=2, resume=True)
+    if isinstance(args["X"], str):
+        args["X"] = other
+    with pytest.raises(refvae.CheckpointError, match=message):
+        fit(GaussianVAE(8, 2, hidden=(16,)), **args)
