@@ -269,7 +269,8 @@ def _sample(args) -> int:
         shown += (f"; a PNG grid shows at most {MAX_GRID} of the --n {args.n} asked for: pass --out NAME.npy to "
                   f"keep all {args.n})" if n < args.n else ")")
     else:
-        np.save(out, x)
+        with atomic_file(out) as f:                                   # complete or not there
+            np.save(f, x)
         shown = f" (array of shape {x.shape})"
     print(f"wrote {n} samples to {out}{shown}")
     return 0

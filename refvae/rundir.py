@@ -162,11 +162,14 @@ class _RunLock:
 
     def acquire(self) -> None:
         for _ in range(5):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if os.path.islink(self.path):
+                raise ValueError(f"--out {self.directory} holds {LOCK_NAME} as a symbolic link ({self.path} -> "
+                                 f"{os.readlink(self.path)}): refvae does not follow links inside a run; remove it")
+            try:                   # O_NOFOLLOW: a link put there between the check and the open is not followed
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except OSError as err:
                 raise ValueError(f"cannot write into --out {self.directory}: {_reason(err)}; pass a writable "
-                                 "directory") from None
+                                 "directory (without links inside it)") from None
             try:
                 locked = _flock(fd)
                 previous = os.read(fd, 256).decode("utf-8", "replace")

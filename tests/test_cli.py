@@ -188,3 +188,18 @@ def test_new_output_files_beside_a_run_are_allowed(trained_run, capsys):
         assert np.load(out).shape == (3, 784)
     finally:
         out.unlink(missing_ok=True)
+
+
+def test_sample_to_npy_on_a_full_disk_leaves_no_partial_file(trained_run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "s.npy"
+
+    def full_disk(f, x, *args, **kwargs):
+        f.write(b"\x93NUMPY partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    with refvae.use_backend("numpy"):
+        code = main(["sample", str(trained_run / "checkpoint.npz"), "--n", "3", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left" in err and "Traceback" not in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []

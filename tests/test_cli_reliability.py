@@ -451,3 +451,14 @@ def test_resume_without_the_checkpoint_refuses_to_start_again_over_the_run(tmp_p
     line = error_line(refvae_cli(*VAE, "--epochs", "2", "--resume", "--out", tmp_path), "no checkpoint.npz")
     assert "--force" in line
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path):
+    """Security: a refvae.lock link in the run directory must not be followed (it would truncate its target)."""
+    target = tmp_path / "precious.txt"
+    target.write_text("do not truncate me")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "refvae.lock").symlink_to(target)
+    error_line(refvae_cli(*VAE, "--out", run), "symbolic link")
+    assert target.read_text() == "do not truncate me"

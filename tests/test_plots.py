@@ -86,3 +86,22 @@ def test_image_grid_with_a_colour_scale(tmp_path, host_rng):
     scaled = imread(plots.plot_image_grid(images, tmp_path / "scale.png", image_shape=(4, 4), ncols=3,
                                           colorbar="P(x = 1)"))
     assert scaled.shape[1] > plain.shape[1]                 # room for the colour bar beside the grid
+
+
+def test_a_plot_that_fails_midway_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    """A full disk while the PNG is written: the previous plot stays whole, nothing truncated is left."""
+    from matplotlib.figure import Figure
+
+    history = {"epoch": [1, 2], "train_loss": [3.0, 2.0]}
+    path = plots.plot_training_curves(history, tmp_path / "c.png")
+    before = path.read_bytes()
+
+    def full_disk(self, f, **kwargs):
+        f.write(PNG + b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        plots.plot_training_curves(history, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]

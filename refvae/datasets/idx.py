@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import atomic_file
+
 __all__ = ["DatasetError", "IDXFormatError", "read_idx", "write_idx"]
 
 # IDX type codes <-> big-endian NumPy dtypes.
@@ -151,5 +153,5 @@ def write_idx(path, array) -> None:
     payload = header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
     if path.name.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    with open(path, "wb") as f:
+    with atomic_file(path) as f:                    # complete or not there
         f.write(payload)

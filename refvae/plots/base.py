@@ -9,6 +9,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..checkpoint import atomic_file
+
 __all__ = ["DPI", "MAX_INCHES", "finite_array", "integer_axis", "save_figure"]
 
 DPI = 120
@@ -23,7 +25,8 @@ def save_figure(fig: Figure, path) -> Path:
     fig : matplotlib.figure.Figure
         A figure made with ``Figure(...)`` (not pyplot).
     path : str or os.PathLike
-        Destination; must end in ``.png``. Missing parent directories are created.
+        Destination; must end in ``.png``. Missing parent directories are created. Written atomically
+        (``refvae.checkpoint.atomic_file``): a failure leaves the previous file, or none.
 
     Returns
     -------
@@ -33,9 +36,9 @@ def save_figure(fig: Figure, path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"plots are written as PNG files: the path must end in .png, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png")
+    with atomic_file(path) as f:                    # complete or not there: never a truncated PNG
+        fig.savefig(f, dpi=DPI, format="png")
     return path
 
 

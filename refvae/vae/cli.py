@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import get_backend
-from ..checkpoint import load_checkpoint, load_model
+from ..checkpoint import atomic_file, load_checkpoint, load_model
 from ..cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, make_directory,
                    markdown_cell, parse_hidden, positive_int, positive_size, run_directory, write_json)
 from ..optim import SGD, Adam
@@ -179,7 +179,8 @@ def _write_report(out: Path, report: dict, plots) -> None:
         lines.append(f"| {e} | {h['train_loss'][i]:.2f} | {'' if val is None else f'{val:.2f}'} | "
                      f"{h['seconds'][i]:.2f} |")
     lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], ""]
-    (out / "report.md").write_text("\n".join(lines))
+    with atomic_file(out / "report.md") as f:                       # complete or not there
+        f.write("\n".join(lines).encode("utf-8"))
 
 
 def _print_metrics(m: dict) -> None:
