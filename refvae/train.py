@@ -42,6 +42,9 @@ __all__ = ["BINARIZE", "TrainingError", "fit", "train_epoch", "train_step"]
 BINARIZE = (None, "static", "dynamic")
 ALIGN = (None, "init", "epoch")
 MONITOR_SIZE = 1000  # examples in the fixed subset for epoch_diagnostics
+#: A loss beyond this many nats per example is divergence, not learning: MNIST's 784 pixels cost at most 784 log 2
+#: = 543 nats under a uniform model, and no model here starts a hundred million times worse.
+DIVERGED = 1e10
 
 # Independent random streams within an epoch: rng((seed, epoch, stream)).
 _SHUFFLE, _BINARIZE, _MODEL_NOISE, _VALIDATION, _MONITOR, _STATE = 0, 1, 2, 3, 4, 5
@@ -178,9 +181,9 @@ def train_step(model, optimizer, batch, rng, where="", checkpoint=None) -> float
         else:
             loss, grads = model.loss_and_grads(batch, **_rng_keyword(model.loss_and_grads, rng))
             targets = {}
-    if not math.isfinite(loss):
-        raise TrainingError(f"the loss became {loss} at {where or 'a training step'}: lower the learning rate or "
-                            "check the data; " + _last_good_state(checkpoint))
+    if not math.isfinite(loss) or abs(loss) > DIVERGED:
+        raise TrainingError(f"the loss became {loss:.4g} at {where or 'a training step'} (the run diverged): lower "
+                            "the learning rate or check the data; " + _last_good_state(checkpoint))
     optimizer.step(model.params, grads)
     params = model.params
     for name, value in targets.items():                           # e.g. the moment prior: b <- logit(target)
@@ -312,18 +315,19 @@ def _end_of_epoch(model, optimizer, run, epoch, history) -> None:
 
 def _refuse_non_finite(model, history, epoch, checkpoint) -> None:
     """Stop before a diverged state is saved as good: every number the epoch recorded (the validation loss, the
-    diagnostics) and every parameter must be finite."""
+    diagnostics) must be finite and within DIVERGED, and every parameter finite."""
     from .validation import check_finite_params
 
     bad = [k for k, v in history.items() if k not in ("epoch", "seconds") and v and isinstance(v[-1], (int, float))
-           and not math.isfinite(v[-1])]
+           and not (math.isfinite(v[-1]) and abs(v[-1]) <= DIVERGED)]
     try:
         check_finite_params(model.params, "the model")
     except ValueError:
         bad.append("the parameters")
     if bad:
-        raise TrainingError(f"epoch {epoch + 1} ended with non-finite {', '.join(bad)}: the run diverged; lower the "
-                            "learning rate or check the data; " + _last_good_state(checkpoint))
+        raise TrainingError(f"epoch {epoch + 1} ended with non-finite or diverging values ({', '.join(bad)}): "
+                            "the run diverged; lower the learning rate or check the data; "
+                            + _last_good_state(checkpoint))
 
 
 def _last_good_state(checkpoint) -> str:

@@ -102,6 +102,8 @@ def test_resume_from_the_command_line(tmp_path):
      "--negative-phase exact enumerates the smaller layer, here 30 units: at most 20"),
     (["train", "helmholtz", "--dataset", "hinton-bars", "--layers", "8,1", "--algorithm", "exact", "--k", "5",
       "--epochs", "1", "--no-progress"], "--k 5 samples per example is reweighted wake-sleep: use --algorithm rws"),
+    (["train", "helmholtz", "--dataset", "hinton-bars", "--layers", "8,1", "--rbm-hidden", "4", "--epochs", "1",
+      "--no-progress"], "--rbm-hidden 4 sets the size of the RBM prior: it needs --prior rbm"),
 ])
 def test_errors_are_one_clear_line(argv, message, tmp_path, capsys):
     with refvae.use_backend("numpy"):

@@ -337,7 +337,7 @@ def test_a_diverged_state_is_never_saved_as_good(numpy_backend, tmp_path, host_r
     and the checkpoint keeps the last finite state (epoch 1)."""
     X = _toy_data(host_rng, n=64)                                   # 4 steps per epoch at batch 16
     path = tmp_path / "c.npz"
-    with pytest.raises(TrainingError, match=r"epoch 2 ended with non-finite the parameters.*last good state"):
+    with pytest.raises(TrainingError, match=r"epoch 2 ended with non-finite or diverging values \(the parameters\).*last good state"):
         fit(_BreaksAtTheLastStep(8, 2, hidden=(16,)), X, epochs=3, batch_size=16, optimizer=SGD(0.01),
             checkpoint=path, progress=False)
     _, meta = refvae.checkpoint.load_checkpoint(path)
@@ -351,7 +351,7 @@ def test_a_non_finite_validation_loss_stops_the_run(numpy_backend, tmp_path, hos
             return math.nan
 
     X = _toy_data(host_rng, n=32)
-    with pytest.raises(TrainingError, match=r"epoch 1 ended with non-finite val_loss"):
+    with pytest.raises(TrainingError, match=r"epoch 1 ended with non-finite or diverging values \(val_loss\)"):
         fit(NanValidation(8, 2, hidden=(16,)), X, epochs=2, batch_size=16, optimizer=Adam(), X_val=X,
             checkpoint=tmp_path / "c.npz", progress=False)
     assert not (tmp_path / "c.npz").exists()
@@ -432,3 +432,28 @@ def test_resume_refuses_every_changed_setting_and_names_it(numpy_backend, tmp_pa
         args["X"] = other
     with pytest.raises(refvae.CheckpointError, match=message):
         fit(GaussianVAE(8, 2, hidden=(16,)), **args)
+
+
+def test_a_huge_finite_loss_is_divergence(numpy_backend, tmp_path, host_rng):
+    """A loss of 1e31 nats per example is finite but no model learns there: the run stops as for NaN."""
+    class Huge(_ExplodesAt):
+        def loss_and_grads(self, x, eps=None, rng=None):
+            loss, grads = super().loss_and_grads(x, eps, rng=rng)
+            return (1e31 if math.isnan(loss) else loss), grads
+
+    X = _toy_data(host_rng, n=64)
+    with pytest.raises(TrainingError, match=r"1e\+31 at epoch 2, step 2 of 4 \(the run diverged\)"):
+        fit(Huge(8, 2, hidden=(16,), nan_at=6), X, epochs=3, batch_size=16, optimizer=Adam(), progress=False,
+            checkpoint=tmp_path / "c.npz")
+    _, meta = refvae.checkpoint.load_checkpoint(tmp_path / "c.npz")
+    assert meta["training"]["epochs_done"] == 1
+
+
+def test_a_diverging_recorded_number_stops_the_run(numpy_backend, host_rng):
+    """A diagnostic of 5.7e30 nats (the Helmholtz machine's KL when it diverged) stops the run at that epoch."""
+    def huge_kl(model, history):
+        history.setdefault("kl_data_model", []).append(5.7e30)
+
+    with pytest.raises(TrainingError, match=r"epoch 1 ended with non-finite or diverging values \(kl_data_model\)"):
+        fit(GaussianVAE(8, 2, hidden=(4,)), _toy_data(host_rng), epochs=2, batch_size=16, optimizer=Adam(),
+            progress=False, callbacks=(huge_kl,))

@@ -220,5 +220,5 @@ def evaluate_checkpoint(model, args) -> int:
 COMMAND_LINE_TERMS = (
     (r"algorithm='([\w-]+)' or '([\w-]+)'", r"--algorithm \1 or \2"),
     (r"algorithm='([\w-]+)'", r"--algorithm \1"), (r"\bk=(\d+)", r"--k \1"),
-    (r"\bprior='(\w+)'", r"--prior \1"),
+    (r"\bprior='(\w+)'", r"--prior \1"), (r"\brbm_hidden=(\d+)", r"--rbm-hidden \1"),
 )

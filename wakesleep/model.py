@@ -73,10 +73,13 @@ def _check_algorithm(algorithm, k, prior, layer_sizes) -> int:
     return k
 
 
-def _check_prior(prior, prior_update, prior_rate) -> float:
-    """prior_rate as a float, with the prior and its update checked."""
+def _check_prior(prior, prior_update, prior_rate, rbm_hidden=None) -> float:
+    """prior_rate as a float, with the prior, its update and the RBM prior's size checked."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    if rbm_hidden is not None and prior != "rbm":
+        raise ValueError(f"rbm_hidden={rbm_hidden} sets the size of the RBM prior: it needs prior='rbm' (the "
+                         f"{prior} prior has no hidden units of its own)")
     if prior_update not in PRIOR_UPDATES:
         raise ValueError(f"prior_update must be one of {PRIOR_UPDATES}, got {prior_update!r}")
     if prior == "rbm" and prior_update != "gradient":
@@ -142,7 +145,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
                  prior_update="gradient", prior_rate=0.05, rbm_hidden=None, rbm_k=1, init_std=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         self.k = _check_algorithm(algorithm, k, prior, self.layer_sizes)
-        self.prior_rate = _check_prior(prior, prior_update, prior_rate)
+        self.prior_rate = _check_prior(prior, prior_update, prior_rate, rbm_hidden)
         self.algorithm, self.prior, self.prior_update = algorithm, prior, prior_update
         self.init_std = _check_init_std(init_std)
         self.rbm_k = check_positive_int(rbm_k, "rbm_k")
