@@ -173,8 +173,8 @@ def train_epoch(model, optimizer, run, epoch):
 
 def train_step(model, optimizer, batch, rng, where="", checkpoint=None) -> float:
     """One update: the model's loss and gradients on ``batch`` (its noise from ``rng``), the optimiser's step, then
-    the parameters the model assigns directly (``loss_grads_and_targets``); returns the loss. A non-finite loss
-    raises :class:`TrainingError` before anything is updated."""
+    the parameters the model assigns directly (``loss_grads_and_targets``); returns the loss. A non-finite loss, or
+    one beyond ``DIVERGED``, raises :class:`TrainingError` before anything is updated."""
     with values_already_checked():                                # the data were validated once, in fit
         if hasattr(model, "loss_grads_and_targets"):
             loss, grads, targets = model.loss_grads_and_targets(batch, **_rng_keyword(model.loss_grads_and_targets, rng))
@@ -185,9 +185,10 @@ def train_step(model, optimizer, batch, rng, where="", checkpoint=None) -> float
         raise TrainingError(f"the loss became {loss:.4g} at {where or 'a training step'} (the run diverged): lower "
                             "the learning rate or check the data; " + _last_good_state(checkpoint))
     optimizer.step(model.params, grads)
-    params = model.params
-    for name, value in targets.items():                           # e.g. the moment prior: b <- logit(target)
-        params[name][...] = value
+    if targets:                                                   # e.g. the moment prior: b <- logit(target)
+        params = model.params
+        for name, value in targets.items():
+            params[name][...] = value
     return loss
 
 
