@@ -19,7 +19,7 @@ import math
 from .backend import get_backend
 from .numerics import namespace, sigmoid, softplus
 
-__all__ = ["ACTIVATIONS", "MLP", "Linear", "ParameterSlots", "ReLU", "Sigmoid", "Softplus", "Tanh", "make_activation"]
+__all__ = ["ACTIVATIONS", "MLP", "Linear", "affine", "affine_backward", "ParameterSlots", "ReLU", "Sigmoid", "Softplus", "Tanh", "make_activation"]
 
 
 class Linear:
@@ -41,17 +41,27 @@ class Linear:
         }
 
     def forward(self, x):
-        y = x @ self.params["W"]  # (batch, in) @ (in, out) -> (batch, out)
-        y += self.params["b"]     # in place: no second (batch, out) array
-        return y, x
+        return affine(x, self.params["W"], self.params["b"]), x
 
     def backward(self, dy, cache, need_dx: bool = True):
         """dL/dx = dy W^T,  dL/dW = x^T dy,  dL/db = sum_batch dy.  ``need_dx=False`` skips dx."""
-        x = cache
-        xp = namespace(dy)
-        grads = {"W": x.T @ dy, "b": xp.sum(dy, axis=0)}  # (in, batch) @ (batch, out) -> (in, out)
-        dx = dy @ self.params["W"].T if need_dx else None  # (batch, out) @ (out, in) -> (batch, in)
-        return dx, grads
+        return affine_backward(dy, cache, self.params["W"], need_dx)
+
+
+def affine(x, W, b):
+    """y = x W + b: x (batch, in), W (in, out), b (out,) -> (batch, out). The pure function of :class:`Linear`
+    (and of the VAE's layers in ``refvae.vae.elbo``)."""
+    y = x @ W      # (batch, in) @ (in, out) -> (batch, out)
+    y += b         # in place: no second (batch, out) array
+    return y
+
+
+def affine_backward(dy, x, W, need_dx: bool = True):
+    """From dy = dL/dy (batch, out): (dx, {"W": dW, "b": db}) with dW = x^T dy, db = sum_batch dy, dx = dy W^T
+    (None with ``need_dx=False``)."""
+    grads = {"W": x.T @ dy, "b": namespace(dy).sum(dy, axis=0)}   # (in, batch) @ (batch, out) -> (in, out)
+    dx = dy @ W.T if need_dx else None                            # (batch, out) @ (out, in) -> (batch, in)
+    return dx, grads
 
 
 class _Activation:

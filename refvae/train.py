@@ -27,6 +27,7 @@ comes from the backend's generator seeded by ``(seed, epoch, stream)``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -194,7 +195,13 @@ def train_step(model, optimizer, batch, rng, where="", checkpoint=None) -> float
 
 def _rng_keyword(method, rng) -> dict:
     """``{"rng": rng}`` if ``method`` takes a generator, else ``{}`` (a model with no randomness of its own)."""
-    return {"rng": rng} if "rng" in inspect.signature(method).parameters else {}
+    return {"rng": rng} if _takes_rng(getattr(method, "__func__", method)) else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_rng(function) -> bool:
+    """Whether ``function`` has an ``rng`` parameter (read once per function, not at every step)."""
+    return "rng" in inspect.signature(function).parameters
 
 
 def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, align, align_epochs, checkpoint,

@@ -214,7 +214,7 @@ def test_ais_agrees_with_exact_and_tightens(numpy_backend):
     assert widths[-1] < widths[0], widths          # the bounds tighten as the number of temperatures grows
 
 
-def test_ais_matches_a_direct_implementation_and_draws_nothing_unused(backend, monkeypatch):
+def test_ais_matches_a_direct_implementation_and_draws_nothing_unused(backend):
     """Every Bernoulli draw of AIS is recorded (probabilities and samples), then the run is rebuilt on the host:
     the first draw is exact samples of the base model A, each intermediate beta_k (k = 1..K-2) one Gibbs sweep
     h ~ P_k(h|v), v ~ P_k(v|h), and nothing else (no sweep after the last weight update, at beta = 1: the
@@ -223,25 +223,9 @@ def test_ais_matches_a_direct_implementation_and_draws_nothing_unused(backend, m
     model = _random_rbm(backend, 4, 3, seed=9)
     W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
     data = np.array([[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 1, 1]], dtype=np.float64)
-    draws = []                                                       # (p, sample) of every bernoulli call, host
-    make_rng = backend.rng
-
-    def recording_rng(seed=0, host=False):
-        gen = make_rng(seed, host)
-        draw = gen.bernoulli
-
-        def bernoulli(p):
-            sample = draw(p)
-            draws.append((backend.to_numpy(p), backend.to_numpy(sample)))
-            return sample
-
-        gen.bernoulli = bernoulli
-        return gen
-
-    monkeypatch.setattr(backend, "rng", recording_rng)
+    gen, draws = _recording(backend, 3)                              # (p, sample) of every bernoulli call, host
     betas, M = [0.0, 0.2, 0.5, 0.8, 1.0], 6
-    log_z = model.log_partition("ais", n_chains=M, betas=betas, data=data, seed=3)
-    monkeypatch.undo()
+    log_z = model.log_partition("ais", n_chains=M, betas=betas, data=data, rng=gen)
 
     assert len(draws) == 1 + 2 * (len(betas) - 2), [d[0].shape for d in draws]
     p_mean = np.clip(data.mean(0), 1e-3, 1 - 1e-3)

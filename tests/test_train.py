@@ -317,17 +317,13 @@ def test_fit_passes_generators_creates_state_and_writes_targets(numpy_backend, t
     assert again.draws == model.draws and len(again.state_made) == 1
 
 
-class _BreaksAtTheLastStep(GaussianVAE):
+class _BreaksAtTheLastStep(_ExplodesAt):
     """A VAE whose last step of its second epoch writes NaN into a parameter while its loss stays finite."""
 
-    def __init__(self, *args, break_at=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls, self.break_at = 0, break_at
-
     def loss_and_grads(self, x, eps=None, rng=None):
-        loss, grads = super().loss_and_grads(x, eps, rng=rng)
+        loss, grads = GaussianVAE.loss_and_grads(self, x, eps, rng=rng)
         self.calls += 1
-        if self.calls == self.break_at:
+        if self.calls == self.nan_at:
             grads["decoder.logits.b"] = grads["decoder.logits.b"] * np.nan
         return loss, grads
 
@@ -338,7 +334,7 @@ def test_a_diverged_state_is_never_saved_as_good(numpy_backend, tmp_path, host_r
     X = _toy_data(host_rng, n=64)                                   # 4 steps per epoch at batch 16
     path = tmp_path / "c.npz"
     with pytest.raises(TrainingError, match=r"epoch 2 ended with non-finite or diverging values \(the parameters\).*last good state"):
-        fit(_BreaksAtTheLastStep(8, 2, hidden=(16,)), X, epochs=3, batch_size=16, optimizer=SGD(0.01),
+        fit(_BreaksAtTheLastStep(8, 2, hidden=(16,), nan_at=8), X, epochs=3, batch_size=16, optimizer=SGD(0.01),
             checkpoint=path, progress=False)
     _, meta = refvae.checkpoint.load_checkpoint(path)
     assert meta["training"]["epochs_done"] == 1

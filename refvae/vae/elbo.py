@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 from ..backend import get_backend
 from ..fast import map_blocks
-from ..layers import make_activation
+from ..layers import affine, affine_backward, make_activation
 from ..numerics import (
     LOG_2PI,
     bernoulli_log_prob,
@@ -386,15 +386,14 @@ def _depth(params, prefix):
 
 def _affine(params, name, h):
     """out = h W + b, with W = params[name + ".W"] (in, out) and b = params[name + ".b"] (out,)."""
-    out = h @ params[f"{name}.W"]             # (batch, in) @ (in, out) -> (batch, out)
-    out += params[f"{name}.b"]                # in place: no second (batch, out) array
-    return out
+    return affine(h, params[f"{name}.W"], params[f"{name}.b"])
 
 
 def _affine_backward(params, name, d_out, h, need_dh=True):
-    """From d_out = d loss / d out: (d_h, grads) with d_W = h^T d_out, d_b = sum_batch d_out, d_h = d_out W^T."""
-    grads = {f"{name}.W": h.T @ d_out, f"{name}.b": namespace(d_out).sum(d_out, axis=0)}
-    return (d_out @ params[f"{name}.W"].T if need_dh else None), grads
+    """From d_out = d loss / d out: (d_h, grads) with d_W = h^T d_out, d_b = sum_batch d_out, d_h = d_out W^T,
+    the grads keyed ``name + ".W"`` and ``name + ".b"``."""
+    d_h, g = affine_backward(d_out, h, params[f"{name}.W"], need_dh)
+    return d_h, {f"{name}.{k}": v for k, v in g.items()}
 
 
 def _hidden_layers(params, prefix, h, activation):
