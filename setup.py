@@ -22,7 +22,8 @@ setup(
     include_package_data=True,
     install_requires=["numpy>=1.24", "scipy>=1.10", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "array-api-strict>=2.2"],
+        # pytest-xdist: the suite runs on every core (-n auto); scikit-learn: an oracle (factor analysis, the RBM)
+        "test": ["pytest>=7", "pytest-xdist>=3", "array-api-strict>=2.2", "scikit-learn>=1.3"],
         "gpu": ["cupy-cuda12x>=13"],
         "gpu13": ["cupy-cuda13x>=13"],
         "bench": ["torch>=2.0", "scikit-learn>=1.3"],

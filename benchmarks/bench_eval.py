@@ -119,7 +119,7 @@ def main(argv=None):
                    help="also evaluate the same models on NumPy and test that the estimates agree within error bars")
     p.add_argument("--compare-n-test", type=int, default=500,
                    help="with --compare-numpy: the first N test images are evaluated on NumPy too (default 500)")
-    p.add_argument("--quick", action="store_true", help="smoke test: tiny settings, JSON to *_quick.json")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny settings, JSON to a temporary directory, not the checkout")
     p.add_argument("--json", default=None, help="default: benchmarks/results/bench_eval_<backend>.json")
     args = p.parse_args(argv)
     q = args.quick

@@ -50,7 +50,7 @@ def main(argv=None):
     p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
     p.add_argument("--epochs", type=int, default=None, help="per model: 1 warm-up + the measured ones (default 4)")
     p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as the BLAS starts)")
-    p.add_argument("--quick", action="store_true", help="smoke test: 1,000 images, 2 epochs, JSON to *_quick.json")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1,000 images, 2 epochs, JSON to a temporary directory, not the checkout")
     p.add_argument("--json", default=None, help="default: benchmarks/results/bench_wakesleep_<backend>.json")
     args = p.parse_args(argv)
     epochs = args.epochs or (2 if args.quick else 4)

@@ -7,12 +7,14 @@ import contextlib
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import refvae
+from refvae.checkpoint import atomic_file
 
 
 def flops(shapes) -> int:
@@ -88,10 +90,19 @@ def thread_limit(threads):
     return threadpool_limits(limits=threads), None
 
 
+#: Where benchmark results are committed.
+RESULTS = Path(__file__).parent / "results"
+#: Where ``--quick`` (smoke-test) results go by default: outside the checkout, so a smoke test never changes it.
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "refvae-benchmarks"
+
+
 def write_result(result: dict, name: str, backend: str, quick: bool = False, path=None) -> Path:
-    """Write ``result`` as JSON to ``path``, by default benchmarks/results/<name>_<backend>[_quick].json."""
-    out = Path(path or Path(__file__).parent / "results" / f"{name}_{backend}{'_quick' if quick else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    """Write ``result`` as JSON to ``path`` (atomically), by default benchmarks/results/<name>_<backend>.json, or
+    for a ``quick`` smoke test QUICK_RESULTS/<name>_<backend>_quick.json (a temporary directory, not the checkout:
+    only full runs are results to commit)."""
+    default = QUICK_RESULTS / f"{name}_{backend}_quick.json" if quick else RESULTS / f"{name}_{backend}.json"
+    out = Path(path or default)
+    with atomic_file(out) as f:
+        f.write((json.dumps(result, indent=1) + "\n").encode("utf-8"))
     print(f"written {out}")
     return out

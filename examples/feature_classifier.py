@@ -49,8 +49,12 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="1,000 images, 2 epochs")
-    p.add_argument("--out", default=str(CLASSIFIER_PATH))
+    p.add_argument("--out", default=None, help=f"where to write the classifier (default: {CLASSIFIER_PATH}, the one "
+                   "the package ships; with --quick: runs/feature_classifier/quick.npz, so that a smoke test never "
+                   "replaces the shipped classifier)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = "runs/feature_classifier/quick.npz" if args.quick else str(CLASSIFIER_PATH)
     use_backend_or_exit(p, args.backend)
     (x, y), (xt, yt) = datasets.load("mnist-10k", labels=True)
     epochs = args.epochs

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, int_at_least, load_from_args, positive_int,
-                        positive_size, run_directory, warn, write_json)
+from refvae.cli import (AIS_PAPER_TEMPERATURES, add_ais_arguments, add_backend_argument, add_run_arguments,
+                        image_shape, load_from_args, note, positive_int, positive_size, run_directory, warn, write_json)
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
@@ -59,10 +59,7 @@ def add_train_parser(train_sub) -> None:
     p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
                    help="binarise the training images: a fresh sample per batch, one fixed sample, or not at all")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights, the order, the chains and AIS")
-    p.add_argument("--ais-chains", type=positive_int, default=100,
-                   help="AIS chains for log Z (when the smaller layer is too large to enumerate)")
-    p.add_argument("--ais-betas", type=int_at_least(2, " (beta = 0 and beta = 1)"), default=14500,
-                   help="AIS temperatures (Salakhutdinov & Murray: 14500)")
+    add_ais_arguments(p)
     p.add_argument("--train-size", type=positive_size, default=None,
                    help="use only the first N training images (default: all)")
     p.add_argument("--test-size", type=positive_size, default=None,
@@ -75,6 +72,11 @@ def _log_z(model, train, args) -> dict:
     progress = not args.no_progress
     if min(model.n_visible, model.n_hidden) <= partition.MAX_ENUMERATION:
         return {"log_z": model.log_partition("exact", progress=progress), "method": "exact"}
+    seconds = _ais_seconds_estimate(model, args.ais_chains, args.ais_betas)
+    note(f"AIS for log Z: {args.ais_chains} chains x {args.ais_betas} temperatures, about {_duration(seconds)} here"
+         + ("" if args.ais_betas == AIS_PAPER_TEMPERATURES else
+            f" (Salakhutdinov & Murray's schedule, --ais-betas paper: about "
+            f"{_duration(seconds * (AIS_PAPER_TEMPERATURES - 1) / max(args.ais_betas - 1, 1))})"))
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AISWarning)
@@ -97,6 +99,23 @@ def _log_z(model, train, args) -> dict:
     return {"log_z": est.log_z, "lower": ais["lower"], "upper": est.upper,
             "method": f"AIS ({args.ais_chains} chains, {args.ais_betas} temperatures)",
             "seconds": time.perf_counter() - t0, "ais": ais}
+
+
+def _ais_seconds_estimate(model, chains: int, temperatures: int, pilot: int = 12) -> float:
+    """The wall time AIS will take, from timing ``pilot`` of its temperatures (same chains, a throw-away
+    generator): AIS's cost is the same at every temperature."""
+    B = get_backend()
+    t0 = time.perf_counter()
+    partition.ais_log_weights(model, [i / (pilot - 1) for i in range(pilot)], B.zeros((model.n_visible,),
+                              model.dtype_name), chains, B.rng(0))
+    return (time.perf_counter() - t0) / (pilot - 1) * (temperatures - 1)
+
+
+def _duration(seconds: float) -> str:
+    """"40 s", "3.5 min", "2.1 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def evaluate_rbm(model, test, train, args) -> dict:

@@ -41,12 +41,13 @@ from .rundir import LOCK_NAME, RUN_FILES, check_output_file, make_directory, not
 from ._version import __version__
 from .train import TrainingError
 
-__all__ = ["FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES", "USER_ERRORS", "HelpFormatter", "Parser",
-           "add_backend_argument", "add_run_arguments", "build_parser", "check_output_file", "image_shape", "int_at_least", "load_from_args",
-           "load_labeled", "main", "make_directory", "markdown_cell", "note", "parse_hidden", "positive_int",
-           "positive_size", "register_command", "register_command_line_terms", "register_evaluator", "register_sampler",
-           "register_train_command",
-           "run_directory", "use_backend_or_exit", "warn", "write_json"]
+__all__ = ["AIS_DEFAULT_TEMPERATURES", "AIS_PAPER_TEMPERATURES", "FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES",
+           "USER_ERRORS", "add_ais_arguments", "add_backend_argument", "add_run_arguments", "ais_temperatures",
+           "build_parser", "check_output_file", "HelpFormatter", "image_shape", "int_at_least", "load_from_args",
+           "load_labeled", "main", "make_directory", "markdown_cell", "note", "parse_hidden", "Parser",
+           "positive_int", "positive_size", "register_command", "register_command_line_terms", "register_evaluator",
+           "register_sampler", "register_train_command", "run_directory", "use_backend_or_exit", "warn",
+           "write_json"]
 
 # OSError covers the environment's failures (a path that cannot be written, no network: datasets.DownloadError).
 USER_ERRORS = (BackendError, CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError,
@@ -167,6 +168,29 @@ def int_at_least(minimum: int, hint: str = ""):
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
+
+
+#: AIS temperatures of ``--ais-betas paper``: Salakhutdinov & Murray's (2008) schedule.
+AIS_PAPER_TEMPERATURES = 14500
+#: The default number of AIS temperatures: a schedule a CPU user can wait for (about 1/14 of the paper's time).
+AIS_DEFAULT_TEMPERATURES = 1000
+
+
+def ais_temperatures(text):
+    """An argparse ``type`` for ``--ais-betas``: an integer >= 2, or ``paper`` for Salakhutdinov & Murray's 14,500."""
+    if str(text).strip().lower() == "paper":
+        return AIS_PAPER_TEMPERATURES
+    return int_at_least(2, " (beta = 0 and beta = 1), or 'paper' for Salakhutdinov & Murray's 14500")(text)
+
+
+def add_ais_arguments(p) -> None:
+    """``--ais-chains`` and ``--ais-betas``: the AIS estimate of a large RBM's log Z (``train rbm``, ``evaluate``)."""
+    p.add_argument("--ais-chains", type=positive_int, default=100,
+                   help="AIS chains for log Z (when the smaller layer is too large to enumerate)")
+    p.add_argument("--ais-betas", type=ais_temperatures, default=AIS_DEFAULT_TEMPERATURES,
+                   help=f"AIS temperatures for log Z; 'paper' is Salakhutdinov & Murray's schedule "
+                        f"({AIS_PAPER_TEMPERATURES}, about {AIS_PAPER_TEMPERATURES // AIS_DEFAULT_TEMPERATURES} times "
+                        "longer; the time is estimated before AIS starts)")
 
 
 #: An argparse ``type``: a positive integer (counts, epochs).
@@ -331,9 +355,7 @@ def _add_evaluate_parser(sub) -> None:
                     help="importance samples per test image (VAE, Helmholtz machine)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the estimators' random numbers")
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
-    ev.add_argument("--ais-chains", type=positive_int, default=100, help="AIS chains for a large RBM's log Z")
-    ev.add_argument("--ais-betas", type=int_at_least(2, " (beta = 0 and beta = 1)"), default=14500,
-                    help="AIS temperatures for a large RBM's log Z")
+    add_ais_arguments(ev)
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(run=_evaluate)
 

@@ -93,8 +93,8 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     optimizer : refvae.Adam or refvae.SGD
     seed : int
         Seeds shuffling, binarisation and the model's noise, per epoch.
-    binarize : {None, "static", "dynamic"}
-        None: use X as it is. "static": one fixed Bernoulli sample of X (x_bin ~ Bernoulli(X)),
+    binarize : {None, "none", "static", "dynamic"}
+        None (or "none", as on the command line): use X as it is. "static": one fixed Bernoulli sample of X (x_bin ~ Bernoulli(X)),
         drawn once. "dynamic": a fresh Bernoulli sample of every batch.
     X_val : array (m, d), optional
         Validation data; its mean loss is recorded after every epoch (binarised once, statically,
@@ -210,6 +210,7 @@ def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, ali
     B = get_backend()
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
+    binarize = None if binarize == "none" else binarize          # the command line's word for None
     _check_options(model, optimizer, binarize, align)
     align_epochs = check_positive_int(align_epochs, "align_epochs") if align is not None else align_epochs
     X = _to_device_data(model, X, "X")
@@ -239,7 +240,7 @@ def _check_options(model, optimizer, binarize, align) -> None:
         raise TypeError(f"fit needs an optimizer with step(params, grads), such as refvae.Adam() or refvae.SGD(0.01); "
                         f"got {optimizer!r}")
     if binarize not in BINARIZE:
-        raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
+        raise ValueError(f"binarize must be one of {BINARIZE} or 'none', got {binarize!r}")
     if align not in ALIGN:
         raise ValueError(f"align must be one of {ALIGN}, got {align!r}")
     if align is not None and not callable(getattr(model, "align_to_prior", None)):

@@ -148,9 +148,28 @@ def test_train_and_evaluate_rbm(hidden, method, tmp_path, capsys):
             assert lo <= metrics["log_likelihood"] <= hi
         for name in ["curves.png", "filters.png", "samples.png", "hidden_frequencies.png"]:
             assert (tmp_path / name).read_bytes()[:8] == PNG
-        capsys.readouterr()
+        printed = capsys.readouterr()
+        if method == "AIS":      # the time is estimated before AIS starts, with the paper's schedule's beside it
+            estimate = [line for line in printed.err.splitlines() if "AIS for log Z" in line]
+            assert len(estimate) == 1 and "20 chains x 200 temperatures, about" in estimate[0]
+            assert "--ais-betas paper: about" in estimate[0]
         assert main(["evaluate", str(tmp_path / "checkpoint.npz"), "--test-size", "50", "--ais-betas", "200"]) == 0
         assert "test log-likelihood" in capsys.readouterr().out
+
+
+def test_ais_temperatures_default_to_a_short_schedule_with_the_papers_by_name():
+    """``--ais-betas`` defaults to 1000 temperatures (a CPU user's wait), ``paper`` is Salakhutdinov & Murray's
+    14500, for ``train rbm`` and ``evaluate`` alike."""
+    from refvae.app import install
+    from refvae.cli import AIS_DEFAULT_TEMPERATURES, build_parser
+
+    install("program")
+    assert AIS_DEFAULT_TEMPERATURES == 1000
+    parser = build_parser()
+    for command in (["train", "rbm"], ["evaluate", "run/checkpoint.npz"]):
+        assert parser.parse_args(command).ais_betas == 1000
+        assert parser.parse_args(command + ["--ais-betas", "paper"]).ais_betas == 14500
+        assert parser.parse_args(command + ["--ais-betas", "300"]).ais_betas == 300
 
 
 def test_version_prints_one_line(capsys):

@@ -1,6 +1,7 @@
 """Every example runs in --quick mode (seconds) on the strict backend and writes what it promises."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ from refvae.features import load_classifier
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(script, *args, timeout=600):
+def _run(script, *args, timeout=600, cwd=ROOT):
     out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--quick", "--backend", "strict", *args],
-                         cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+                         cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out.stdout
 
@@ -151,8 +153,13 @@ def test_aggregate_sampling_quick(tmp_path):
 
 
 def test_feature_classifier_quick(tmp_path):
-    stdout = _run("feature_classifier.py", "--out", str(tmp_path / "clf.npz"))
+    """--quick without --out writes under runs/ of the working directory, never over the shipped classifier."""
+    from refvae.features import CLASSIFIER_PATH
+
+    shipped = CLASSIFIER_PATH.read_bytes()
+    stdout = _run("feature_classifier.py", cwd=tmp_path)
     assert "test accuracy" in stdout
+    assert CLASSIFIER_PATH.read_bytes() == shipped
     with refvae.use_backend("numpy"):
-        model = load_classifier(tmp_path / "clf.npz")
+        model = load_classifier(tmp_path / "runs" / "feature_classifier" / "quick.npz")
     assert model.meta["n_test"] == 500 and 0 <= model.meta["test_accuracy"] <= 1

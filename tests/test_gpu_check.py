@@ -118,3 +118,17 @@ def test_ais_spread_over_seeds(tmp_path):
     assert len(values) == 3 and len(set(values)) == 3                 # seeds give different estimates
     assert r["sd_log_z"] == pytest.approx(float(np.std(values, ddof=1)))
     assert r["runs_with_infinite_lower_bound"] == sum(run["lower"] is None for run in r["runs"])
+
+
+def test_quick_benchmark_results_stay_out_of_the_checkout(tmp_path, monkeypatch):
+    """A --quick smoke test writes its JSON to a temporary directory; only full runs write benchmarks/results."""
+    import common
+
+    root = BENCH.parent
+    assert root not in common.QUICK_RESULTS.resolve().parents
+    monkeypatch.setattr(common, "QUICK_RESULTS", tmp_path / "quick")
+    path = common.write_result({"a": 1}, "probe", "numpy", quick=True)
+    assert path == tmp_path / "quick" / "probe_numpy_quick.json" and json.loads(path.read_text()) == {"a": 1}
+    assert not (BENCH / "results" / "probe_numpy_quick.json").exists()
+    assert common.write_result({"b": 2}, "probe", "numpy", path=tmp_path / "full.json") == tmp_path / "full.json"
+

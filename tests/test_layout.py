@@ -173,3 +173,14 @@ def test_no_library_function_is_over_60_lines():
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
                                 f"({node.end_lineno - body[0].lineno + 1} lines)")
     assert not long, long
+
+
+def test_ci_runs_the_readmes_two_commands_test_line_verbatim():
+    """README.md starts with the two one-line commands; .ci/run runs the second, the test command, verbatim."""
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert readme[2] == "```bash" and readme[5] == "```"
+    install_and_run, install_and_test = readme[3], readme[4]
+    assert install_and_run.startswith("pip install . && refvae train vae")
+    assert install_and_test.startswith('pip install -e ".[test]" && python -m pytest')
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert install_and_test in ci

@@ -105,3 +105,34 @@ def test_a_plot_that_fails_midway_leaves_the_previous_file_and_no_temporary(tmp_
         plots.plot_training_curves(history, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 12])
+def test_training_curves_keep_each_label_beside_its_own_panel(epochs):
+    """The RBM's long loss label (and every panel's) fits the height of its panel once drawn, so it never runs
+    into the next; the epoch axis has whole epochs only, even for a one-epoch run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from refvae.app import install
+    from refvae.plots.curves import training_curves_figure
+
+    install("program")                                   # the models' panels (the RBM's hidden units)
+    history = {"epoch": list(range(1, epochs + 1)), "train_loss": [-1.3 - 0.01 * i for i in range(epochs)],
+               "aggregate_posterior_mean": [0.49] * epochs,
+               "reconstruction_error": [50.0 - i for i in range(epochs)]}
+    long_label = "F(data) - F(model), nats per example (the training signal, not the likelihood)"
+    fig = training_curves_figure(history, title="RBM training", ylabel=long_label)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    axes = fig.axes
+    assert len(axes) == 3
+    for ax in axes:
+        label = ax.yaxis.label
+        if not label.get_text():
+            continue
+        box, panel = label.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert box.y0 >= panel.y0 - 2 and box.y1 <= panel.y1 + 2, label.get_text()
+    ticks = axes[-1].get_xticks()
+    visible = [t for t in ticks if axes[-1].get_xlim()[0] <= t <= axes[-1].get_xlim()[1]]
+    assert visible and all(float(t).is_integer() for t in visible)

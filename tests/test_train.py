@@ -45,6 +45,24 @@ def test_resume_continues_exactly(numpy_backend, tmp_path, host_rng):
         np.testing.assert_array_equal(resumed.params[k], v)
 
 
+def test_binarize_none_is_the_command_lines_word_for_none(numpy_backend, tmp_path, host_rng):
+    """``binarize="none"`` (the command line's ``--binarize none``) trains exactly as ``binarize=None``, and a run
+    started with one resumes with the other."""
+    X = _toy_data(host_rng)
+    settings = dict(batch_size=16, seed=3, progress=False)
+    word = GaussianVAE(8, 2, hidden=(16,), seed=0)
+    h_word = fit(word, X, epochs=2, optimizer=Adam(1e-2), binarize="none", checkpoint=tmp_path / "c.npz", **settings)
+    plain = GaussianVAE(8, 2, hidden=(16,), seed=0)
+    assert fit(plain, X, epochs=2, optimizer=Adam(1e-2), binarize=None, **settings)["train_loss"] == h_word["train_loss"]
+    for k, v in plain.params.items():
+        np.testing.assert_array_equal(word.params[k], v)
+    resumed = GaussianVAE(8, 2, hidden=(16,), seed=0)
+    fit(resumed, X, epochs=3, optimizer=Adam(1e-2), binarize=None, checkpoint=tmp_path / "c.npz", resume=True,
+        **settings)
+    with pytest.raises(ValueError, match="binarize must be one of"):
+        fit(GaussianVAE(8, 2, hidden=(16,)), X, epochs=1, optimizer=Adam(), binarize="None", **settings)
+
+
 def test_resume_refuses_a_different_run(numpy_backend, tmp_path, host_rng):
     X = _toy_data(host_rng)
     fit(GaussianVAE(8, 2, hidden=(16,)), X, epochs=1, batch_size=16, optimizer=Adam(), checkpoint=tmp_path / "c.npz",

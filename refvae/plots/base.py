@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,11 @@ from matplotlib.ticker import MaxNLocator
 
 from ..checkpoint import atomic_file
 
-__all__ = ["DPI", "MAX_INCHES", "finite_array", "integer_axis", "save_figure"]
+__all__ = ["DPI", "LABEL_WIDTH", "MAX_INCHES", "finite_array", "integer_axis", "save_figure", "set_ylabel"]
 
 DPI = 120
 MAX_INCHES = 16.0          # no figure side grows beyond this; image grids shrink their tiles instead
+LABEL_WIDTH = 40           # characters per line of an axis label: a 2.8-inch panel holds about 45 at 10 pt
 
 
 def save_figure(fig: Figure, path) -> Path:
@@ -59,3 +61,9 @@ def finite_array(values, name, ndim=None):
 
 def integer_axis(ax, axis="x"):
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
+def set_ylabel(ax, text: str, width: int = LABEL_WIDTH):
+    """``ax.set_ylabel(text)`` wrapped into lines of at most ``width`` characters, so that a long label stays
+    beside its own panel instead of running into the next one."""
+    return ax.set_ylabel(textwrap.fill(text, width))

@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from .base import integer_axis, save_figure
+from .base import integer_axis, save_figure, set_ylabel
 
-__all__ = ["plot_training_curves", "register_panel", "register_panels", "register_series"]
+__all__ = ["plot_training_curves", "register_panel", "register_panels", "register_series", "training_curves_figure"]
 
 _CORE_SERIES = ("epoch", "seconds", "train_loss", "val_loss")
 
@@ -138,6 +138,11 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
         If ``history`` is not a mapping, lacks ``epoch`` or ``train_loss``, has no epochs, or one of the
         core series has the wrong length or non-numeric entries.
     """
+    return save_figure(training_curves_figure(history, title, ylabel), path)
+
+
+def training_curves_figure(history: dict, title=None, ylabel=None) -> Figure:
+    """The figure :func:`plot_training_curves` writes (same arguments, no file)."""
     epochs, train, val, seconds = _core_series(history)
     panels = _panels_of(history, len(epochs))
     fig = Figure(figsize=(8.0, 3.8 + 2.8 * len(panels)), layout="constrained")
@@ -146,8 +151,11 @@ def plot_training_curves(history: dict, path, title=None, ylabel=None) -> Path:
     for ax, (name, series) in zip(axes[1:], panels):
         _draw_panel(ax, epochs, name, series)
     axes[-1].set_xlabel("epoch")
-    integer_axis(axes[-1], "x")
-    return save_figure(fig, path)
+    if np.ptp(epochs) < 2:                     # one or two epochs: ticks at them (no fractional epochs)
+        axes[-1].set_xticks(epochs)
+    else:
+        integer_axis(axes[-1], "x")
+    return fig
 
 
 def _core_series(history):
@@ -200,7 +208,7 @@ def _draw_loss(ax, epochs, train, val, seconds, title, ylabel):
     if seconds is not None and np.any(np.isfinite(seconds)):
         legend_title = f"{np.nanmean(seconds):.3g} s per epoch, {np.nansum(seconds):.3g} s in all"
     ax.legend(title=legend_title, fontsize=9, title_fontsize=8, loc="best")
-    ax.set_ylabel(ylabel or "loss (nats per example)")
+    set_ylabel(ax, ylabel or "loss (nats per example)")
     ax.set_title(title or "Training curves")
     ax.grid(alpha=0.3)
 
@@ -217,12 +225,12 @@ def _draw_panel(ax, epochs, name, series):
         twin = ax.twinx()
         (h,) = _plot_present(twin, epochs, right, ":", marker="D", ms=3, color="k",
                              label=_KNOWN_SERIES[right_axis[0]][1])
-        twin.set_ylabel(right_axis[1])
+        set_ylabel(twin, right_axis[1])
         twin.set_ylim(0, 1.35 * np.nanmax(right) + 1)               # headroom for the legend
         integer_axis(twin, "y")
         handles, labels = handles + [h], labels + [h.get_label()]
     if series:
-        ax.set_ylabel(panel_ylabel)
+        set_ylabel(ax, panel_ylabel)
     else:                                                           # only the right-axis series: the left axis is empty
         ax.set_yticks([])
     ax.legend(handles, labels, fontsize=8, loc="best")
