@@ -29,13 +29,20 @@ def test_environment_variable_sets_the_default():
 
 
 def test_cupy_missing_says_how_to_fix():
+    """Without CuPy: how to install it; with CuPy but no GPU (CuPy's wheel imports anywhere): that no GPU was found;
+    either way the way out, --backend numpy."""
+    from conftest import CUPY_SKIP
+
     try:
         import cupy  # noqa: F401
     except ImportError:
         with pytest.raises(BackendError, match=r"pip install 'refvae\[gpu\]'.*--backend numpy"):
             refvae.set_backend("cupy")
-    else:
-        pytest.skip("CuPy is installed here")
+        return
+    if CUPY_SKIP is None:
+        pytest.skip("a CUDA GPU is usable here")
+    with pytest.raises(BackendError, match=r"CuPy is installed but .*GPU.*--backend numpy"):
+        refvae.set_backend("cupy")
 
 
 def test_round_trip_and_dtypes(backend, host_rng):

@@ -20,6 +20,7 @@ import pytest
 
 import refvae
 from refvae.app import main
+from conftest import CUPY_SKIP
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -296,9 +297,10 @@ def test_mnist_without_network_is_one_line_naming_the_options(monkeypatch, tmp_p
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
+@pytest.mark.skipif(CUPY_SKIP is None, reason="a CUDA GPU is usable here")
 @pytest.mark.parametrize("script", EXAMPLES)
 def test_examples_without_cupy_say_so_in_one_line(script, tmp_path):
+    """Without CuPy, or with CuPy but no GPU, ``--backend cupy`` is one line naming CuPy, and nothing is written."""
     out = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--backend", "cupy", "--quick"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr

@@ -272,7 +272,8 @@ def aggregate_kl(aggregate: AggregatePosterior, samples: int = 2000, seed=0, bat
         values.append(log_q - log_p)
     values = xp.concat(values, axis=0)
     kl = float(xp.mean(values))
-    sd = float(xp.std(values, correction=1))
+    # the sample standard deviation, divisor m - 1 (written out: CuPy's std takes ddof=, the array API correction=)
+    sd = math.sqrt(float(xp.sum((values - kl) ** 2)) / max(samples - 1, 1))
     return AggregateKL(kl, sd / math.sqrt(samples), int(samples))
 
 
