@@ -18,6 +18,11 @@ what was wrong and how to fix it, with exit status 2. Options are checked before
 positive, output paths writable). A training run owns its ``--out`` directory (:func:`run_directory`): it is
 locked for the run's duration, a run already there is replaced only with ``--force`` (or continued with
 ``--resume``), and temporary files left by an interrupted write are removed.
+
+``--dataset`` is a named dataset or a data file of one's own (.npy, .npz, .csv: :func:`refvae.datasets.load_file`),
+read by :func:`load_from_args`. A training run records every option in its checkpoint (:func:`run_options`, fit's
+``options``): ``--resume`` takes those not given from it (:func:`resume_options`), and ``evaluate``, ``sample``
+and ``diagnose`` read the dataset from it (:func:`data_options_from_checkpoint`).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from .train import TrainingError, setting_differences
 
 __all__ = ["DATASET_HELP", "FORCE_HELP", "LOCK_NAME", "MAX_GRID", "NOT_RESUMED", "RESUME_FREE", "RUN_FILES",
            "USER_ERRORS", "HelpFormatter", "Parser", "add_backend_argument", "add_run_arguments",
-           "add_test_fraction_argument", "build_parser", "check_output_file", "data_options_from_checkpoint",
+           "add_test_fraction_argument", "build_parser", "check_output_file", "check_width", "data_options_from_checkpoint",
            "image_shape", "int_at_least", "load_from_args", "resume_options", "run_options",
            "load_labeled", "main", "make_directory", "markdown_cell", "note", "parse_hidden", "positive_int",
            "positive_size", "register_command", "register_command_line_terms", "register_evaluator", "register_sampler",
@@ -135,15 +140,21 @@ def load_from_args(args, *, unit_interval: bool = False, range_fix: str = "resca
             raise ValueError(f"--test-fraction holds out rows of a --dataset file, but {name} has a test set of its "
                              "own: leave out --test-fraction")
         train, y_train, test, y_test = load_labeled(name, **({"data_dir": data_dir} if data_dir else {}))
-    if width is not None and train.shape[1] != width:
-        raise ValueError(f"--dataset {name} has {train.shape[1]} values per example, but the checkpoint's model takes "
-                         f"{width}: pass the --dataset it was trained on (leave --dataset out to use it)")
+    if width is not None:
+        check_width(name, train.shape[1], width)
     n_train, n_test = getattr(args, "train_size", None), getattr(args, "test_size", None)
     if n_train is not None:
         train, y_train = train[:n_train], None if y_train is None else y_train[:n_train]
     if n_test is not None:
         test, y_test = test[:n_test], None if y_test is None else y_test[:n_test]
     return train, y_train, test, y_test
+
+
+def check_width(dataset: str, data_width: int, model_width: int) -> None:
+    """Refuse, in one line naming ``--dataset``, data of another width than the checkpoint's model takes."""
+    if data_width != model_width:
+        raise ValueError(f"--dataset {dataset} has {data_width} values per example, but the checkpoint's model takes "
+                         f"{model_width}: pass the --dataset it was trained on (leave --dataset out to use it)")
 
 
 def _open_fraction(text: str) -> float:
@@ -218,8 +229,7 @@ def resume_options(args) -> None:
     for name, value in recorded.items():
         if name in current and name not in NOT_RESUMED and name not in _NOT_OPTIONS and given is not None \
                 and name not in given:
-            setattr(args, name, tuple(value) if isinstance(current[name], tuple) and isinstance(value, list)
-                    else value)
+            setattr(args, name, _recorded_value(path, name, value, current[name]))
     now = run_options(args)
     changed = setting_differences({_flag(k): v for k, v in recorded.items() if k in now and k not in RESUME_FREE},
                                   {_flag(k): v for k, v in now.items()})
@@ -228,12 +238,25 @@ def resume_options(args) -> None:
                               "options out (--resume takes every option from the checkpoint), or start a new run")
 
 
+def _recorded_value(path, name: str, value, default):
+    """A recorded option as ``args`` holds it (a list as a tuple where the option is one, such as --hidden),
+    refused in one line if it is not a value an option can have (a checkpoint edited or from elsewhere)."""
+    scalar = (bool, int, float, str, type(None))
+    fits = isinstance(value, scalar) or isinstance(value, list) and all(isinstance(v, scalar) for v in value)
+    if isinstance(default, tuple):
+        fits = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not fits:
+        raise CheckpointError(f"{path} records {_flag(name)} as {value!r}, which is not a value of that option: "
+                              "give the option explicitly, or start a new run")
+    return tuple(value) if isinstance(value, list) else value
+
+
 def data_options_from_checkpoint(args, checkpoint) -> None:
     """``--dataset`` not given (None): the dataset the checkpoint was trained on, with its --data-dir and
     --test-fraction, else mnist-10k; a --dataset given that is the checkpoint's also takes those two."""
     meta = load_checkpoint(checkpoint)[1]
     recorded = (meta.get("training") or {}).get("options")
-    recorded = recorded if isinstance(recorded, dict) else {}
+    recorded = recorded if isinstance(recorded, dict) and isinstance(recorded.get("dataset"), str) else {}
     if args.dataset is None:
         if "dataset" not in recorded:
             note(f"{checkpoint} does not record the dataset it was trained on: using --dataset mnist-10k")

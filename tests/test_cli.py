@@ -412,3 +412,13 @@ def test_help_still_shows_the_real_defaults(capsys):
     assert "learning rate (default: 0.001)" in text and "examples per step (default: 128)" in text
     assert "--test-fraction F" in text and "(default: 0.1; the same fixed rows for every run and seed)" in text
     assert "or a data file of your own: .npy, .npz or .csv" in text
+
+
+def test_resume_refuses_a_recorded_option_that_no_option_can_hold(own_file, tmp_path, capsys):
+    run, _ = _first_run(own_file, tmp_path, capsys)
+    arrays, meta = refvae.checkpoint.load_checkpoint(run / "checkpoint.npz")
+    meta["training"]["options"]["hidden"] = "8,4"                   # widths, but as text
+    refvae.checkpoint.save_checkpoint(run / "checkpoint.npz", arrays, meta)
+    code, out, err = _main(["train", "vae", "--out", str(run), "--resume", "--epochs", "2"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "records --hidden as '8,4', which is not a value of that option" in err

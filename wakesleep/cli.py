@@ -23,8 +23,8 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument, image_shape,
-                        load_from_args, positive_int, positive_size, resume_options, run_directory, run_options,
+from refvae.cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument, check_width,
+                        image_shape, load_from_args, positive_int, positive_size, resume_options, run_directory, run_options,
                         write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
@@ -213,11 +213,8 @@ def sample_checkpoint(model, n, args):
 
 def evaluate_checkpoint(model, args) -> int:
     if args.dataset in TOY:
-        test, width = None, datasets.data_distribution(args.dataset)[0].shape[1]
-        if width != model.layer_sizes[0]:
-            raise ValueError(f"--dataset {args.dataset} has {width} values per example, but the checkpoint's model "
-                             f"takes {model.layer_sizes[0]}: pass the --dataset it was trained on (leave --dataset "
-                             "out to use it)")
+        test = None
+        check_width(args.dataset, datasets.data_distribution(args.dataset)[0].shape[1], model.layer_sizes[0])
     else:
         test = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX, width=model.layer_sizes[0])[2]
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
