@@ -376,11 +376,16 @@ def write_json(path: Path, obj) -> None:
 # ------------------------------------------------------------------------------------------------
 # the commands every model shares: evaluate, sample, gradcheck
 # ------------------------------------------------------------------------------------------------
+def _inputs(args) -> tuple:
+    """The files a checkpoint command reads: the checkpoint, and the --dataset file if it is one."""
+    return (args.checkpoint, *([args.dataset] if datasets.is_data_file(args.dataset) else []))
+
+
 def _evaluate(args) -> int:
-    if args.json:
-        check_output_file(args.json, "--json", inputs=(args.checkpoint,))
-    model = load_model(args.checkpoint)
     data_options_from_checkpoint(args, args.checkpoint)
+    if args.json:
+        check_output_file(args.json, "--json", inputs=_inputs(args))
+    model = load_model(args.checkpoint)
     evaluator = _EVALUATORS.get(kind_of(model))
     if evaluator is None:
         known = ", ".join(sorted(_EVALUATORS)) or "none"
@@ -390,10 +395,10 @@ def _evaluate(args) -> int:
 
 def _sample(args) -> int:
     B = get_backend()
-    out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"},
-                            inputs=(args.checkpoint,))
-    model = load_model(args.checkpoint)
     data_options_from_checkpoint(args, args.checkpoint)
+    out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"},
+                            inputs=_inputs(args))
+    model = load_model(args.checkpoint)
     sampler = _SAMPLERS.get(kind_of(model))
     if sampler is None:
         known = ", ".join(sorted(_SAMPLERS)) or "none"

@@ -238,7 +238,8 @@ def test_train_vae_on_a_data_file_and_evaluate_it_without_dataset(kind, tmp_path
     """A run on a file of one's own writes its report and plots (6 values per example: not square images), and
     `evaluate CHECKPOINT` with no --dataset evaluates on the same held-out rows, giving the run's own numbers."""
     path = tmp_path / f"own.{kind}"
-    {"npy": lambda: np.save(path, OWN), "npz": lambda: np.savez(path, train=OWN[:30], test=OWN[30:]),
+    {"npy": lambda: np.save(path, OWN), "npz": lambda: np.savez(path, train=OWN[:30], test=OWN[30:], train_labels=np.arange(30) % 3,
+                                      test_labels=np.arange(10) % 3),
      "csv": lambda: _write_csv(path, OWN, header="a,b,c,d,e,f")}[kind]()
     run = tmp_path / "run"
     code, out, err = _main(["train", "vae", "--dataset", str(path), "--epochs", "1", "--out", str(run), *TINY_VAE],
@@ -422,3 +423,13 @@ def test_resume_refuses_a_recorded_option_that_no_option_can_hold(own_file, tmp_
     code, out, err = _main(["train", "vae", "--out", str(run), "--resume", "--epochs", "2"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "records --hidden as '8,4', which is not a value of that option" in err
+
+
+def test_no_command_writes_over_its_dataset_file(own_file, tmp_path, capsys):
+    run, _ = _first_run(own_file, tmp_path, capsys)
+    before = own_file.read_bytes()
+    for argv in (["evaluate", str(run / "checkpoint.npz"), "--iw-samples", "2", "--json", str(own_file)],
+                 ["sample", str(run / "checkpoint.npz"), "--n", "3", "--out", str(own_file)]):
+        code, out, err = _main(argv, capsys)
+        assert code == 2 and f"{own_file} is this command's input" in err
+    assert own_file.read_bytes() == before
