@@ -251,14 +251,15 @@ def _recorded_value(path, name: str, value, default):
     return tuple(value) if isinstance(value, list) else value
 
 
-def data_options_from_checkpoint(args, checkpoint) -> None:
+def data_options_from_checkpoint(args, checkpoint, quiet: bool = False) -> None:
     """``--dataset`` not given (None): the dataset the checkpoint was trained on, with its --data-dir and
-    --test-fraction, else mnist-10k; a --dataset given that is the checkpoint's also takes those two."""
+    --test-fraction, else mnist-10k (with a note, unless ``quiet``: the command may not read it); a --dataset given
+    that is the checkpoint's also takes those two."""
     meta = load_checkpoint(checkpoint)[1]
     recorded = (meta.get("training") or {}).get("options")
     recorded = recorded if isinstance(recorded, dict) and isinstance(recorded.get("dataset"), str) else {}
     if args.dataset is None:
-        if "dataset" not in recorded:
+        if "dataset" not in recorded and not quiet:
             note(f"{checkpoint} does not record the dataset it was trained on: using --dataset mnist-10k")
         args.dataset = recorded.get("dataset", "mnist-10k")
     if recorded.get("dataset") is not None and _option_value("dataset", args.dataset) == recorded["dataset"]:
@@ -395,7 +396,7 @@ def _evaluate(args) -> int:
 
 def _sample(args) -> int:
     B = get_backend()
-    data_options_from_checkpoint(args, args.checkpoint)
+    data_options_from_checkpoint(args, args.checkpoint, quiet=args.source in (None, "prior"))
     out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"},
                             inputs=_inputs(args))
     model = load_model(args.checkpoint)
