@@ -71,7 +71,7 @@ class _Run:
     align_epochs: int
     checkpoint: object
     settings: dict            # what a resumed run must share with the run it continues
-    options: dict             # how the run was asked for (the command line's options), recorded, never read
+    options: dict             # how the run was asked for (the command line's options): saved, never read by fit
     progress: bool
     verbose: bool
     callbacks: tuple
