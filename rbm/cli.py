@@ -16,10 +16,11 @@ import time
 import warnings
 from pathlib import Path
 
-from refvae import datasets, plots
+from refvae import plots
 from refvae.backend import get_backend
-from refvae.cli import (AIS_PAPER_TEMPERATURES, add_ais_arguments, add_backend_argument, add_run_arguments,
-                        image_shape, load_from_args, note, positive_int, positive_size, run_directory, warn, write_json)
+from refvae.cli import (AIS_PAPER_TEMPERATURES, DATASET_HELP, add_ais_arguments, add_backend_argument,
+                        add_run_arguments, add_test_fraction_argument, image_shape, load_from_args, note, positive_int,
+                        positive_size, resume_options, run_directory, run_options, warn, write_json)
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
@@ -33,6 +34,8 @@ __all__ = ["add_train_parser", "evaluate_rbm"]
 EXACT_LIMIT = 20   # units in the smaller layer up to which the plot of the hidden marginal is exact (else Gibbs)
 #: The plots ``refvae train rbm`` writes into OUT (``--force`` removes them with the rest of a run).
 PLOTS = ("curves.png", "filters.png", "samples.png", "hidden_frequencies.png")
+#: How to fix a --dataset file with values outside [0, 1].
+RANGE_FIX = "rescale them into [0, 1] (e.g. pixels / 255): the RBM's visible units are binary"
 
 
 def add_train_parser(train_sub) -> None:
@@ -40,8 +43,9 @@ def add_train_parser(train_sub) -> None:
                              description="Train a Bernoulli RBM, score the test images (log Z exact or by AIS) and "
                                          "write OUT/checkpoint.npz, metrics.json and plots.")
     add_backend_argument(p)
-    p.add_argument("--dataset", default="mnist-10k", help="the data: " + ", ".join(datasets.DATASETS))
+    p.add_argument("--dataset", default="mnist-10k", help="the data: " + DATASET_HELP)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
+    add_test_fraction_argument(p)
     p.add_argument("--hidden", type=positive_int, default=500, help="hidden units")
     p.add_argument("--cd", type=positive_int, default=1, help="Gibbs steps per update (CD-k / PCD-k)")
     p.add_argument("--pcd", action="store_true", help="persistent chains (PCD) instead of CD")
@@ -150,13 +154,14 @@ def _print(metrics):
 
 
 def _train_rbm(args) -> int:
+    resume_options(args)                      # with --resume: the options not given are the checkpoint's
     with run_directory(args.out, resume=args.resume, force=args.force, outputs=PLOTS) as out:
         return _run(args, out)
 
 
 def _run(args, out: Path) -> int:
     B = get_backend()
-    train, _, test, _ = load_from_args(args)
+    train, _, test, _ = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX)
     model = BernoulliRBM(train.shape[1], args.hidden, seed=args.seed, k=args.cd, persistent=args.pcd,
                          adaptive_prior=not args.fixed_prior, sparsity_target=args.sparsity_target,
                          weight_decay=args.weight_decay, negative_phase=args.negative_phase)
@@ -167,7 +172,7 @@ def _run(args, out: Path) -> int:
     history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=SGD(args.lr, momentum=args.momentum), seed=args.seed,
                   binarize=None if args.binarize == "none" else args.binarize, checkpoint=out / "checkpoint.npz",
-                  progress=not args.no_progress, verbose=True, resume=args.resume)
+                  progress=not args.no_progress, verbose=True, resume=args.resume, options=run_options(args))
     seconds = time.perf_counter() - t0
     metrics = evaluate_rbm(model, test, train, args)
     write_json(out / "metrics.json", {"model": model.config, "dataset": args.dataset, "backend": B.name,
@@ -205,7 +210,7 @@ def sample_checkpoint(model, n, args):
 
 
 def evaluate_checkpoint(model, args) -> int:
-    train, _, test, _ = load_from_args(args)
+    train, _, test, _ = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX, width=model.n_visible)
     metrics = evaluate_rbm(model, test, train, args)
     print(f"{model} on {args.dataset} ({metrics['n']} test images)")
     _print(metrics)

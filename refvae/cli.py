@@ -18,6 +18,11 @@ what was wrong and how to fix it, with exit status 2. Options are checked before
 positive, output paths writable). A training run owns its ``--out`` directory (:func:`run_directory`): it is
 locked for the run's duration, a run already there is replaced only with ``--force`` (or continued with
 ``--resume``), and temporary files left by an interrupted write are removed.
+
+``--dataset`` is a named dataset or a data file of one's own (.npy, .npz, .csv: :func:`refvae.datasets.load_file`),
+read by :func:`load_from_args`. A training run records every option in its checkpoint (:func:`run_options`, fit's
+``options``): ``--resume`` takes those not given from it (:func:`resume_options`), and ``evaluate``, ``sample``
+and ``diagnose`` read the dataset from it (:func:`data_options_from_checkpoint`).
 """
 
 from __future__ import annotations
@@ -33,21 +38,22 @@ import numpy as np
 
 from . import datasets
 from .backend import BACKENDS, BackendError, get_backend, set_backend
-from .checkpoint import CheckpointError, atomic_file, kind_of, load_model
+from .checkpoint import CheckpointError, atomic_file, kind_of, load_checkpoint, load_model
 from .validation import DataError
 from .gradcheck import run_all
 from .plots import plot_image_grid
 from .rundir import LOCK_NAME, RUN_FILES, check_output_file, make_directory, note, run_directory
 from ._version import __version__
-from .train import TrainingError
+from .train import TrainingError, setting_differences
 
-__all__ = ["AIS_DEFAULT_TEMPERATURES", "AIS_PAPER_TEMPERATURES", "FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES",
-           "USER_ERRORS", "add_ais_arguments", "add_backend_argument", "add_run_arguments", "ais_temperatures",
-           "build_parser", "check_output_file", "HelpFormatter", "image_shape", "int_at_least", "load_from_args",
-           "load_labeled", "main", "make_directory", "markdown_cell", "note", "parse_hidden", "Parser",
-           "positive_int", "positive_size", "register_command", "register_command_line_terms", "register_evaluator",
-           "register_sampler", "register_train_command", "run_directory", "use_backend_or_exit", "warn",
-           "write_json"]
+__all__ = ["AIS_DEFAULT_TEMPERATURES", "AIS_PAPER_TEMPERATURES", "DATASET_HELP", "FORCE_HELP", "LOCK_NAME",
+           "MAX_GRID", "NOT_RESUMED", "RESUME_FREE", "RUN_FILES", "USER_ERRORS", "add_ais_arguments",
+           "add_backend_argument", "add_run_arguments", "add_test_fraction_argument", "ais_temperatures",
+           "build_parser", "check_output_file", "check_width", "data_options_from_checkpoint", "HelpFormatter",
+           "image_shape", "int_at_least", "load_from_args", "load_labeled", "main", "make_directory",
+           "markdown_cell", "note", "parse_hidden", "Parser", "positive_int", "positive_size", "register_command",
+           "register_command_line_terms", "register_evaluator", "register_sampler", "register_train_command",
+           "resume_options", "run_directory", "run_options", "use_backend_or_exit", "warn", "write_json"]
 
 # OSError covers the environment's failures (a path that cannot be written, no network: datasets.DownloadError).
 USER_ERRORS = (BackendError, CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError,
@@ -111,17 +117,155 @@ def load_labeled(name, **kwargs):
     return train, y_train, test, y_test
 
 
-def load_from_args(args):
-    """(train, train_labels, test, test_labels) of ``args.dataset`` (from ``args.data_dir`` if given), cut to the
-    first ``args.train_size`` / ``args.test_size`` examples where those options exist and are set."""
-    train, y_train, test, y_test = load_labeled(args.dataset,
-                                                **({"data_dir": args.data_dir} if args.data_dir else {}))
+def load_from_args(args, *, unit_interval: bool = False, range_fix: str = "rescale them into [0, 1] (e.g. pixels / 255)",
+                   min_train: int = 1, width: int | None = None):
+    """(train, train_labels, test, test_labels) of ``args.dataset``: a named dataset (from ``args.data_dir`` if
+    given) or a data file (:func:`refvae.datasets.load_file`, its held-out share ``args.test_fraction``), cut to the
+    first ``args.train_size`` / ``args.test_size`` examples where those options exist and are set. Labels are None
+    for a file without them.
+
+    A data file is checked for the model that will read it: values in [0, 1] with ``unit_interval`` (``range_fix``
+    says how to fix others), at least ``min_train`` training rows; with ``width``, the data must have that many
+    values per example (the model of a checkpoint)."""
+    name, data_dir, fraction = args.dataset, getattr(args, "data_dir", None), getattr(args, "test_fraction", None)
+    if name not in datasets.DATASETS and datasets.is_data_file(name):
+        if data_dir:
+            raise ValueError(f"--data-dir is for --dataset mnist; a data file (--dataset {name}) is read as it is: "
+                             "leave out --data-dir")
+        (train, y_train), (test, y_test) = datasets.load_file(
+            name, labels=True, test_fraction=fraction, unit_interval=unit_interval, range_fix=range_fix,
+            min_train=min_train)
+    else:
+        if fraction is not None:
+            raise ValueError(f"--test-fraction holds out rows of a --dataset file, but {name} has a test set of its "
+                             "own: leave out --test-fraction")
+        train, y_train, test, y_test = load_labeled(name, **({"data_dir": data_dir} if data_dir else {}))
+    if width is not None:
+        check_width(name, train.shape[1], width)
     n_train, n_test = getattr(args, "train_size", None), getattr(args, "test_size", None)
     if n_train is not None:
-        train, y_train = train[:n_train], y_train[:n_train]
+        train, y_train = train[:n_train], None if y_train is None else y_train[:n_train]
     if n_test is not None:
-        test, y_test = test[:n_test], y_test[:n_test]
+        test, y_test = test[:n_test], None if y_test is None else y_test[:n_test]
     return train, y_train, test, y_test
+
+
+def check_width(dataset: str, data_width: int, model_width: int) -> None:
+    """Refuse, in one line naming ``--dataset``, data of another width than the checkpoint's model takes."""
+    if data_width != model_width:
+        raise ValueError(f"--dataset {dataset} has {data_width} values per example, but the checkpoint's model takes "
+                         f"{model_width}: pass the --dataset it was trained on (leave --dataset out to use it)")
+
+
+def _open_fraction(text: str) -> float:
+    """``--test-fraction``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1 (exclusive), got {text!r}")
+    return value
+
+
+_open_fraction.__name__ = "fraction"
+
+
+def add_test_fraction_argument(p) -> None:
+    """``--test-fraction F``: the share of a --dataset file's rows held out for testing (files without a test part)."""
+    p.add_argument("--test-fraction", type=_open_fraction, default=None, metavar="F",
+                   help=f"with a --dataset file that has no test part: the share of its rows held out for testing "
+                        f"(default: {datasets.TEST_FRACTION}; the same fixed rows for every run and seed)")
+
+
+#: The help of every ``--dataset``: the named datasets, or a file of one's own.
+DATASET_HELP = (f"{', '.join(datasets.DATASETS)}, or a data file of your own: .npy, .npz or .csv, one example per row "
+                "(see README, 'Your own data')")
+
+# ------------------------------------------------------------------------------------------------
+# the options a run records in its checkpoint, and takes back from it
+# ------------------------------------------------------------------------------------------------
+#: Options a resumed run may change: how long it trains in all, how it is evaluated and shown, where its files are.
+RESUME_FREE = ("epochs", "iw_samples", "ais_chains", "ais_betas", "data_dir", "out", "resume", "force", "backend",
+               "no_progress")
+#: Options ``--resume`` never takes from the checkpoint: which run, what to do with it, how this call runs.
+NOT_RESUMED = ("out", "resume", "force", "backend", "no_progress")
+_NOT_OPTIONS = ("run", "command", "model", "checkpoint", "explicit_options")
+
+
+def _option_value(name: str, value):
+    """An option as a JSON value: tuples as lists, a --dataset file or --data-dir as an absolute path."""
+    if isinstance(value, tuple):
+        return list(value)
+    if name == "dataset" and value not in datasets.DATASETS and datasets.is_data_file(value) \
+            or name == "data_dir" and value:
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def run_options(args) -> dict:
+    """Every option of a train command's ``args`` as JSON values: what the run records in its checkpoint (fit's
+    ``options``, ``meta["training"]["options"]``), keyed by destination (``batch_size`` for ``--batch-size``)."""
+    return {k: _option_value(k, v) for k, v in vars(args).items() if k not in _NOT_OPTIONS}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def resume_options(args) -> None:
+    """With ``--resume`` and a checkpoint in ``args.out`` that records its options: every option not given on the
+    command line takes the checkpoint's value (but NOT_RESUMED); one given that differs from the checkpoint's and
+    is not RESUME_FREE refuses the resume, naming it. Which were given is ``args.explicit_options`` (set by
+    :func:`main`; without it every option counts as given)."""
+    path = Path(args.out) / "checkpoint.npz"
+    if not getattr(args, "resume", False) or not path.is_file():
+        return
+    recorded = (load_checkpoint(path)[1].get("training") or {}).get("options")
+    if not isinstance(recorded, dict):
+        return                                                # an older checkpoint: the options as given
+    given = getattr(args, "explicit_options", None)
+    current = vars(args)
+    for name, value in recorded.items():
+        if name in current and name not in NOT_RESUMED and name not in _NOT_OPTIONS and given is not None \
+                and name not in given:
+            setattr(args, name, _recorded_value(path, name, value, current[name]))
+    now = run_options(args)
+    changed = setting_differences({_flag(k): v for k, v in recorded.items() if k in now and k not in RESUME_FREE},
+                                  {_flag(k): v for k, v in now.items()})
+    if changed:
+        raise CheckpointError(f"cannot resume from {path}: it was trained with {'; '.join(changed)}: leave those "
+                              "options out (--resume takes every option from the checkpoint), or start a new run")
+
+
+def _recorded_value(path, name: str, value, default):
+    """A recorded option as ``args`` holds it (a list as a tuple where the option is one, such as --hidden),
+    refused in one line if it is not a value an option can have (a checkpoint edited or from elsewhere)."""
+    scalar = (bool, int, float, str, type(None))
+    fits = isinstance(value, scalar) or isinstance(value, list) and all(isinstance(v, scalar) for v in value)
+    if isinstance(default, tuple):
+        fits = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not fits:
+        raise CheckpointError(f"{path} records {_flag(name)} as {value!r}, which is not a value of that option: "
+                              "give the option explicitly, or start a new run")
+    return tuple(value) if isinstance(value, list) else value
+
+
+def data_options_from_checkpoint(args, checkpoint, quiet: bool = False) -> None:
+    """``--dataset`` not given (None): the dataset the checkpoint was trained on, with its --data-dir and
+    --test-fraction, else mnist-10k (with a note, unless ``quiet``: the command may not read it); a --dataset given
+    that is the checkpoint's also takes those two."""
+    meta = load_checkpoint(checkpoint)[1]
+    recorded = (meta.get("training") or {}).get("options")
+    recorded = recorded if isinstance(recorded, dict) and isinstance(recorded.get("dataset"), str) else {}
+    if args.dataset is None:
+        if "dataset" not in recorded and not quiet:
+            note(f"{checkpoint} does not record the dataset it was trained on: using --dataset mnist-10k")
+        args.dataset = recorded.get("dataset", "mnist-10k")
+    if recorded.get("dataset") is not None and _option_value("dataset", args.dataset) == recorded["dataset"]:
+        for name in ("data_dir", "test_fraction"):
+            if getattr(args, name, None) is None and recorded.get(name) is not None:
+                setattr(args, name, recorded[name])
 
 
 def use_backend_or_exit(parser, name: str) -> None:
@@ -256,9 +400,15 @@ def write_json(path: Path, obj) -> None:
 # ------------------------------------------------------------------------------------------------
 # the commands every model shares: evaluate, sample, gradcheck
 # ------------------------------------------------------------------------------------------------
+def _inputs(args) -> tuple:
+    """The files a checkpoint command reads: the checkpoint, and the --dataset file if it is one."""
+    return (args.checkpoint, *([args.dataset] if datasets.is_data_file(args.dataset) else []))
+
+
 def _evaluate(args) -> int:
+    data_options_from_checkpoint(args, args.checkpoint)
     if args.json:
-        check_output_file(args.json, "--json", inputs=(args.checkpoint,))
+        check_output_file(args.json, "--json", inputs=_inputs(args))
     model = load_model(args.checkpoint)
     evaluator = _EVALUATORS.get(kind_of(model))
     if evaluator is None:
@@ -269,8 +419,9 @@ def _evaluate(args) -> int:
 
 def _sample(args) -> int:
     B = get_backend()
+    data_options_from_checkpoint(args, args.checkpoint, quiet=args.source in (None, "prior"))
     out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"},
-                            inputs=(args.checkpoint,))
+                            inputs=_inputs(args))
     model = load_model(args.checkpoint)
     sampler = _SAMPLERS.get(kind_of(model))
     if sampler is None:
@@ -347,9 +498,11 @@ def _add_evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="test ELBO and importance-weighted log-likelihood of a checkpoint")
     ev.add_argument("checkpoint", help="a checkpoint written by refvae train (OUT/checkpoint.npz)")
     add_backend_argument(ev)
-    ev.add_argument("--dataset", default="mnist-10k", help="the test data: " + ", ".join(datasets.DATASETS))
+    ev.add_argument("--dataset", default=None, help="the test data (default: the dataset the checkpoint was "
+                    "trained on, else mnist-10k): " + DATASET_HELP)
     ev.add_argument("--data-dir", default=None, help="directory holding the MNIST IDX files (--dataset mnist); "
                     "without it they are downloaded into $REFVAE_DATA or ~/.cache/refvae/mnist")
+    add_test_fraction_argument(ev)
     ev.add_argument("--test-size", type=positive_size, default=None, help="use only the first N test images (default: all)")
     ev.add_argument("--iw-samples", type=positive_int, default=1000,
                     help="importance samples per test image (VAE, Helmholtz machine)")
@@ -379,9 +532,10 @@ def _add_sample_parser(sub) -> None:
     sa.add_argument("--source", choices=offered or None, default=None,
                     help=f"where the latent draws come from (default: each model's first; {by_kind}). The aggregate "
                          "sources fit the aggregate posterior on the training images of --dataset first")
-    sa.add_argument("--dataset", default="mnist-10k",
-                    help="the training data of the aggregate sources: " + ", ".join(datasets.DATASETS))
+    sa.add_argument("--dataset", default=None, help="the training data of the aggregate sources (default: the "
+                    "dataset the checkpoint was trained on, else mnist-10k): " + DATASET_HELP)
     sa.add_argument("--data-dir", default=None, help="directory holding the MNIST IDX files (--dataset mnist)")
+    add_test_fraction_argument(sa)
     sa.set_defaults(run=_sample)
 
 
@@ -423,6 +577,8 @@ _COMMAND_LINE_TERMS = (
     (r"use load\('mnist-10k'\)", "use --dataset mnist-10k"),
     (r"pass cache_dir= a writable directory or set REFVAE_DATA", "set REFVAE_DATA to a writable directory"),
     (r"data_dir=", "--data-dir "),
+    (r"\btest_fraction\b", "--test-fraction"),
+    (r"hold out fewer for testing", "lower --test-fraction"),
 )
 _MODEL_TERMS: list = []        # (pattern, replacement) registered by the models for their own options
 
@@ -446,9 +602,24 @@ def _one_line(err: BaseException) -> str:
     return text
 
 
+def _given_options(argv) -> frozenset:
+    """The options given on the command line ``argv`` (by destination): ``argv`` parsed again by a parser whose
+    options have no defaults, so that only those given appear (``--help`` keeps showing the real defaults)."""
+    parser = build_parser()
+    parsers = [parser]
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings:
+                action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_args(argv)))
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.explicit_options = _given_options(argv)
     try:
         if args.backend:
             set_backend(args.backend)

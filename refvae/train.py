@@ -38,7 +38,7 @@ from .backend import get_backend
 from .checkpoint import CheckpointError, kind_of, load_checkpoint, save_checkpoint, split_prefix
 from .validation import DataError, check_positive_int, values_already_checked
 
-__all__ = ["BINARIZE", "TrainingError", "fit", "train_epoch", "train_step"]
+__all__ = ["BINARIZE", "TrainingError", "fit", "setting_differences", "train_epoch", "train_step"]
 
 BINARIZE = (None, "static", "dynamic")
 ALIGN = (None, "init", "epoch")
@@ -71,13 +71,14 @@ class _Run:
     align_epochs: int
     checkpoint: object
     settings: dict            # what a resumed run must share with the run it continues
+    options: dict             # how the run was asked for (the command line's options): saved, never read by fit
     progress: bool
     verbose: bool
     callbacks: tuple
 
 
 def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val=None, checkpoint=None,
-        progress=True, resume=False, callbacks=(), align=None, align_epochs=3, verbose=None):
+        progress=True, resume=False, callbacks=(), align=None, align_epochs=3, verbose=None, options=None):
     """Train ``model`` on ``X`` with minibatches; returns the history.
 
     Parameters
@@ -117,6 +118,10 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
         are kept as they are.
     align_epochs : int
         With ``align="epoch"``: how many of the first epochs are followed by an alignment.
+    options : dict, optional
+        How the run was asked for, JSON-serialisable (the command line passes every option), saved with each
+        checkpoint as ``meta["training"]["options"]`` for a later resume or evaluation to read; ``fit`` itself
+        neither reads nor compares it.
 
     Returns
     -------
@@ -131,6 +136,7 @@ def fit(model, X, *, epochs, batch_size, optimizer, seed=0, binarize=None, X_val
     """
     run = _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, align, align_epochs,
                    checkpoint, progress, verbose, callbacks)
+    run.options = _checked_options(options)
     start_epoch, history = _start_or_resume(model, optimizer, run, resume)
     for epoch in range(start_epoch, run.epochs):
         t0 = time.perf_counter()
@@ -232,7 +238,22 @@ def _prepare(model, X, X_val, epochs, batch_size, optimizer, seed, binarize, ali
     if align is not None:
         settings.update(align=align, align_epochs=align_epochs)
     return _Run(X, X_val, X_monitor, epochs, batch_size, int(seed), binarize, align, align_epochs, checkpoint,
-                settings, progress, progress if verbose is None else verbose, tuple(callbacks))
+                settings, None, progress, progress if verbose is None else verbose, tuple(callbacks))
+
+
+def _checked_options(options):
+    """``options`` (for the checkpoints), refused now, not after the first epoch, if JSON cannot hold it."""
+    import json
+
+    if options is None:
+        return None
+    try:
+        if not isinstance(options, dict):
+            raise TypeError(type(options).__name__)
+        json.dumps(options, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"options must be a dict of JSON values (it is saved in the checkpoint); {err}") from None
+    return options
 
 
 def _check_options(model, optimizer, binarize, align) -> None:
@@ -265,6 +286,10 @@ def _start_or_resume(model, optimizer, run, resume):
                 raise TrainingError(f"{run.checkpoint} already holds {start_epoch} epochs, more than the "
                                     f"{run.epochs} asked for: ask for more than {start_epoch} epochs to continue it, "
                                     "or start a new run")
+            if run.verbose:
+                _write(f"resuming {run.checkpoint} at epoch {start_epoch + 1} of {run.epochs}"
+                       if start_epoch < run.epochs else
+                       f"resuming {run.checkpoint}: all {run.epochs} epochs are done (ask for more epochs to train on)")
             return start_epoch, history
     if hasattr(model, "init_training_state"):
         model.init_training_state(run.batch_size, get_backend().rng((run.seed, 0, _STATE)))
@@ -319,7 +344,7 @@ def _end_of_epoch(model, optimizer, run, epoch, history) -> None:
         msg += f" ({history['seconds'][-1]:.2f} s)"
         _write(msg)
     if run.checkpoint is not None:
-        _save(run.checkpoint, model, optimizer, history, epoch + 1, run.settings)
+        _save(run.checkpoint, model, optimizer, history, epoch + 1, run.settings, run.options)
 
 
 def _refuse_non_finite(model, history, epoch, checkpoint) -> None:
@@ -371,17 +396,19 @@ def _write(msg):
     tqdm.write(msg)
 
 
-def _save(path, model, optimizer, history, epochs_done, settings):
+def _save(path, model, optimizer, history, epochs_done, settings, options=None):
     opt_state = optimizer.state_dict()
     arrays = dict(model.checkpoint_arrays())
     arrays.update({f"optimizer/{k}": v for k, v in opt_state["arrays"].items()})
     meta = {"kind": kind_of(model), "config": getattr(model, "config", {}),
             "training": {"epochs_done": epochs_done, "settings": settings, "history": history,
                          "optimizer": {"kind": type(optimizer).__name__, **opt_state["meta"]}}}
+    if options is not None:
+        meta["training"]["options"] = options
     save_checkpoint(path, arrays, meta)
 
 
-def _differences(saved: dict, current: dict, prefix: str = "") -> list:
+def setting_differences(saved: dict, current: dict, prefix: str = "") -> list:
     """``name=saved (this run: current)`` for every setting the two runs do not share. A setting an older
     checkpoint did not record is not compared."""
     return [f"{prefix}{k}={saved[k]!r} (this run: {current.get(k)!r})" for k in saved
@@ -413,8 +440,8 @@ def _restore(model, optimizer, arrays, meta, settings, path):
     if training["optimizer"]["kind"] != type(optimizer).__name__:
         raise CheckpointError(f"cannot resume from {path}: it used {training['optimizer']['kind']}, "
                               f"this run uses {type(optimizer).__name__}")
-    changed = _differences(training["settings"], settings) \
-        + _differences(training["optimizer"].get("settings", {}), optimizer.settings(), "optimizer ")
+    changed = setting_differences(training["settings"], settings) \
+        + setting_differences(training["optimizer"].get("settings", {}), optimizer.settings(), "optimizer ")
     if changed:
         raise CheckpointError(f"cannot resume from {path}: it was trained with {'; '.join(changed)}: resume with "
                               "the same settings, or start a new run")

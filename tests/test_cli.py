@@ -224,3 +224,231 @@ def test_sample_to_npy_on_a_full_disk_leaves_no_partial_file(trained_run, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "No space left" in err and "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# your own data (--dataset FILE), and the options a run records in its checkpoint
+# ------------------------------------------------------------------------------------------------
+from test_datasets import BAD_FILES, OWN, _bad_file, _write_csv  # noqa: E402  (the table of unusable files)
+
+TINY_VAE = ["--z-dim", "2", "--hidden", "8", "--batch-size", "16", "--iw-samples", "2", "--no-progress"]
+
+
+def _main(argv, capsys):
+    """(exit status, stdout, stderr) of ``refvae argv``, refusals by the option parser included."""
+    with refvae.use_backend("numpy"):
+        try:
+            code = main(argv)
+        except SystemExit as refused:
+            code = refused.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def own_file(tmp_path):
+    path = tmp_path / "own.npy"
+    np.save(path, OWN)                                        # 40 examples of 6 values: 36 train, 4 held out
+    return path
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz", "csv"])
+def test_train_vae_on_a_data_file_and_evaluate_it_without_dataset(kind, tmp_path, capsys):
+    """A run on a file of one's own writes its report and plots (6 values per example: not square images), and
+    `evaluate CHECKPOINT` with no --dataset evaluates on the same held-out rows, giving the run's own numbers."""
+    path = tmp_path / f"own.{kind}"
+    {"npy": lambda: np.save(path, OWN), "npz": lambda: np.savez(path, train=OWN[:30], test=OWN[30:], train_labels=np.arange(30) % 3,
+                                      test_labels=np.arange(10) % 3),
+     "csv": lambda: _write_csv(path, OWN, header="a,b,c,d,e,f")}[kind]()
+    run = tmp_path / "run"
+    code, out, err = _main(["train", "vae", "--dataset", str(path), "--epochs", "1", "--out", str(run), *TINY_VAE],
+                           capsys)
+    n_train, n_test = (30, 10) if kind == "npz" else (36, 4)
+    assert code == 0, err
+    assert f"on {path} ({n_train} train, {n_test} test images)" in out
+    for name in ["checkpoint.npz", "metrics.json", "report.md", "curves.png", "samples.png", "latent.png"]:
+        assert (run / name).stat().st_size > 0
+    trained = json.loads((run / "metrics.json").read_text())["test"]
+    code, out, err = _main(["evaluate", str(run / "checkpoint.npz"), "--iw-samples", "2", "--json",
+                            str(tmp_path / "e.json"), "--no-progress"], capsys)
+    assert code == 0, err
+    assert f"on {path.resolve()} ({n_test} test images)" in out
+    again = json.loads((tmp_path / "e.json").read_text())["test"]
+    assert again["n"] == n_test and again["elbo"] == pytest.approx(trained["elbo"], rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["rbm", "helmholtz"])
+def test_train_and_evaluate_the_binary_models_on_a_data_file(model, own_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    options = ["--hidden", "3"] if model == "rbm" else ["--layers", "3,1", "--iw-samples", "2"]
+    code, out, err = _main(["train", model, "--dataset", str(own_file), "--epochs", "1", "--out", str(run),
+                            "--no-progress", *options], capsys)
+    assert code == 0, err
+    assert "test log-likelihood" in out and (run / "curves.png").read_bytes()[:8] == PNG
+    trained = json.loads((run / "metrics.json").read_text())["test"]
+    code, out, err = _main(["evaluate", str(run / "checkpoint.npz"), "--iw-samples", "2", "--json",
+                            str(tmp_path / "e.json"), "--no-progress"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "e.json").read_text())["test"]
+    assert again["n"] == 4 and again["log_likelihood"] == pytest.approx(trained["log_likelihood"], rel=1e-6)
+
+
+def test_evaluate_a_helmholtz_checkpoint_on_the_dataset_it_was_trained_on(tmp_path, capsys):
+    """Without --dataset, evaluate reads the run's (hinton-bars: the exact KL), not mnist-10k's 784 pixels; a
+    --dataset of another width is refused in command-line terms."""
+    run = tmp_path / "hm"
+    code, out, err = _main(["train", "helmholtz", "--layers", "4,1", "--epochs", "1", "--train-size", "200",
+                            "--out", str(run), "--no-progress"], capsys)
+    assert code == 0, err
+    code, out, err = _main(["evaluate", str(run / "checkpoint.npz")], capsys)
+    assert code == 0, err
+    assert "on hinton-bars" in out and "KL(data || model)" in out
+    code, out, err = _main(["evaluate", str(run / "checkpoint.npz"), "--dataset", "mnist-10k"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert ("--dataset mnist-10k has 784 values per example, but the checkpoint's model takes 16: pass the "
+            "--dataset it was trained on") in err and "x_dim" not in err
+
+
+def test_a_checkpoint_that_records_no_dataset_is_evaluated_on_mnist_10k_with_a_note(tmp_path, capsys):
+    with refvae.use_backend("numpy"):
+        refvae.GaussianVAE(784, 2, hidden=(8,)).save(tmp_path / "plain.npz")
+    code, out, err = _main(["evaluate", str(tmp_path / "plain.npz"), "--test-size", "5", "--iw-samples", "2",
+                            "--no-progress"], capsys)
+    assert code == 0, err
+    assert "does not record the dataset it was trained on: using --dataset mnist-10k" in err
+    assert "on mnist-10k (5 test images)" in out
+
+
+def _first_run(own_file, tmp_path, capsys):
+    """A one-epoch VAE run on a data file, with options far from the defaults."""
+    run = tmp_path / "run"
+    argv = ["train", "vae", "--dataset", str(own_file), "--test-fraction", "0.25", "--z-dim", "3", "--hidden", "8,4",
+            "--lr", "0.01", "--batch-size", "8", "--seed", "5", "--binarize", "static", "--iw-samples", "2",
+            "--no-progress"]
+    code, _, err = _main([*argv, "--epochs", "1", "--out", str(run)], capsys)
+    assert code == 0, err
+    return run, argv
+
+
+def test_resume_takes_every_option_from_the_checkpoint(own_file, tmp_path, capsys):
+    """`--out RUN --resume --epochs 2` alone continues the run as it was asked for, says where it resumes, and
+    ends bit-exactly where the uninterrupted two-epoch run ends."""
+    run, argv = _first_run(own_file, tmp_path, capsys)
+    meta = refvae.checkpoint.load_checkpoint(run / "checkpoint.npz")[1]
+    options = meta["training"]["options"]
+    assert options["dataset"] == str(own_file.resolve()) and options["hidden"] == [8, 4]
+    assert options["lr"] == 0.01 and options["test_fraction"] == 0.25 and options["epochs"] == 1
+    code, out, err = _main(["train", "vae", "--out", str(run), "--resume", "--epochs", "2"], capsys)
+    assert code == 0, err
+    assert f"resuming {run / 'checkpoint.npz'} at epoch 2 of 2" in out
+    assert "(30 train, 10 test images)" in out                # --test-fraction 0.25 of 40 rows, from the checkpoint
+    straight = tmp_path / "straight"
+    code, _, err = _main([*argv, "--epochs", "2", "--out", str(straight)], capsys)
+    assert code == 0, err
+    resumed, uninterrupted = (refvae.checkpoint.load_checkpoint(p / "checkpoint.npz")[0] for p in (run, straight))
+    assert resumed.keys() == uninterrupted.keys()
+    for name in resumed:
+        np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
+    code, out, err = _main(["train", "vae", "--out", str(run), "--resume"], capsys)   # --epochs 2, recorded
+    assert code == 0, err
+    assert "all 2 epochs are done" in out
+
+
+@pytest.mark.parametrize("option, value, named", [
+    ("--lr", "0.5", "--lr=0.01 (this run: 0.5)"),
+    ("--z-dim", "4", "--z-dim=3 (this run: 4)"),
+    ("--hidden", "8", "--hidden=[8, 4] (this run: [8])"),
+    ("--seed", "0", "--seed=5 (this run: 0)"),
+    ("--binarize", "dynamic", "--binarize='static' (this run: 'dynamic')"),
+    ("--test-fraction", "0.5", "--test-fraction=0.25 (this run: 0.5)"),
+    ("--dataset", "bars", "(this run: 'bars')"),
+])
+def test_resume_refuses_an_option_given_that_differs_from_the_checkpoint(option, value, named, own_file, tmp_path,
+                                                                         capsys):
+    run, _ = _first_run(own_file, tmp_path, capsys)
+    code, out, err = _main(["train", "vae", "--out", str(run), "--resume", "--epochs", "2", option, value], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"cannot resume from {run / 'checkpoint.npz'}: it was trained with" in err and named in err
+    assert json.loads((run / "metrics.json").read_text())["history"]["epoch"] == [1]   # nothing trained
+
+
+def test_resume_accepts_the_same_options_and_new_evaluation_options(own_file, tmp_path, capsys):
+    run, argv = _first_run(own_file, tmp_path, capsys)
+    code, out, err = _main([*argv, "--iw-samples", "3", "--epochs", "2", "--out", str(run), "--resume"], capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["test"]["k"] == 3
+
+
+def test_the_aggregate_sources_and_diagnose_read_the_checkpoints_dataset(own_file, tmp_path, capsys):
+    run, _ = _first_run(own_file, tmp_path, capsys)
+    code, out, err = _main(["sample", str(run / "checkpoint.npz"), "--n", "3", "--source", "aggregate", "--out",
+                            str(tmp_path / "s.npy")], capsys)
+    assert code == 0, err
+    assert f"fitting the aggregate posterior on 30 training images of {own_file.resolve()}" in out
+    code, out, err = _main(["diagnose", str(run / "checkpoint.npz"), "--out", str(tmp_path / "d")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "d" / "diagnose.json").read_text())["dataset"] == str(own_file.resolve())
+    np.save(tmp_path / "narrow.npy", OWN[:, :3])
+    for command in (["evaluate"], ["diagnose", "--out", str(tmp_path / "d2")]):
+        code, out, err = _main([command[0], str(run / "checkpoint.npz"), *command[1:], "--dataset",
+                                str(tmp_path / "narrow.npy")], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "narrow.npy has 3 values per example, but the checkpoint's model takes 6" in err
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+def test_an_unusable_data_file_is_refused_in_one_line_naming_it(kind, tmp_path, capsys):
+    path, words = _bad_file(kind, tmp_path)
+    code, out, err = _main(["train", "vae", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "run"),
+                            "--no-progress"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("refvae: error: ") and path.name in err
+    if kind == "outside-unit-interval":
+        assert "or pass --likelihood gaussian --binarize none" in err
+    elif kind != "other-suffix":
+        assert words in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--test-fraction", "0.2"], "--test-fraction holds out rows of a --dataset file, but mnist-10k has a test set"),
+    (["--dataset", "{own}", "--data-dir", "x"], "--data-dir is for --dataset mnist; a data file"),
+    (["--dataset", "{two}", "--test-fraction", "0.5"], "gives 1 training rows; at least 2 are needed: add rows or "
+                                                       "lower --test-fraction"),
+    (["--dataset", "{own}", "--test-fraction", "1"], "argument --test-fraction: must be a number between 0 and 1"),
+])
+def test_data_option_errors_are_one_line_in_command_line_terms(argv, message, own_file, tmp_path, capsys):
+    np.save(tmp_path / "two.npy", OWN[:2])
+    argv = [a.format(own=own_file, two=tmp_path / "two.npy") for a in argv]
+    code, out, err = _main(["train", "vae", *argv, "--epochs", "1", "--out", str(tmp_path / "run"), *TINY_VAE],
+                           capsys)
+    assert code == 2 and message in err and "Traceback" not in err and "test_fraction" not in err
+
+
+def test_help_still_shows_the_real_defaults(capsys):
+    code, out, _ = _main(["train", "vae", "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    assert "learning rate (default: 0.001)" in text and "examples per step (default: 128)" in text
+    assert "--test-fraction F" in text and "(default: 0.1; the same fixed rows for every run and seed)" in text
+    assert "or a data file of your own: .npy, .npz or .csv" in text
+
+
+def test_resume_refuses_a_recorded_option_that_no_option_can_hold(own_file, tmp_path, capsys):
+    run, _ = _first_run(own_file, tmp_path, capsys)
+    arrays, meta = refvae.checkpoint.load_checkpoint(run / "checkpoint.npz")
+    meta["training"]["options"]["hidden"] = "8,4"                   # widths, but as text
+    refvae.checkpoint.save_checkpoint(run / "checkpoint.npz", arrays, meta)
+    code, out, err = _main(["train", "vae", "--out", str(run), "--resume", "--epochs", "2"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "records --hidden as '8,4', which is not a value of that option" in err
+
+
+def test_no_command_writes_over_its_dataset_file(own_file, tmp_path, capsys):
+    run, _ = _first_run(own_file, tmp_path, capsys)
+    before = own_file.read_bytes()
+    for argv in (["evaluate", str(run / "checkpoint.npz"), "--iw-samples", "2", "--json", str(own_file)],
+                 ["sample", str(run / "checkpoint.npz"), "--n", "3", "--out", str(own_file)]):
+        code, out, err = _main(argv, capsys)
+        assert code == 2 and f"{own_file} is this command's input" in err
+    assert own_file.read_bytes() == before

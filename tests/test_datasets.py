@@ -516,3 +516,177 @@ def test_unknown_dataset_lists_names(name):
 def test_unexpected_keyword():
     with pytest.raises(TypeError, match="side"):
         datasets.load("bars", sides=3)
+
+
+# --------------------------------------------------------------------------------------------------
+# your own data: load_file (.npy, .npz, .csv)
+# --------------------------------------------------------------------------------------------------
+
+OWN = np.random.default_rng(7).random((40, 6)).astype(np.float32)   # 40 examples of 6 values in [0, 1]
+
+
+def _write_csv(path, X, header=None):
+    lines = ([header] if header else []) + [",".join(repr(float(v)) for v in row) for row in X]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz-one", "csv", "csv-header", "npy-images", "npy-uint8", "npy-bool"])
+def test_load_file_reads_every_kind_as_float32_rows(kind, tmp_path):
+    """Each kind of file gives the same rows: float32 (n, d), 10 % held out (4 of 40), both parts in file order."""
+    X = OWN
+    path = tmp_path / f"own.{kind.split('-')[0]}"
+    if kind == "npy":
+        np.save(path, X)
+    elif kind == "npz-one":
+        np.savez(path, X)                                     # one array under numpy's own name, arr_0
+    elif kind == "csv":
+        _write_csv(path, X)
+    elif kind == "csv-header":
+        _write_csv(path, X, header="a,b,c,d,e,f")
+    elif kind == "npy-images":                                # (n, 2, 3) images -> rows of 6, row-major
+        np.save(path, X.reshape(40, 2, 3))
+    elif kind == "npy-uint8":
+        X = (X > 0.5).astype(np.float32)
+        np.save(path, X.astype(np.uint8))
+    else:
+        X = (X > 0.5).astype(np.float32)
+        np.save(path, X > 0.5)
+    train, test = datasets.load(str(path))
+    assert train.dtype == np.float32 and test.dtype == np.float32
+    assert train.shape == (36, 6) and test.shape == (4, 6)
+    train_rows, test_rows = datasets.split_rows(40, 0.1)
+    np.testing.assert_array_equal(train, X[train_rows])
+    np.testing.assert_array_equal(test, X[test_rows])
+    assert np.all(np.diff(train_rows) > 0) and np.all(np.diff(test_rows) > 0)
+    assert sorted([*train_rows, *test_rows]) == list(range(40))
+
+
+def test_the_held_out_split_is_fixed_and_follows_test_fraction(tmp_path):
+    """The same rows for every call (a fixed seed, not the model's), round(F n) of them, at least 1, at most n - 1."""
+    path = tmp_path / "own.npy"
+    np.save(path, OWN)
+    first, second = datasets.load_file(path, test_fraction=0.25), datasets.load_file(path, test_fraction=0.25)
+    np.testing.assert_array_equal(first[1], second[1])
+    assert first[1].shape == (10, 6) and first[0].shape == (30, 6)
+    train_rows, test_rows = datasets.split_rows(40, 0.25)
+    assert len(test_rows) == 10 and not set(train_rows) & set(test_rows)
+    assert not np.array_equal(test_rows, np.arange(30, 40))  # a random choice, not the last rows
+    assert len(datasets.split_rows(5, 0.01)[1]) == 1 and len(datasets.split_rows(5, 0.99)[0]) == 1
+    assert [len(datasets.split_rows(n, 0.1)[1]) for n in (2, 10, 14, 15, 16)] == [1, 1, 1, 2, 2]
+
+
+def test_an_npz_with_its_own_test_part_and_labels(tmp_path):
+    path = tmp_path / "own.npz"
+    labels = np.arange(40) % 3
+    np.savez(path, train=OWN[:30], test=OWN[30:], train_labels=labels[:30], test_labels=labels[30:])
+    (x, y), (xt, yt) = datasets.load(str(path), labels=True)
+    np.testing.assert_array_equal(x, OWN[:30])
+    np.testing.assert_array_equal(xt, OWN[30:])
+    assert y.dtype == np.int64 and list(y) == list(labels[:30]) and list(yt) == list(labels[30:])
+    with pytest.raises(datasets.DataFileError, match="has a test part of its own"):
+        datasets.load_file(path, test_fraction=0.2)
+    np.savez(path, train=OWN, train_labels=labels)           # no test part: the labels are split with the rows
+    (x, y), (xt, yt) = datasets.load_file(path, labels=True)
+    train_rows, test_rows = datasets.split_rows(40)
+    assert list(y) == list(labels[train_rows]) and list(yt) == list(labels[test_rows])
+    np.save(tmp_path / "plain.npy", OWN)
+    (_, y), (_, yt) = datasets.load_file(tmp_path / "plain.npy", labels=True)
+    assert y is None and yt is None                           # a file without labels
+
+
+def _bad_file(kind, tmp_path):
+    """(path, the words the one-line error must hold) for one kind of unusable data file."""
+    path = tmp_path / {"csv": "bad.csv", "npz": "bad.npz"}.get(kind.split("-")[0], "bad.npy")
+    if kind == "1-d":
+        np.save(path, OWN[:, 0])
+        return path, "has shape (40,): save one example per row"
+    if kind == "4-d":
+        np.save(path, OWN.reshape(40, 1, 2, 3))
+        return path, "has shape (40, 1, 2, 3)"
+    if kind == "nan":
+        X = OWN.copy()
+        X[3, 2] = np.nan
+        np.save(path, X)
+        return path, "holds 1 NaN, infinite or float32-overflowing value(s), the first at row 3, column 2"
+    if kind == "float32-overflow":
+        np.save(path, np.full((4, 2), 1e39))
+        return path, "holds 8 NaN, infinite or float32-overflowing value(s)"
+    if kind == "outside-unit-interval":
+        np.save(path, OWN * 3.0 - 1.0)
+        return path, "but the model needs values in [0, 1]: rescale them"
+    if kind == "one-row":
+        np.save(path, OWN[:1])
+        return path, "has 1 row(s): holding out test rows needs at least 2"
+    if kind == "objects":
+        np.save(path, np.array([{"a": 1}, 2], dtype=object), allow_pickle=True)
+        return path, "it holds Python objects, which refvae does not unpickle"
+    if kind == "complex":
+        np.save(path, OWN.astype(np.complex64))
+        return path, "holds complex numbers"
+    if kind == "strings":
+        np.save(path, np.array([["a", "b"], ["c", "d"]]))
+        return path, "holds <U1 values, not numbers"
+    if kind == "not-npy":
+        path.write_bytes(b"hello, not an array")
+        return path, "cannot read"
+    if kind == "missing":
+        return tmp_path / "missing.npy", "no data file at"
+    if kind == "directory":
+        (tmp_path / "folder.npy").mkdir()
+        return tmp_path / "folder.npy", "is a directory"
+    if kind == "other-suffix":
+        (tmp_path / "data.txt").write_text("1,2\n")
+        return tmp_path / "data.txt", "pass a .npy, .npz or .csv file"
+    if kind == "csv-text":
+        path.write_text("a,b\n1,2\n3,oops\n")
+        return path, "line 3 is not all numbers ('3,oops')"
+    if kind == "csv-ragged":
+        path.write_text("1,2\n3,4\n5\n")
+        return path, "line 3 has 1 values, the lines before it 2"
+    if kind == "csv-empty":
+        path.write_text("")
+        return path, "has no rows"
+    if kind == "npz-names":
+        np.savez(path, tarin=OWN, test=OWN)
+        return path, "holds the arrays tarin, test: an .npz data file holds one array, or 'train'"
+    if kind == "npz-widths":
+        np.savez(path, train=OWN, test=OWN[:, :3])
+        return path, "'train' has 6 values per row but 'test' has 3"
+    if kind == "npz-labels":
+        np.savez(path, train=OWN, train_labels=np.arange(39))
+        return path, "'train_labels' has 39 labels for 40 'train' rows"
+    raise AssertionError(kind)
+
+
+BAD_FILES = ["1-d", "4-d", "nan", "float32-overflow", "outside-unit-interval", "one-row", "objects", "complex",
+             "strings", "not-npy", "missing", "directory", "other-suffix", "csv-text", "csv-ragged", "csv-empty",
+             "npz-names", "npz-widths", "npz-labels"]
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+def test_unusable_data_files_are_refused_in_one_line_naming_the_file(kind, tmp_path):
+    path, words = _bad_file(kind, tmp_path)
+    with pytest.raises(datasets.DataFileError) as info:
+        datasets.load_file(path, unit_interval=True)
+    message = str(info.value)
+    assert words in message and path.name in message and "\n" not in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_values_outside_the_unit_interval_are_fine_without_a_bernoulli_likelihood(tmp_path):
+    np.save(tmp_path / "wide.npy", OWN * 3.0 - 1.0)
+    train, test = datasets.load_file(tmp_path / "wide.npy")
+    assert train.min() < 0.0 and train.shape == (36, 6)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1, True, "0.2"])
+def test_bad_test_fraction(fraction, tmp_path):
+    np.save(tmp_path / "own.npy", OWN)
+    with pytest.raises(datasets.DataFileError, match="test_fraction must be a number between 0 and 1"):
+        datasets.load_file(tmp_path / "own.npy", test_fraction=fraction)
+
+
+def test_too_few_training_rows_for_the_caller(tmp_path):
+    np.save(tmp_path / "two.npy", OWN[:2])
+    with pytest.raises(datasets.DataFileError, match="gives 1 training rows; at least 2 are needed: add rows or hold"):
+        datasets.load_file(tmp_path / "two.npy", min_train=2)

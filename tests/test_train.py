@@ -471,3 +471,21 @@ def test_a_diverging_recorded_number_stops_the_run(numpy_backend, host_rng):
     with pytest.raises(TrainingError, match=r"epoch 1 ended with non-finite or diverging values \(kl_data_model\)"):
         fit(GaussianVAE(8, 2, hidden=(4,)), _toy_data(host_rng), epochs=2, batch_size=16, optimizer=Adam(),
             progress=False, callbacks=(huge_kl,))
+
+
+def test_fit_records_the_options_it_is_given_and_says_where_it_resumes(numpy_backend, host_rng, tmp_path, capsys):
+    """``options`` (how the run was asked for) is saved with every checkpoint, verbatim; a resumed verbose run says
+    at which epoch it goes on; options JSON cannot hold are refused before the first epoch."""
+    X = _toy_data(host_rng)
+    path = tmp_path / "ck.npz"
+    options = {"dataset": "/data/mine.npy", "hidden": [8, 4], "lr": 0.01, "test_size": None}
+    kwargs = dict(batch_size=16, optimizer=Adam(1e-3), checkpoint=path, progress=False, options=options)
+    fit(GaussianVAE(8, 2, hidden=(8,)), X, epochs=1, **kwargs)
+    assert refvae.checkpoint.load_checkpoint(path)[1]["training"]["options"] == options
+    capsys.readouterr()
+    fit(GaussianVAE(8, 2, hidden=(8,)), X, epochs=3, resume=True, verbose=True, **kwargs)
+    assert f"resuming {path} at epoch 2 of 3" in capsys.readouterr().out
+    for bad in ({"x": object()}, {"lr": float("nan")}, ["lr", 0.1]):
+        with pytest.raises(TypeError, match="options must be a dict of JSON values"):
+            fit(GaussianVAE(8, 2, hidden=(8,)), X, epochs=1, batch_size=16, optimizer=Adam(1e-3), progress=False,
+                options=bad)

@@ -23,8 +23,9 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, positive_int, positive_size,
-                        run_directory, write_json)
+from refvae.cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument, check_width,
+                        image_shape, load_from_args, positive_int, positive_size, resume_options, run_directory, run_options,
+                        write_json)
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
 from refvae.train import fit
@@ -36,6 +37,8 @@ __all__ = ["add_train_parser", "evaluate_helmholtz"]
 TOY = ("bars", "hinton-bars")      # datasets whose exact distribution is known
 #: The plots ``refvae train helmholtz`` writes into OUT (``--force`` removes them with the rest of a run).
 PLOTS = ("curves.png", "dreams.png", "firing_rates.png")
+#: How to fix a --dataset file with values outside [0, 1].
+RANGE_FIX = "rescale them into [0, 1] (e.g. pixels / 255): the Helmholtz machine's units are binary"
 
 
 def _layers(text: str):
@@ -55,8 +58,9 @@ def add_train_parser(train_sub) -> None:
                                          "the test log-likelihood, and write OUT/checkpoint.npz, metrics.json and "
                                          "plots.")
     add_backend_argument(p)
-    p.add_argument("--dataset", default="hinton-bars", help="hinton-bars, bars, mnist-10k or mnist")
+    p.add_argument("--dataset", default="hinton-bars", help="the data: " + DATASET_HELP)
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
+    add_test_fraction_argument(p)
     p.add_argument("--layers", type=_layers, default=(8, 1), help="hidden widths bottom to top, e.g. 8,1 or 200,50")
     p.add_argument("--algorithm", choices=ALGORITHMS, default="wake-sleep", help="the learning rule")
     p.add_argument("--k", type=positive_int, default=1, help="samples from Q per example (rws)")
@@ -90,7 +94,7 @@ def _data(args):
     if args.dataset in TOY:
         patterns, probs = datasets.data_distribution(args.dataset)
         return datasets.sample_distribution(patterns, probs, args.train_size or 20000, seed=args.seed), None
-    train, _, test, _ = load_from_args(args)
+    train, _, test, _ = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX)
     return train, test
 
 
@@ -142,6 +146,7 @@ def _framed(images, shape, value=0.5):
 
 
 def _train_helmholtz(args) -> int:
+    resume_options(args)                      # with --resume: the options not given are the checkpoint's
     with run_directory(args.out, resume=args.resume, force=args.force, outputs=PLOTS) as out:
         return _run(args, out)
 
@@ -173,7 +178,7 @@ def _run(args, out: Path) -> int:
     history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer,
                   seed=args.seed, binarize=None if args.binarize == "none" else args.binarize,
                   checkpoint=out / "checkpoint.npz", progress=not args.no_progress, verbose=True,
-                  resume=args.resume, callbacks=callbacks)
+                  resume=args.resume, callbacks=callbacks, options=run_options(args))
     seconds = time.perf_counter() - t0
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
     write_json(out / "metrics.json", {"model": model.config, "dataset": args.dataset, "backend": B.name,
@@ -207,7 +212,11 @@ def sample_checkpoint(model, n, args):
 
 
 def evaluate_checkpoint(model, args) -> int:
-    test = None if args.dataset in TOY else load_from_args(args)[2]
+    if args.dataset in TOY:
+        test = None
+        check_width(args.dataset, datasets.data_distribution(args.dataset)[0].shape[1], model.layer_sizes[0])
+    else:
+        test = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX, width=model.layer_sizes[0])[2]
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
     print(f"{model} on {args.dataset}")
     _print(metrics)

@@ -1,7 +1,9 @@
-"""Datasets for the models: MNIST (embedded 10k subset or the full set), bars-and-stripes and Hinton's bars.
+"""Datasets for the models: MNIST (embedded 10k subset or the full set), bars-and-stripes, Hinton's bars, and your own
+data from a ``.npy``, ``.npz`` or ``.csv`` file.
 
 The package: ``idx.py`` reads and writes IDX files, ``mnist.py`` finds MNIST (embedded, cached, downloaded),
-``toys.py`` builds the toy laws; this module is the one entry point, :func:`load`.
+``toys.py`` builds the toy laws, ``files.py`` reads and checks data files (:func:`load_file`); this module is the
+one entry point, :func:`load`.
 
 This module is host-side I/O. Everything it returns is a NumPy host array; moving data onto an
 accelerator is the caller's (or ``fit``'s) job.
@@ -15,6 +17,7 @@ Quick tour::
     patterns, _ = datasets.load("bars", side=4)             # (30, 16): all bars-and-stripes patterns
     train, test = datasets.load("hinton-bars")              # (20000, 16), (2000, 16) draws of Hinton's bars
     patterns, probs = datasets.data_distribution("hinton-bars")   # the exact data distribution (30 patterns)
+    train, test = datasets.load("my.npy", test_fraction=0.2)   # your own (n, d) array; 20 % of its rows held out
 
 Images are returned as float32 rows in [0, 1] (pixel / 255), labels as int64. Binarisation is left to
 the training loop.
@@ -34,19 +37,27 @@ from __future__ import annotations
 
 from .idx import DatasetError, IDXFormatError, read_idx, write_idx
 from .mnist import MNIST_MIRRORS, MNIST_SHA256, ChecksumError, DownloadError, _load_mnist, _load_mnist_10k
+from .files import FILE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, DataFileError, is_data_file, load_file, split_rows
 from .toys import _load_bars, _load_hinton_bars, bars_and_stripes, data_distribution, hinton_bars, sample_distribution
 
 __all__ = [
     "DATASETS",
+    "FILE_SUFFIXES",
     "MNIST_MIRRORS",
     "MNIST_SHA256",
+    "SPLIT_SEED",
+    "TEST_FRACTION",
     "ChecksumError",
+    "DataFileError",
     "DatasetError",
     "DownloadError",
     "IDXFormatError",
     "bars_and_stripes",
     "data_distribution",
     "hinton_bars",
+    "is_data_file",
+    "load_file",
+    "split_rows",
     "sample_distribution",
     "load",
     "read_idx",
@@ -70,7 +81,7 @@ def load(name: str, labels: bool = False, **kwargs):
 
     Parameters
     ----------
-    name : {"mnist-10k", "mnist", "bars"}
+    name : {"mnist-10k", "mnist", "bars", "hinton-bars"} or a path ending in .npy, .npz or .csv
         ``"mnist-10k"``
             The 10,000 MNIST test images embedded in refvae (no download): train is the first
             8,000, test the last 2,000. No keyword arguments.
@@ -96,6 +107,10 @@ def load(name: str, labels: bool = False, **kwargs):
             Hinton's bars (:func:`hinton_bars`): ``n_train`` (default 20000) and ``n_test`` (default 2000)
             independent draws from the exact distribution, seeded by ``seed`` (default 0). Keywords
             ``side`` (4), ``p`` (0.2), ``p_vertical`` (2/3), ``n_train``, ``n_test``, ``seed``.
+        a path ending in ``.npy``, ``.npz`` or ``.csv``
+            Your own data, read and checked by :func:`load_file` (what the files may hold, the 3-D images it
+            flattens, the fixed held-out split); keyword ``test_fraction`` (default :data:`TEST_FRACTION`), the
+            share of the rows held out when the file has no test part. Labels are None where the file has none.
     labels : bool, default False
         Also return labels.
     **kwargs
@@ -116,6 +131,8 @@ def load(name: str, labels: bool = False, **kwargs):
     ------
     ValueError
         Unknown ``name`` (the message lists :data:`DATASETS`) or bad option value.
+    DataFileError
+        A data file that is missing or cannot be used (one line naming the file and the fix).
     TypeError
         A keyword argument the dataset does not take.
     FileNotFoundError
@@ -127,8 +144,15 @@ def load(name: str, labels: bool = False, **kwargs):
     IDXFormatError
         An MNIST file is not valid IDX or not the expected kind of file.
     """
+    if not (isinstance(name, str) and name in DATASETS) and is_data_file(name):
+        unexpected = sorted(set(kwargs) - {"test_fraction"})
+        if unexpected:
+            raise TypeError(f"load({str(name)!r}) got unexpected keyword arguments {unexpected}; a data file "
+                            "accepts test_fraction")
+        return load_file(name, labels=bool(labels), **kwargs)
     if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: known datasets are {', '.join(map(repr, DATASETS))}")
+        raise ValueError(f"unknown dataset {name!r}: known datasets are {', '.join(map(repr, DATASETS))}, or "
+                         f"a data file ending in {', '.join(FILE_SUFFIXES)}")
     allowed = _LOAD_KWARGS[name]
     unexpected = sorted(set(kwargs) - set(allowed))
     if unexpected:

@@ -11,8 +11,9 @@ import numpy as np
 
 from ..backend import get_backend
 from ..checkpoint import atomic_file, load_checkpoint, load_model
-from ..cli import (add_backend_argument, add_run_arguments, image_shape, load_from_args, make_directory,
-                   markdown_cell, parse_hidden, positive_int, positive_size, run_directory, write_json)
+from ..cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument,
+                   data_options_from_checkpoint, image_shape, load_from_args, make_directory, markdown_cell,
+                   parse_hidden, positive_int, positive_size, resume_options, run_directory, run_options, write_json)
 from ..optim import SGD, Adam
 from ..plots import plot_image_grid, plot_reconstructions, plot_training_curves
 from ..train import fit
@@ -51,8 +52,10 @@ def add_train_parser(train_sub) -> None:
                                            "checkpoint.npz, metrics.json, report.md and plots.")
     add_backend_argument(vae)
     vae.add_argument("--dataset", default="mnist-10k",
-                     help="the data: mnist-10k (embedded), mnist (downloaded, or --data-dir), bars or hinton-bars")
+                     help="the data: mnist-10k (embedded), mnist (downloaded, or --data-dir), bars, hinton-bars, or a "
+                          "data file of your own: .npy, .npz or .csv, one example per row (README, 'Your own data')")
     vae.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
+    add_test_fraction_argument(vae)
     vae.add_argument("--epochs", type=positive_int, default=10, help="epochs (with --resume: in all)")
     vae.add_argument("--batch-size", type=positive_int, default=128, help="examples per step")
     vae.add_argument("--z-dim", type=positive_int, default=20, help="latent dimensions")
@@ -80,6 +83,7 @@ def add_train_parser(train_sub) -> None:
 
 
 def _train_vae(args) -> int:
+    resume_options(args)                      # with --resume: the options not given are the checkpoint's
     binarize = None if args.binarize == "none" else args.binarize
     if args.likelihood == "gaussian" and binarize is not None:
         raise ValueError("--binarize needs the Bernoulli likelihood: pass --binarize none with --likelihood gaussian")
@@ -89,7 +93,9 @@ def _train_vae(args) -> int:
 
 def _run(args, out: Path, binarize) -> int:
     B = get_backend()
-    train, y_train, test, y_test = load_from_args(args)
+    train, y_train, test, y_test = load_from_args(
+        args, unit_interval=args.likelihood == "bernoulli" or binarize is not None, min_train=2,
+        range_fix="rescale them into [0, 1] (e.g. pixels / 255), or pass --likelihood gaussian --binarize none")
     if train.shape[0] < 2:
         raise ValueError(f"train vae needs at least 2 training examples (the aggregate posterior is measured over "
                          f"them), got {train.shape[0]}: raise --train-size")
@@ -101,7 +107,7 @@ def _run(args, out: Path, binarize) -> int:
     t0 = time.perf_counter()
     history = fit(model, train, epochs=args.epochs, batch_size=args.batch_size, optimizer=optimizer, seed=args.seed,
                   binarize=binarize, X_val=test, checkpoint=out / "checkpoint.npz", progress=not args.no_progress,
-                  verbose=True, resume=args.resume)
+                  verbose=True, resume=args.resume, options=run_options(args))
     train_seconds = time.perf_counter() - t0
     print(f"evaluating on {test.shape[0]} test images (importance sampling with k={args.iw_samples}) ...")
     metrics = evaluate_vae(model, test, k=args.iw_samples, seed=args.seed, progress=not args.no_progress)
@@ -193,7 +199,7 @@ def sample_checkpoint(model, n, args):
     the aggregate posterior over the training images of ``--dataset`` (Gaussian, full-covariance Gaussian or the
     exact mixture)."""
     if args.source != "prior":
-        train, _, _, _ = load_from_args(args)
+        train, _, _, _ = load_from_args(args, width=model.x_dim)
         print(f"fitting the aggregate posterior on {train.shape[0]} training images of {args.dataset} ...")
         return model.sample(n, mean=not args.binary, seed=args.seed, source=args.source,
                             aggregate=aggregate_posterior(model, train))
@@ -204,7 +210,7 @@ def evaluate_checkpoint(model, args) -> int:
     """``refvae evaluate`` for a Gaussian VAE checkpoint."""
     _, meta = load_checkpoint(args.checkpoint)
     dataset = args.dataset
-    _, _, test, _ = load_from_args(args)
+    _, _, test, _ = load_from_args(args, unit_interval=model.likelihood == "bernoulli", width=model.x_dim)
     metrics = evaluate_vae(model, test, k=args.iw_samples, seed=args.seed, progress=not args.no_progress)
     trained = meta.get("training", {}).get("epochs_done")
     print(f"{model}" + (f", trained {trained} epochs" if trained else "") + f", on {dataset} ({metrics['n']} test images)")
@@ -226,7 +232,8 @@ def _diagnose(args) -> int:
     if model.prior == "learned":
         print("the model has a learned prior: diagnosing its equivalent standard-prior model (refvae.absorb_prior)")
         model = absorb_prior(model)
-    train, _, test, _ = load_from_args(args)
+    data_options_from_checkpoint(args, args.checkpoint)
+    train, _, test, _ = load_from_args(args, width=model.x_dim)
     X = train if args.split == "train" else test
     if args.size:
         X = X[:args.size]
@@ -256,8 +263,10 @@ def add_diagnose_parser(sub) -> None:
     dg = sub.add_parser("diagnose", help="how far the aggregate posterior is from the prior: report and plots")
     dg.add_argument("checkpoint", help="a Gaussian VAE checkpoint written by refvae train vae")
     add_backend_argument(dg)
-    dg.add_argument("--dataset", default="mnist-10k", help="the data: mnist-10k, mnist, bars or hinton-bars")
+    dg.add_argument("--dataset", default=None, help="the data (default: the dataset the checkpoint was trained on, "
+                    "else mnist-10k): " + DATASET_HELP)
     dg.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (dataset mnist)")
+    add_test_fraction_argument(dg)
     dg.add_argument("--split", choices=["train", "test"], default="train", help="which part of the data")
     dg.add_argument("--size", type=positive_size, default=None, help="use only the first N examples (default: all)")
     dg.add_argument("--out", default=None, help="output directory (default: diagnose/ beside the checkpoint)")
