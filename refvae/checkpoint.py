@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint_validation import (FORMAT, META_KEY, VERSION, CheckpointError, check_archive, check_config,
-                                    check_config_read_back, check_parameter_values, not_a_checkpoint, parse_document)
+                                    check_config_read_back, check_parameter_values, constructor_refusal,
+                                    not_a_checkpoint, parse_document)
 
 __all__ = ["CheckpointError", "Checkpointable", "kind_of", "load_checkpoint", "load_model", "rebuild", "register_model",
            "restore_arrays", "save_checkpoint"]
@@ -162,8 +163,7 @@ def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
     try:
         model = cls(**config)
     except (KeyError, TypeError, ValueError, OverflowError) as err:
-        raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: its config is refused "
-                              f"({err})") from err
+        raise constructor_refusal(cls, config, err, path) from err
     check_config_read_back(model, config, path)
     restore_arrays(model, arrays, path)
     return model

@@ -30,9 +30,9 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["MAX_CHECKPOINT_BYTES", "MAX_EXPANSION", "MAX_MEMBERS", "MAX_META_BYTES", "CheckpointError",
+__all__ = ["CONFIG_ALLOWANCE", "MAX_CHECKPOINT_BYTES", "MAX_EXPANSION", "MAX_MEMBERS", "MAX_META_BYTES", "CheckpointError",
            "check_archive", "check_config", "check_config_read_back", "check_document", "check_parameter_values",
-           "not_a_checkpoint"]
+           "constructor_refusal", "not_a_checkpoint", "parse_document"]
 
 FORMAT = "refvae-checkpoint"
 VERSION = 1
@@ -49,6 +49,9 @@ MAX_META_BYTES = 64 * 2**20
 #: thousandfold.
 MAX_EXPANSION = 100
 EXPANSION_ALLOWANCE = 16 * 2**20
+#: How many more parameter arrays and values than a file holds its config may describe before it is refused unbuilt
+#: (a model that small is built, and ``set_params`` names what is missing; a ``"x_dim": 10**9`` is not).
+CONFIG_ALLOWANCE = (1024, 2**20)
 #: The most members (arrays) a checkpoint may hold.
 MAX_MEMBERS = 100_000
 _NUMERIC_KINDS = "biuf"                # bool, signed and unsigned integers, floating point
@@ -252,13 +255,14 @@ def _check_history(history: dict, epochs: int, path) -> None:
         raise CheckpointError(f"{path}: field training.history.epoch must count the epochs 1 to {epochs}, got "
                               f"{_show(history['epoch'])}: the file is corrupt")
     for key, values in history.items():
+        key = key if key.isidentifier() and len(key) <= 60 else _show(key)
         if not isinstance(values, list):
-            raise CheckpointError(f"{path}: field training.history.{_show(key)} must be a list (one entry per "
+            raise CheckpointError(f"{path}: field training.history.{key} must be a list (one entry per "
                                   f"epoch), got {_json_type(values)}: the file is corrupt")
         bad = [v for v in values if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                        or not math.isfinite(v))]
         if bad:
-            raise CheckpointError(f"{path}: field training.history.{_show(key)} holds {_show(bad[0])}, not a finite "
+            raise CheckpointError(f"{path}: field training.history.{key} holds {_show(bad[0])}, not a finite "
                                   "number: the run diverged or the file is corrupt; use an earlier checkpoint or "
                                   "retrain")
 
@@ -270,9 +274,9 @@ def check_config(cls, config: dict, declared: dict, path) -> None:
     """Before ``cls(**config)``: the keyword names the constructor takes, and, when ``cls`` has
     ``parameter_sizes(config)`` (an iterable of each parameter array's number of values, computed from the
     sizes alone), the arrays it describes against the ``model/`` arrays of the file (``declared``: name ->
-    (shape, dtype)): no more arrays, no more values (the constructor would allocate them; a config describing
-    fewer is built, and ``set_params`` names what is missing). A config of sizes far beyond the file's arrays (a
-    ``"x_dim": 10**9``, a million layers) is refused here."""
+    (shape, dtype)): no more arrays, no more values, up to ``CONFIG_ALLOWANCE`` (the constructor would allocate
+    them; a config describing a little more or fewer is built, and ``set_params`` names what is missing). A config
+    of sizes far beyond the file's arrays (a ``"x_dim": 10**9``, a million layers) is refused here."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: field config must be an object, got {_json_type(config)} {_show(config)}: "
                               "the file is corrupt")
@@ -286,20 +290,50 @@ def check_config(cls, config: dict, declared: dict, path) -> None:
     if sizes is None:
         return
     held = [math.prod(shape) for name, (shape, _) in declared.items() if name.startswith("model/")]
+    max_arrays, max_values = len(held) + CONFIG_ALLOWANCE[0], sum(held) + CONFIG_ALLOWANCE[1]
     n_arrays, n_values = 0, 0
     try:
         for size in sizes(config):
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 return                           # a malformed size: the constructor names what is wrong
             n_arrays, n_values = n_arrays + 1, n_values + size
-            if n_arrays > len(held) or n_values > sum(held):
-                what = (f"{n_values} values" if n_values > sum(held) else f"{n_arrays} arrays") + " or more"
-                held_what = f"{sum(held)} values" if n_values > sum(held) else f"{len(held)} arrays"
+            if n_arrays > max_arrays or n_values > max_values:
+                what = f"{n_values} values" if n_values > max_values else f"{n_arrays} arrays"
+                held_what = f"{sum(held)} values" if n_values > max_values else f"{len(held)} arrays"
                 raise CheckpointError(
-                    f"{path}: its config ({_show(config, 160)}) describes parameters of {what}, but the file holds "
-                    f"{held_what}: the config and the arrays disagree (the file is corrupt); the model is not built")
+                    f"{path}: its config ({_largest_fields(config)}) describes parameters of {what} or more, but "
+                    f"the file holds {held_what}: the config and the arrays disagree (the file is corrupt); the "
+                    "model is not built")
     except (KeyError, TypeError, ValueError, OverflowError, IndexError):
         return                                   # a malformed config: the constructor names what is wrong
+
+
+def _largest_fields(config: dict, shown: int = 4) -> str:
+    """The ``shown`` fields of ``config`` with the largest sizes (an integer, or a list's length and largest
+    integer), as ``name=value``: where a config of huge sizes is wrong."""
+    def size(value):
+        if isinstance(value, list):
+            return len(value) + max((abs(v) for v in value[:10_000] if isinstance(v, int)), default=0)
+        return abs(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+    names = sorted(config, key=lambda k: -size(config[k]))[:shown]
+    return ", ".join(f"{k}={_show(config[k], 40)}" for k in names) + (", ..." if len(config) > shown else "")
+
+
+def constructor_refusal(cls, config: dict, err: Exception, path) -> CheckpointError:
+    """The refusal of a config that ``cls``'s constructor refused with ``err``, naming the field to blame: the
+    first whose default, put in its place, lets the constructor build (tried only after a refusal)."""
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
+    for key, value in config.items():
+        if key not in defaults or _same_json(value, defaults[key]):
+            continue
+        try:
+            cls(**{**config, key: defaults[key]})
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+        return CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: config field {key} "
+                               f"holds {_show(value)} ({_json_type(value)}), which it refuses ({err})")
+    return CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: its config is refused "
+                           f"({err})")
 
 
 def check_config_read_back(model, config: dict, path) -> None:

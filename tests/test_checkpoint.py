@@ -57,11 +57,7 @@ def test_foreign_files(tmp_path):
 def test_checkpoint_of_another_architecture(numpy_backend, tmp_path):
     path = GaussianVAE(6, 2, hidden=(4,)).save(tmp_path / "m.npz")
     arrays, meta = load_checkpoint(path)
-    meta["config"]["hidden"] = [5]  # config and arrays disagree: more parameters than the file holds
-    save_checkpoint(tmp_path / "bad.npz", arrays, {k: v for k, v in meta.items() if k not in ("format", "version")})
-    with pytest.raises(CheckpointError, match="hidden': \\[5\\].*config and the arrays disagree"):
-        GaussianVAE.load(tmp_path / "bad.npz")
-    meta["config"]["hidden"] = [3]  # fewer: the model is built, and set_params names the shapes
+    meta["config"]["hidden"] = [5]  # config and arrays disagree
     save_checkpoint(tmp_path / "bad.npz", arrays, {k: v for k, v in meta.items() if k not in ("format", "version")})
     with pytest.raises(CheckpointError, match="does not describe a valid GaussianVAE.*shapes"):
         GaussianVAE.load(tmp_path / "bad.npz")
