@@ -55,6 +55,7 @@ CONFIG_ALLOWANCE = (1024, 2**20)
 #: The most members (arrays) a checkpoint may hold.
 MAX_MEMBERS = 100_000
 _NUMERIC_KINDS = "biuf"                # bool, signed and unsigned integers, floating point
+_FIX = " or was edited; use an intact copy (the checkpoint the training run wrote) or retrain"
 
 
 class CheckpointError(RuntimeError):
@@ -126,7 +127,7 @@ def _member_name(info, path, seen) -> str:
                               "refvae checkpoint")
     name = info.filename[:-len(".npy")]
     if name in seen:
-        raise CheckpointError(f"{path} holds the array {_show(name)} twice: the file is corrupt")
+        raise CheckpointError(f"{path} holds the array {_show(name)} twice: the file is corrupt" + _FIX)
     return name
 
 
@@ -155,10 +156,10 @@ def _member_header(archive, info, name, path):
     if header_bytes + data_bytes != info.file_size:
         raise CheckpointError(f"{path}: the array {_show(name)} declares shape {_show(shape)} of {dtype} "
                               f"({data_bytes} bytes) but its member holds {info.file_size - header_bytes}: the file "
-                              "is corrupt")
+                              "is corrupt" + _FIX)
     if is_meta and (shape != () or data_bytes > MAX_META_BYTES):
         raise CheckpointError(f"{path}: its {META_KEY!r} entry is {data_bytes} bytes of shape {shape}, not one text "
-                              f"of at most {MAX_META_BYTES // 2**20} MiB: the file is corrupt")
+                              f"of at most {MAX_META_BYTES // 2**20} MiB: the file is corrupt" + _FIX)
     return shape, dtype
 
 
@@ -215,7 +216,7 @@ def _field(document: dict, key: str, kind, path, where: str = ""):
     ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
     if not ok or isinstance(value, bool):
         raise CheckpointError(f"{path}: field {name} must be {_TYPE_NAMES[kind]}, got {_json_type(value)} "
-                              f"{_show(value)}: the file is corrupt")
+                              f"{_show(value)}: the file is corrupt" + _FIX)
     return value
 
 
@@ -250,15 +251,15 @@ def _check_history(history: dict, epochs: int, path) -> None:
         values = _field(history, key, list, path, "training.history.")
         if len(values) != epochs:
             raise CheckpointError(f"{path}: field training.history.{key} has {len(values)} entries for "
-                                  f"{epochs} epochs done: the file is corrupt")
+                                  f"{epochs} epochs done: the file is corrupt" + _FIX)
     if history["epoch"] != list(range(1, epochs + 1)):
         raise CheckpointError(f"{path}: field training.history.epoch must count the epochs 1 to {epochs}, got "
-                              f"{_show(history['epoch'])}: the file is corrupt")
+                              f"{_show(history['epoch'])}: the file is corrupt" + _FIX)
     for key, values in history.items():
         key = key if key.isidentifier() and len(key) <= 60 else _show(key)
         if not isinstance(values, list):
             raise CheckpointError(f"{path}: field training.history.{key} must be a list (one entry per "
-                                  f"epoch), got {_json_type(values)}: the file is corrupt")
+                                  f"epoch), got {_json_type(values)}: the file is corrupt" + _FIX)
         bad = [v for v in values if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
                                                        or not math.isfinite(v))]
         if bad:
@@ -279,13 +280,13 @@ def check_config(cls, config: dict, declared: dict, path) -> None:
     of sizes far beyond the file's arrays (a ``"x_dim": 10**9``, a million layers) is refused here."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: field config must be an object, got {_json_type(config)} {_show(config)}: "
-                              "the file is corrupt")
+                              "the file is corrupt" + _FIX)
     try:
         inspect.signature(cls).bind(**config)
     except TypeError as err:
         known = ", ".join(p for p in inspect.signature(cls).parameters if p != "self")
         raise CheckpointError(f"{path}: its config does not fit a {cls.__name__} ({err}; the fields are: "
-                              f"{known}): the file is corrupt") from err
+                              f"{known}): the file is corrupt" + _FIX) from err
     sizes = getattr(cls, "parameter_sizes", None)
     if sizes is None:
         return
@@ -302,8 +303,8 @@ def check_config(cls, config: dict, declared: dict, path) -> None:
                 held_what = f"{sum(held)} values" if n_values > max_values else f"{len(held)} arrays"
                 raise CheckpointError(
                     f"{path}: its config ({_largest_fields(config)}) describes parameters of {what} or more, but "
-                    f"the file holds {held_what}: the config and the arrays disagree (the file is corrupt); the "
-                    "model is not built")
+                    f"the file holds {held_what}: the config and the arrays disagree (the file is corrupt or was "
+                    "edited), and the model is not built; use an intact copy or retrain")
     except (KeyError, TypeError, ValueError, OverflowError, IndexError):
         return                                   # a malformed config: the constructor names what is wrong
 
@@ -331,7 +332,7 @@ def constructor_refusal(cls, config: dict, err: Exception, path) -> CheckpointEr
         except (KeyError, TypeError, ValueError, OverflowError):
             continue
         return CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: config field {key} "
-                               f"holds {_show(value)} ({_json_type(value)}), which it refuses ({err})")
+                               f"holds {_show(value)} ({_json_type(value)}), which its constructor refuses ({err})")
     return CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: its config is refused "
                            f"({err})")
 
@@ -349,7 +350,7 @@ def check_config_read_back(model, config: dict, path) -> None:
             continue
         if not _same_json(value, back):
             raise CheckpointError(f"{path}: config field {key} holds {_show(value)} ({_json_type(value)}), which a "
-                                  f"{type(model).__name__} reads as {_show(back)}: the file is corrupt")
+                                  f"{type(model).__name__} reads as {_show(back)}: the file is corrupt" + _FIX)
 
 
 def _same_json(a, b) -> bool:

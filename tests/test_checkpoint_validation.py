@@ -368,6 +368,7 @@ def test_declared_sizes_are_checked_against_each_header_before_reading(tmp_path,
         refvae.load(path)
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 @pytest.mark.parametrize("name,write,fragment", [
     ("a member that is not .npy", lambda z, meta: z.writestr("README.txt", "hello"), "README.txt' that is not a .npy"),
     ("an object array (pickled)", lambda z, meta: z.writestr("model/x.npy", _pickled_npy()), "dtype object"),
