@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,7 @@ def load_checkpoint(path) -> tuple[dict, dict]:
             arrays = {k: z[k] for k in z.files if k != META_KEY}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is truncated, corrupt or not a refvae checkpoint ({err}). "
             "If a run was interrupted, its previous checkpoint was kept only if it was written by refvae; "

@@ -75,6 +75,10 @@ def not_a_checkpoint(path) -> CheckpointError:
     """The refusal of a file that is not a zip archive, saying what it looks like (a .npy array, a pickle, text)."""
     with open(path, "rb") as f:
         head = f.read(64)
+    fix = "pass the checkpoint.npz a training run wrote in its --out directory, or a file written by model.save"
+    if head.startswith(b"PK"):
+        return CheckpointError(f"cannot read checkpoint {path}: the file is truncated, corrupt or not a refvae "
+                               f"checkpoint (a damaged zip archive); {fix}")
     if head.startswith(b"\x93NUMPY"):
         looks = "a single .npy array"
     elif head[:1] == b"\x80":
@@ -86,10 +90,8 @@ def not_a_checkpoint(path) -> CheckpointError:
     elif all(32 <= c < 127 or c in b"\t\r\n" for c in head):
         looks = "a text file"
     else:
-        looks = "not an .npz archive"
-    return CheckpointError(f"cannot read checkpoint {path}: it is {looks}, not a refvae checkpoint (the file is "
-                           "truncated, corrupt or not a refvae checkpoint); pass the checkpoint.npz a training run "
-                           "wrote in its --out directory, or a file written by model.save")
+        looks = "of another format"
+    return CheckpointError(f"{path} is not a refvae checkpoint: it is {looks}, not an .npz archive; {fix}")
 
 
 def check_archive(path, file_size: int) -> dict:

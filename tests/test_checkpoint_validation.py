@@ -414,14 +414,14 @@ def test_a_document_beyond_its_limit_is_refused_unread(tmp_path, good, monkeypat
     ("x.npy", _npy(np.zeros(3)), "a single .npy array"),
     ("x.pkl", pickle.dumps({"W": [1.0]}), "a Python pickle, which refvae never loads"),
     ("empty.npz", b"", "empty"),
-    ("noise.npz", bytes(range(256)), "not an .npz archive"),
+    ("noise.npz", bytes(range(256)), "of another format, not an .npz archive"),
 ])
 def test_a_file_that_is_not_a_checkpoint_says_so_and_what_to_pass(tmp_path, name, content, fragment):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(CheckpointError, match=_escape(fragment)) as caught:
         refvae.load(tmp_path / name)
     message = str(caught.value)
-    assert "not a refvae checkpoint" in message and "pass the checkpoint.npz" in message
+    assert "is not a refvae checkpoint" in message and "pass the checkpoint.npz" in message
     assert "allow_pickle" not in message and "\n" not in message
 
 
@@ -443,3 +443,23 @@ def test_evaluate_prints_one_line_and_exits_2_for_bad_checkpoints(tmp_path, good
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("refvae: error: ") and fragment in err, err
         assert "allow_pickle" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "deflated"])
+@pytest.mark.parametrize("seed", range(20))
+def test_a_checkpoint_damaged_anywhere_is_refused_with_a_checkpoint_error(tmp_path, good, compressed, seed):
+    """A few bytes changed at random places (the zip's headers, the .npy headers, the data, the document): the
+    file loads (the change hit nothing that matters) or is refused with a CheckpointError, never anything else."""
+    arrays, meta = good["rbm"]
+    path = tmp_path / "m.npz"
+    (np.savez_compressed if compressed else np.savez)(path, **arrays, __meta__=np.array(json.dumps(meta)))
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    for i in rng.integers(0, len(data), size=int(rng.integers(1, 9))):
+        data[i] = int(rng.integers(0, 256))
+    path.write_bytes(bytes(data))
+    with refvae.use_backend("numpy"):
+        try:
+            refvae.load(path)
+        except CheckpointError as err:
+            assert "\n" not in str(err)
