@@ -154,9 +154,9 @@ def load_model(path):
 def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
     """A model of class ``cls`` from a checkpoint's contents: constructed from ``meta["config"]``, parameters
     from the ``model/`` arrays, and (if the model has ``set_state``) state such as persistent chains from the
-    ``state/`` arrays (:func:`restore_arrays`). The config is checked before the constructor runs, and read back
-    after (``refvae.checkpoint_validation``); the constructor checks its values. Raises :class:`CheckpointError` for another kind or an
-    inconsistent checkpoint."""
+    ``state/`` arrays (:func:`restore_arrays`). The config is checked before the constructor runs and read back
+    after it (``refvae.checkpoint_validation``); the constructor checks its values. Raises
+    :class:`CheckpointError` for another kind or an inconsistent checkpoint."""
     if meta.get("kind") != cls.__name__:
         raise CheckpointError(f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load(path)")
     config = meta.get("config")
@@ -178,7 +178,7 @@ def restore_arrays(model, arrays: dict, path="checkpoint") -> None:
     unknown = sorted(k for k in arrays if k.split("/", 1)[0] not in ("model", "state", "optimizer"))
     if unknown:
         raise CheckpointError(f"{path} holds arrays a refvae checkpoint does not ({', '.join(unknown[:5])}): the "
-                              "file is corrupt")
+                              "file is corrupt or was edited; use an intact copy or retrain")
     params, state = split_prefix(arrays, "model"), split_prefix(arrays, "state")
     check_parameter_values(params, getattr(model, "dtype_name", "float64"), path)
     try:
