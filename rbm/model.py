@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
-from refvae.validation import as_data, check_positive_int
+from refvae.validation import as_data, check_positive_int, check_state_array
 
 from . import gradients as G
 from .partition import model_expectations
@@ -138,6 +138,13 @@ class BernoulliRBM(Checkpointable):
                 "k": self.k, "persistent": self.persistent, "adaptive_prior": self.adaptive_prior,
                 "sparsity_target": self.sparsity_target, "weight_decay": self.weight_decay,
                 "sparsity_cost": self.sparsity_cost, "negative_phase": self.negative_phase, "n_chains": self.n_chains}
+
+    @staticmethod
+    def parameter_sizes(config: dict):
+        """The number of values of each parameter array (W, b, c) of a model of ``config``, from its sizes alone
+        (a checkpoint's config is checked against its arrays before the model is built)."""
+        n_visible, n_hidden = config["n_visible"], config["n_hidden"]
+        return [n_visible * n_hidden, n_visible, n_hidden]
 
     def validate_data(self, v, name="v"):
         """``v`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
@@ -369,9 +376,20 @@ class BernoulliRBM(Checkpointable):
     def set_state(self, state: dict) -> None:
         """Restore the persistent chains and the sparsity average (from a checkpoint's ``state/`` arrays). A
         checkpoint written before the chains kept their hidden states has ``chains`` only: their hidden states
-        are then drawn afresh, h ~ P(h | chains), from ``self.rng``."""
+        are then drawn afresh, h ~ P(h | chains), from ``self.rng``. Every array is checked first (shape, finite,
+        binary states, an average in [0, 1]): a ValueError names the one that is wrong."""
         B = self.backend
-        get = lambda name: B.asarray(state[name], dtype=self.dtype_name) if name in state else None   # noqa: E731
+        chains = tuple(getattr(state.get("chains"), "shape", ()))
+        shapes = {"chains": (None, self.n_visible), "chain_hidden": (chains[0] if chains else None, self.n_hidden),
+                  "sparsity_q": (self.n_hidden,)}      # the chains' number n, then the layer each state is of
+        unknown = sorted(set(state) - set(shapes))
+        if unknown:
+            raise ValueError(f"unknown state {unknown}: a BernoulliRBM keeps chains, chain_hidden and sparsity_q")
+        if "chain_hidden" in state and "chains" not in state:
+            raise ValueError("state chain_hidden (the chains' hidden states) without the chains themselves")
+        checked = {name: check_state_array(a, name, shapes[name], binary=name != "sparsity_q",
+                                           unit_interval=name == "sparsity_q") for name, a in state.items()}
+        get = lambda name: B.asarray(checked[name], dtype=self.dtype_name) if name in checked else None   # noqa: E731
         self.chains, self.chain_hidden, self.sparsity_q = get("chains"), get("chain_hidden"), get("sparsity_q")
         if self.chains is not None and self.chain_hidden is None:
             self.chain_hidden = self.rng.bernoulli(self.hidden_probs(self.chains))

@@ -8,7 +8,8 @@ A checkpoint is one ``.npz`` file (a zip of ``.npy`` arrays) holding
 
 Writing goes to a temporary file in the same directory, is flushed to disk, then renamed over the
 target (``os.replace`` is atomic), so a crash mid-write leaves the previous checkpoint intact.
-Reading uses ``numpy.load(..., allow_pickle=False)``: a checkpoint cannot run code.
+Reading uses ``numpy.load(..., allow_pickle=False)``: a checkpoint cannot run code. Every field and value is
+checked before use, the archive's declared sizes before any array is read (``refvae.checkpoint_validation``).
 
 :func:`load_model` rebuilds any kind of model from its checkpoint, of the classes given to :func:`register_model`:
 ``refvae.app.install`` gives it every class of the program's table (``refvae.load`` and the command line's
@@ -22,22 +23,19 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-FORMAT = "refvae-checkpoint"
-VERSION = 1
-META_KEY = "__meta__"
+from .checkpoint_validation import (FORMAT, META_KEY, VERSION, CheckpointError, check_archive, check_config,
+                                    check_config_read_back, check_parameter_values, constructor_refusal,
+                                    not_a_checkpoint, parse_document)
 
 __all__ = ["CheckpointError", "Checkpointable", "kind_of", "load_checkpoint", "load_model", "rebuild", "register_model",
-           "save_checkpoint"]
+           "restore_arrays", "save_checkpoint"]
 
 _MODELS: dict = {}
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, foreign, or does not fit the model."""
 
 
 def register_model(cls):
@@ -108,7 +106,9 @@ def _umask() -> int:
 
 
 def load_checkpoint(path) -> tuple[dict, dict]:
-    """Read a checkpoint: ``(arrays, meta)`` with host NumPy arrays. Raises :class:`CheckpointError`."""
+    """Read a checkpoint: ``(arrays, meta)`` with host NumPy arrays, every field checked
+    (``refvae.checkpoint_validation``: the archive from its headers before any data is read, then the document).
+    Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: check the path (training writes <out>/checkpoint.npz)")
@@ -119,29 +119,26 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         else:
             raise CheckpointError(f"{path} is a directory without checkpoint.npz: pass the checkpoint file itself")
     try:
+        if not zipfile.is_zipfile(path):
+            raise not_a_checkpoint(path)
+        declared = check_archive(path, path.stat().st_size)
+        if META_KEY not in declared:
+            raise CheckpointError(
+                f"{path} is an .npz file but not a refvae checkpoint (no {META_KEY!r} entry); "
+                "pass a file written by refvae (model.save or refvae train)"
+            )
         with np.load(path, allow_pickle=False) as z:
-            if META_KEY not in z.files:
-                raise CheckpointError(
-                    f"{path} is an .npz file but not a refvae checkpoint (no {META_KEY!r} entry); "
-                    "pass a file written by refvae (model.save or refvae train)"
-                )
-            meta = json.loads(str(z[META_KEY]))
+            text = str(z[META_KEY])
             arrays = {k: z[k] for k in z.files if k != META_KEY}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is truncated, corrupt or not a refvae checkpoint ({err}). "
             "If a run was interrupted, its previous checkpoint was kept only if it was written by refvae; "
             "otherwise retrain."
         ) from err
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a refvae checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
-    if meta.get("version", 0) > VERSION:
-        raise CheckpointError(
-            f"{path} was written by a newer refvae (checkpoint version {meta['version']} > {VERSION}): upgrade refvae"
-        )
-    return arrays, meta
+    return arrays, parse_document(text, path)
 
 
 def load_model(path):
@@ -157,36 +154,50 @@ def load_model(path):
 def rebuild(cls, arrays: dict, meta: dict, path="checkpoint"):
     """A model of class ``cls`` from a checkpoint's contents: constructed from ``meta["config"]``, parameters
     from the ``model/`` arrays, and (if the model has ``set_state``) state such as persistent chains from the
-    ``state/`` arrays. Raises :class:`CheckpointError` for another kind or an inconsistent checkpoint."""
+    ``state/`` arrays (:func:`restore_arrays`). The config is checked before the constructor runs and read back
+    after it (``refvae.checkpoint_validation``); the constructor checks its values. Raises
+    :class:`CheckpointError` for another kind or an inconsistent checkpoint."""
     if meta.get("kind") != cls.__name__:
         raise CheckpointError(f"{path} holds a {meta.get('kind')}, not a {cls.__name__}: load it with refvae.load(path)")
-    params = split_prefix(arrays, "model")
-    bad = [name for name, a in params.items() if np.issubdtype(np.asarray(a).dtype, np.number)
-           and not np.all(np.isfinite(a))]
-    if bad:
-        raise CheckpointError(f"{path} holds non-finite parameters ({', '.join(sorted(bad))}): the run diverged "
-                              "before it was saved; use an earlier checkpoint or retrain with a smaller learning rate")
+    config = meta.get("config")
+    check_config(cls, config, {k: (a.shape, a.dtype) for k, a in arrays.items()}, path)
     try:
-        model = cls(**meta["config"])
-        _check_range_of_dtype(params, getattr(model, "dtype_name", "float64"), path)
-        model.set_params(params)
-        if hasattr(model, "set_state"):
-            model.set_state(split_prefix(arrays, "state"))
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} does not describe a valid {cls.__name__}: {err}") from err
+        model = cls(**config)
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
+        raise constructor_refusal(cls, config, err, path) from err
+    check_config_read_back(model, config, path)
+    restore_arrays(model, arrays, path)
     return model
 
 
-def _check_range_of_dtype(params: dict, dtype: str, path) -> None:
-    """Finite values can leave the range of the model's dtype (1e39 in a float64 file is inf in float32): refuse
-    them before the cast."""
-    limit = float(np.finfo(dtype).max)
-    big = [name for name, a in params.items() if np.issubdtype(np.asarray(a).dtype, np.floating)
-           and np.asarray(a).size and float(np.max(np.abs(a))) > limit]
-    if big:
-        raise CheckpointError(f"{path} holds parameters beyond the range of the model's dtype ({dtype}): "
-                              f"{', '.join(sorted(big))} would become infinite; use an earlier checkpoint or retrain "
-                              "with a smaller learning rate")
+def restore_arrays(model, arrays: dict, path="checkpoint") -> None:
+    """Set ``model``'s parameters from a checkpoint's ``model/`` arrays and its state (``set_state``) from the
+    ``state/`` arrays, after checking them: no arrays but those (and ``optimizer/``), every parameter finite and
+    within the model's dtype, none missing or unknown; ``set_params`` and ``set_state`` check shapes and values.
+    Raises :class:`CheckpointError`."""
+    unknown = sorted(k for k in arrays if k.split("/", 1)[0] not in ("model", "state", "optimizer"))
+    if unknown:
+        raise CheckpointError(f"{path} holds arrays a refvae checkpoint does not ({', '.join(unknown[:5])}): the "
+                              "file is corrupt or was edited; use an intact copy or retrain")
+    params, state = split_prefix(arrays, "model"), split_prefix(arrays, "state")
+    check_parameter_values(params, getattr(model, "dtype_name", "float64"), path)
+    try:
+        _check_names(params, model.params)
+        model.set_params(params)
+        if hasattr(model, "set_state"):
+            model.set_state(state)
+        elif state:
+            raise ValueError(f"a {type(model).__name__} keeps no state, but the file holds state/ arrays "
+                             f"({', '.join(sorted(state))})")
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} does not describe a valid {type(model).__name__}: {err}") from err
+
+
+def _check_names(given: dict, mine: dict) -> None:
+    """The parameter arrays of a file, by name, against the model's: none missing, none unknown."""
+    missing, extra = sorted(set(mine) - set(given)), sorted(set(given) - set(mine))
+    if missing or extra:
+        raise ValueError(f"its parameters do not match the model's: missing {missing}, unexpected {extra}")
 
 
 class Checkpointable:

@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 
 from .backend import get_backend
-from .checkpoint import load_checkpoint, save_checkpoint, split_prefix
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, split_prefix
 from .gradcheck import gradcheck
 from .layers import MLP, ParameterSlots
 from .numerics import logsumexp
@@ -196,8 +196,12 @@ def load_classifier(path=None) -> FeatureClassifier:
         raise ValueError(f"{path} is not a feature classifier (its kind is {meta.get('kind')!r}): pass a file written "
                          "by FeatureClassifier.save or examples/feature_classifier.py, or no path for the shipped one")
     config = meta["config"]
-    model = FeatureClassifier(config["x_dim"], config["n_classes"], hidden=tuple(config["hidden"]))
-    model.set_params(split_prefix(arrays, "model"))
+    try:
+        model = FeatureClassifier(config["x_dim"], config["n_classes"], hidden=tuple(config["hidden"]))
+        model.set_params(split_prefix(arrays, "model"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} does not describe a valid feature classifier (its config or arrays are "
+                              f"wrong: {err!r}): pass a file written by FeatureClassifier.save") from err
     model.meta = meta
     return model
 

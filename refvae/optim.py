@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .backend import get_backend
 from .fast import adam_step_sums
 
@@ -59,14 +61,75 @@ class Optimizer:
         arrays = {f"{slot}/{name}": B.to_numpy(a, copy=True) for slot, table in self.slots.items() for name, a in table.items()}
         return {"meta": state, "arrays": arrays}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, params: dict | None = None) -> None:
+        """Restore a state written by :meth:`state_dict`, every field checked first (a ValueError naming it): the
+        step counter ``t`` an int >= 0, the rate ``lr`` finite and >= 0, every array named ``<slot>/<parameter>``,
+        finite, of floating point. With ``params`` (the model's, name -> array) also: no slot before the first
+        step; after it, every slot this optimiser keeps (:meth:`slot_names`) holds one array for every parameter,
+        of the parameter's shape, and no other (a missing slot would restart its moments at zero)."""
+        if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) \
+                or not isinstance(state.get("arrays"), dict):
+            raise ValueError("optimiser state must be {'meta': {...}, 'arrays': {...}} (from state_dict())")
+        meta = state["meta"]
+        t, lr = meta.get("t"), meta.get("lr", self.lr)          # lr: the rate reached, e.g. by a decaying schedule
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"optimiser state: the step counter t must be an integer >= 0, got {t!r}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"optimiser state: the rate lr must be a finite number >= 0, got {lr!r}")
+        slots = self._converted_slots(_slot_tables(state["arrays"]))
+        if params is not None:
+            self._check_slots(slots, params, t)
         B = get_backend()
-        self.t = int(state["meta"]["t"])
-        self.lr = float(state["meta"].get("lr", self.lr))       # the rate reached, e.g. by a decaying schedule
-        self.slots = {}
-        for key, a in state["arrays"].items():
-            slot, name = key.split("/", 1)
-            self.slots.setdefault(slot, {})[name] = B.xp.asarray(B.asarray(a), copy=True)
+        self.t, self.lr = t, float(lr)
+        self.slots = {slot: {name: B.xp.asarray(B.asarray(a), copy=True) for name, a in table.items()}
+                      for slot, table in slots.items()}
+
+    def slot_names(self) -> tuple:
+        """The slots a step keeps for every parameter (none for plain SGD)."""
+        return ()
+
+    def _converted_slots(self, slots: dict) -> dict:
+        """Slots of another form converted to this optimiser's (Adam: the paper's moments and their sums)."""
+        return slots
+
+    def _check_slots(self, slots: dict, params: dict, t: int) -> None:
+        """Every slot of :meth:`slot_names` for every parameter, of its shape, after the first step; none before."""
+        wanted = self.slot_names() if t > 0 else ()
+        unknown = sorted(set(slots) - set(wanted))
+        if unknown:
+            raise ValueError(f"optimiser state holds slots {unknown} that {type(self).__name__} (with these settings, "
+                             f"after {t} steps) does not keep; it keeps {list(wanted)}")
+        for slot in wanted:
+            table = slots.get(slot, {})
+            missing, extra = sorted(set(params) - set(table)), sorted(set(table) - set(params))
+            if missing or extra:
+                raise ValueError(f"optimiser state slot {slot!r} does not match the model's parameters: missing "
+                                 f"{missing}, unexpected {extra}")
+            wrong = [f"{name} {tuple(a.shape)} != {tuple(params[name].shape)}" for name, a in table.items()
+                     if tuple(a.shape) != tuple(params[name].shape)]
+            if wrong:
+                raise ValueError(f"optimiser state slot {slot!r} has the wrong shapes: {'; '.join(wrong)}")
+
+
+def _slot_tables(arrays: dict) -> dict:
+    """{slot: {parameter: array}} from state arrays named ``<slot>/<parameter>``, each finite and floating; second
+    moments (``v``, ``v_sum``) >= 0."""
+    B = get_backend()
+    slots: dict = {}
+    for key, a in arrays.items():
+        if not isinstance(key, str) or "/" not in key:
+            raise ValueError(f"optimiser state entry {key!r} is not named <slot>/<parameter> (e.g. 'm_sum/W')")
+        slot, name = key.split("/", 1)
+        host = np.asarray(B.to_numpy(a))
+        if not np.issubdtype(host.dtype, np.floating):
+            raise ValueError(f"optimiser state entry {key!r} has dtype {host.dtype}, not floating point")
+        if not np.all(np.isfinite(host)):
+            raise ValueError(f"optimiser state entry {key!r} holds non-finite values (NaN or inf): the run diverged "
+                             "before it was saved")
+        if slot in ("v", "v_sum") and host.size and float(np.min(host)) < 0:
+            raise ValueError(f"optimiser state entry {key!r} is a second moment but holds negative values")
+        slots.setdefault(slot, {})[name] = a
+    return slots
 
 
 class SGD(Optimizer):
@@ -85,6 +148,9 @@ class SGD(Optimizer):
 
     def settings(self) -> dict:
         return {**super().settings(), "momentum": self.momentum, "weight_decay": self.weight_decay}
+
+    def slot_names(self) -> tuple:
+        return ("velocity",) if self.momentum else ()
 
     def _update(self, name, p, g):
         if self.weight_decay:
@@ -146,12 +212,15 @@ class Adam(Optimizer):
         # p <- p - lr m_hat / (sqrt(v_hat) + eps)
         p -= self.lr * m_hat / (B.xp.sqrt(v_hat) + self.eps)
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def slot_names(self) -> tuple:
+        return ("m_sum", "v_sum") if self.fast else ("m", "v")
+
+    def _converted_slots(self, slots: dict) -> dict:
         # the other form's moments: m_sum = m / (1 - b1), v_sum = v / (1 - b2), and back
-        pairs = (("m", "m_sum", self.b1), ("v", "v_sum", self.b2))
-        for paper, sums, beta in pairs:
-            if self.fast and paper in self.slots:
-                self.slots[sums] = {name: a / (1.0 - beta) for name, a in self.slots.pop(paper).items()}
-            elif not self.fast and sums in self.slots:
-                self.slots[paper] = {name: a * (1.0 - beta) for name, a in self.slots.pop(sums).items()}
+        slots = dict(slots)
+        for paper, sums, beta in (("m", "m_sum", self.b1), ("v", "v_sum", self.b2)):
+            if self.fast and paper in slots:
+                slots[sums] = {name: a / (1.0 - beta) for name, a in slots.pop(paper).items()}
+            elif not self.fast and sums in slots:
+                slots[paper] = {name: a * (1.0 - beta) for name, a in slots.pop(sums).items()}
+        return slots

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 
 from .backend import get_backend
-from .checkpoint import CheckpointError, kind_of, load_checkpoint, save_checkpoint, split_prefix
+from .checkpoint import CheckpointError, kind_of, load_checkpoint, restore_arrays, save_checkpoint, split_prefix
 from .validation import DataError, check_positive_int, values_already_checked
 
 __all__ = ["BINARIZE", "TrainingError", "fit", "setting_differences", "train_epoch", "train_step"]
@@ -445,8 +445,11 @@ def _restore(model, optimizer, arrays, meta, settings, path):
     if changed:
         raise CheckpointError(f"cannot resume from {path}: it was trained with {'; '.join(changed)}: resume with "
                               "the same settings, or start a new run")
-    model.set_params(split_prefix(arrays, "model"))
-    if hasattr(model, "set_state"):          # e.g. an RBM's persistent chains
-        model.set_state(split_prefix(arrays, "state"))
-    optimizer.load_state_dict({"meta": training["optimizer"], "arrays": split_prefix(arrays, "optimizer")})
-    return int(training["epochs_done"]), _history_from(training["history"])
+    restore_arrays(model, arrays, path)      # parameters and state (e.g. an RBM's persistent chains), checked
+    try:
+        optimizer.load_state_dict({"meta": training["optimizer"], "arrays": split_prefix(arrays, "optimizer")},
+                                  params=model.params)
+    except ValueError as err:
+        raise CheckpointError(f"cannot resume from {path}: {err}; the file is corrupt (start a new run, or resume "
+                              "from an intact copy)") from err
+    return training["epochs_done"], _history_from(training["history"])

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from .backend import get_backend
 
-__all__ = ["DataError", "as_data", "check_finite_params", "check_positive_int", "values_already_checked"]
+__all__ = ["DataError", "as_data", "check_finite_params", "check_positive_int", "check_state_array",
+           "values_already_checked"]
 
 _VALUES_CHECKED = False
 
@@ -111,3 +114,22 @@ def check_finite_params(params: dict, what: str = "model") -> None:
     if bad:
         raise ValueError(f"{what} has non-finite parameters in {', '.join(bad)}: the model diverged; "
                          "restart from a checkpoint with a smaller learning rate")
+
+
+def check_state_array(a, name: str, shape: tuple, *, binary: bool = False, unit_interval: bool = False):
+    """A model's state array (from a checkpoint) checked before use: its shape (``None`` in ``shape``: any length
+    there), real numbers, finite, each 0 or 1 where ``binary``, in [0, 1] where ``unit_interval``; returns it as
+    a host NumPy array. Raises ValueError naming ``name``."""
+    host = np.asarray(get_backend().to_numpy(a))
+    if host.ndim != len(shape) or any(want is not None and got != want for got, want in zip(host.shape, shape)):
+        wanted = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"state {name} has shape {tuple(host.shape)}, this model needs {wanted}")
+    if host.dtype.kind not in "biuf":
+        raise ValueError(f"state {name} has dtype {host.dtype}, not real numbers")
+    if not np.all(np.isfinite(host)):
+        raise ValueError(f"state {name} holds non-finite values (NaN or inf)")
+    if binary and not np.all((host == 0) | (host == 1)):
+        raise ValueError(f"state {name} holds values other than 0 and 1 (binary unit states)")
+    if unit_interval and not np.all((host >= 0) & (host <= 1)):
+        raise ValueError(f"state {name} holds values outside [0, 1] (it is an average of binary states)")
+    return host

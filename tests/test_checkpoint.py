@@ -42,7 +42,7 @@ def test_truncated_checkpoint(numpy_backend, tmp_path):
 
 def test_foreign_files(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(CheckpointError, match="truncated, corrupt or not a refvae checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a refvae checkpoint: it is a text file, not an .npz archive"):
         refvae.load(tmp_path / "text.npz")
     np.savez(tmp_path / "plain.npz", w=np.zeros(3))
     with pytest.raises(CheckpointError, match="not a refvae checkpoint"):

@@ -28,7 +28,7 @@ from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
 from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import sigmoid
-from refvae.validation import as_data, check_positive_int
+from refvae.validation import as_data, check_positive_int, check_state_array
 
 from . import rules
 from .likelihood import MAX_HIDDEN_ENUMERATION, exact_log_likelihood, importance_log_likelihood
@@ -215,6 +215,22 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         for l in range(1, len(self.layer_sizes)):
             for key in ("W", "b"):
                 yield f"rec.{l}.{key}", self.recognition[l - 1].params, key
+
+    @staticmethod
+    def parameter_sizes(config: dict):
+        """The number of values of each parameter array of a model of ``config``, from its sizes alone, one array
+        at a time (a checkpoint's config is checked against its arrays before the model is built)."""
+        sizes = config["layer_sizes"]
+        n_top = sizes[-1]
+        if config.get("prior", "factorial") == "rbm":
+            rbm_hidden = config.get("rbm_hidden") or min(n_top, 16)
+            yield from (n_top * rbm_hidden, n_top, rbm_hidden)               # prior.W, prior.b, prior.c
+        else:
+            yield n_top                                                       # prior.b
+        for below, above in zip(sizes[:-1], sizes[1:]):
+            yield from (above * below, below)                                 # generative: W, b
+        for below, above in zip(sizes[:-1], sizes[1:]):
+            yield from (below * above, above)                                 # recognition: W, b
 
     @property
     def config(self) -> dict:
@@ -481,8 +497,16 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         return arrays
 
     def set_state(self, state: dict) -> None:
-        """Restore the RBM prior's persistent sleep-phase chains (from a checkpoint's ``state/`` arrays)."""
+        """Restore the RBM prior's persistent sleep-phase chains (from a checkpoint's ``state/`` arrays), checked first:
+        binary states of the top layer, (n_chains, n_top), and only for the RBM prior (a ValueError says what is
+        wrong)."""
+        unknown = sorted(set(state) - ({"prior_chains"} if self.prior == "rbm" else set()))
+        if unknown:
+            raise ValueError(f"unknown state {unknown}: a HelmholtzMachine with the {self.prior} prior keeps "
+                             + ("prior_chains" if self.prior == "rbm" else "none"))
         chains = state.get("prior_chains")
+        if chains is not None:
+            chains = check_state_array(chains, "prior_chains", (None, self.layer_sizes[-1]), binary=True)
         self.prior_chains = None if chains is None else self.backend.asarray(chains, dtype=self.dtype_name)
 
     def __repr__(self):

@@ -180,6 +180,27 @@ class GaussianVAE(ParameterSlots, Checkpointable):
                 for key in owner:
                     yield f"{owner_name}.{key}", owner, key
 
+    @staticmethod
+    def parameter_sizes(config: dict):
+        """The number of values of each parameter array of a model of ``config`` (the constructor's keyword
+        arguments), from its sizes alone, one array at a time (a checkpoint's config is checked against its arrays
+        before the model is built)."""
+        x, z = config["x_dim"], config["z_dim"]
+        hidden = _widths(config.get("hidden", (400,)))
+        decoder = hidden[::-1] if config.get("decoder_hidden") is None else _widths(config["decoder_hidden"])
+        likelihood, variance = config.get("likelihood", "bernoulli"), config.get("decoder_variance", "amortised")
+        for a, b in zip((x, *hidden), hidden):                        # encoder.<i>.W, .b
+            yield from (a * b, b)
+        yield from 2 * ((hidden[-1] if hidden else x) * z, z)         # encoder.mu, encoder.logvar
+        for a, b in zip((z, *decoder), decoder):                      # decoder.<i>.W, .b
+            yield from (a * b, b)
+        heads = 2 if likelihood == "gaussian" and variance == "amortised" else 1
+        yield from heads * ((decoder[-1] if decoder else z) * x, x)   # decoder.logits or .mean (and .logvar)
+        if likelihood == "gaussian" and variance in ("per-dimension", "shared"):
+            yield x if variance == "per-dimension" else 1             # decoder.noise.logvar
+        if config.get("prior", "standard") == "learned":
+            yield from (z, z)                                         # prior.mean, prior.logvar
+
     @property
     def config(self) -> dict:
         """The constructor arguments (JSON-serialisable)."""
@@ -384,6 +405,11 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         prior = f", prior={self.prior!r}" if self.prior != "standard" else ""
         return (f"GaussianVAE(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"likelihood={self.likelihood!r}, activation={self.activation!r}{prior}, dtype={self.dtype_name!r})")
+
+
+def _widths(hidden) -> tuple:
+    """Hidden widths as a tuple (an int is one layer)."""
+    return (hidden,) if isinstance(hidden, int) else tuple(hidden)
 
 
 def _check_decoder_variance(value, likelihood):
