@@ -406,10 +406,10 @@ def _inputs(args) -> tuple:
 
 
 def _evaluate(args) -> int:
+    model = load_model(args.checkpoint)                 # a checkpoint that cannot be used is refused first
     data_options_from_checkpoint(args, args.checkpoint)
     if args.json:
         check_output_file(args.json, "--json", inputs=_inputs(args))
-    model = load_model(args.checkpoint)
     evaluator = _EVALUATORS.get(kind_of(model))
     if evaluator is None:
         known = ", ".join(sorted(_EVALUATORS)) or "none"
@@ -419,10 +419,10 @@ def _evaluate(args) -> int:
 
 def _sample(args) -> int:
     B = get_backend()
+    model = load_model(args.checkpoint)                 # a checkpoint that cannot be used is refused first
     data_options_from_checkpoint(args, args.checkpoint, quiet=args.source in (None, "prior"))
     out = check_output_file(args.out, "--out", {".png": "an image grid", ".npy": "the raw array"},
                             inputs=_inputs(args))
-    model = load_model(args.checkpoint)
     sampler = _SAMPLERS.get(kind_of(model))
     if sampler is None:
         known = ", ".join(sorted(_SAMPLERS)) or "none"
