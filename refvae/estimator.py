@@ -65,6 +65,7 @@ class Estimator:
     """fit, partial_fit, transform, score_samples, score, get_params and set_params over a model (see the module)."""
 
     _width_argument = "x_dim"
+    _min_fit_rows = 1            # examples fit needs (the VAE's epoch diagnostics measure a spread: 2)
 
     def _keep_arguments(self, arguments: dict) -> None:
         """Remember the constructor's arguments as given (``get_params`` returns them, unchanged)."""
@@ -142,6 +143,9 @@ class Estimator:
         from .train import fit
 
         X = self._estimator_input(X, learn_width=self._given_width() is None)
+        if X.shape[0] < self._min_fit_rows:
+            raise ValueError(f"{type(self).__name__}.fit needs at least {self._min_fit_rows} examples, got "
+                             f"n_samples={X.shape[0]}: pass more rows (partial_fit takes any number)")
         self._become(type(self)(**self._arguments_with_width(X.shape[1])), self._arguments)
         X = self.validate_data(X, "X")
         self._start_training(X)
