@@ -399,18 +399,22 @@ class BernoulliRBM(Estimator, Checkpointable):
 
     @property
     def components_(self):
-        """W^T as a host array (n_hidden, n_visible): scikit-learn's name for the weights."""
-        return self.backend.to_numpy(self.params["W"]).T if self.n_features_in_ else None
+        """W^T, a host copy (n_hidden, n_visible): scikit-learn's name for the weights."""
+        return self._host_param("W").T
 
     @property
     def intercept_hidden_(self):
-        """c as a host array (n_hidden,), scikit-learn's name."""
-        return self.backend.to_numpy(self.params["c"]) if self.n_features_in_ else None
+        """c, a host copy (n_hidden,): scikit-learn's name for the hidden biases."""
+        return self._host_param("c")
 
     @property
     def intercept_visible_(self):
-        """b as a host array (n_visible,), scikit-learn's name."""
-        return self.backend.to_numpy(self.params["b"]) if self.n_features_in_ else None
+        """b, a host copy (n_visible,): scikit-learn's name for the visible biases."""
+        return self._host_param("b")
+
+    def _host_param(self, name):
+        self.n_features_in_                                    # noqa: B018 (an AttributeError until the width is known)
+        return self.backend.to_numpy(self.params[name], copy=True)
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints

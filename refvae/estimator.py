@@ -29,14 +29,18 @@ The layer's conventions (scikit-learn's, ``sklearn.base.BaseEstimator``), and wh
 * The models keep their state in public attributes (``params``, ``rng``, chains) that the core's ``fit`` and the
   checkpoints read; scikit-learn would have it in attributes ending in ``_``.
 
-A model provides ``_width_argument`` (the name of its width argument), ``_data_width()``, ``_new_optimizer()``,
-``_transform(X)`` and ``_score_samples(X)`` (backend arrays in, backend arrays out; X validated), and its
-constructor calls ``self._keep_arguments(locals())`` first.
+A model provides ``_data_width()`` (None until known), ``_new_optimizer()``, ``_transform(X)`` and
+``_score_samples(X)`` (backend arrays in and out, X validated), and its constructor calls
+``self._keep_arguments(locals())`` first. It may change ``_width_argument`` (the name of its width argument; or
+``_given_width`` and ``_arguments_with_width`` when the width is part of one, as the Helmholtz machine's
+``layer_sizes``), ``_start_training(X)`` (done to a fresh model before ``fit``), ``_unit_interval_data()`` and
+``_min_fit_rows``.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 
 from .backend import get_backend
 from .validation import check_positive_int
@@ -45,7 +49,9 @@ __all__ = ["Estimator", "NotFittedError", "TRAINING_SETTINGS", "check_training_s
 
 #: The constructor arguments that say how ``fit`` trains, not what the model is.
 TRAINING_SETTINGS = ("epochs", "batch_size", "learning_rate")
-_PARTIAL_FIT_STREAM = 6          # the generator of the n-th partial_fit: rng((seed, n, 6)), apart from fit's streams
+# Random streams beside refvae.fit's (seed, epoch, 0..5): the n-th partial_fit's rng((seed, n, 6)), a query's
+# rng((seed, 0, 7)).
+_PARTIAL_FIT_STREAM, _QUERY_STREAM = 6, 7
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -55,7 +61,7 @@ class NotFittedError(ValueError, AttributeError):
 def check_training_settings(epochs, batch_size, learning_rate) -> tuple:
     """(epochs, batch_size, learning_rate) checked: positive integers and a positive finite float."""
     epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
             or not math.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"learning_rate must be a positive finite number, got {learning_rate!r}")
     return epochs, batch_size, learning_rate
@@ -200,6 +206,7 @@ class Estimator:
         return self.backend.to_numpy(self._transform(self._estimator_input(X)))
 
     def fit_transform(self, X, y=None):
+        """``fit(X)``, then ``transform(X)``."""
         return self.fit(X).transform(X)
 
     def score_samples(self, X):
@@ -213,7 +220,7 @@ class Estimator:
 
     def _query_rng(self):
         """The generator of a query's estimate: fresh, seeded by ``seed``, never the model's own ``rng``."""
-        return self.backend.rng((self.seed, 0, _PARTIAL_FIT_STREAM + 1))
+        return self.backend.rng((self.seed, 0, _QUERY_STREAM))
 
     def _estimator_input(self, X, learn_width=False):
         """X as the model's checked backend array (n, width), scikit-learn's message for a wrong width; with

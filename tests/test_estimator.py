@@ -24,7 +24,16 @@ try:
 except ImportError:          # the interface needs no scikit-learn; these tests do
     sklearn = None
 
-needs_sklearn = pytest.mark.skipif(sklearn is None, reason="scikit-learn is not installed (pip install 'refvae[test]')")
+
+def _sklearn_skip_reason():
+    if sklearn is None:
+        return "scikit-learn is not installed (pip install 'refvae[test]')"
+    if tuple(int(part) for part in sklearn.__version__.split(".")[:2]) < (1, 6):
+        return f"scikit-learn {sklearn.__version__} predates its tags API (1.6): pip install 'scikit-learn>=1.6'"
+    return None
+
+
+needs_sklearn = pytest.mark.skipif(_sklearn_skip_reason() is not None, reason=str(_sklearn_skip_reason()))
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -164,6 +173,9 @@ def test_transform_is_the_posterior_mean_in_numpy(numpy_backend):
     rbm = _set_random(BernoulliRBM(4, 3, dtype="float64"))
     W, c = np.asarray(rbm.params["W"]), np.asarray(rbm.params["c"])
     np.testing.assert_allclose(rbm.transform(X), 1 / (1 + np.exp(-(X @ W + c))), rtol=1e-12)
+    np.testing.assert_array_equal(rbm.components_, W.T)                                            # sklearn's names
+    np.testing.assert_array_equal(rbm.intercept_hidden_, c)
+    np.testing.assert_array_equal(rbm.intercept_visible_, np.asarray(rbm.params["b"]))
     machine = _set_random(HelmholtzMachine((4, 3, 2), dtype="float64"))
     R, r = np.asarray(machine.params["rec.1.W"]), np.asarray(machine.params["rec.1.b"])
     np.testing.assert_allclose(machine.transform(X), 1 / (1 + np.exp(-(X @ R + r))), rtol=1e-12)   # Q(h_1 | x)
