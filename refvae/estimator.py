@@ -152,9 +152,7 @@ class Estimator:
         if X.shape[0] < self._min_fit_rows:
             raise ValueError(f"{type(self).__name__}.fit needs at least {self._min_fit_rows} examples, got "
                              f"n_samples={X.shape[0]}: pass more rows (partial_fit takes any number)")
-        self._become(type(self)(**self._arguments_with_width(X.shape[1])), self._arguments)
-        X = self.validate_data(X, "X")
-        self._start_training(X)
+        X = self._start_afresh(X)
         self._optimizer, self._partial_fits = self._new_optimizer(), 0
         self.history_ = fit(self, X, epochs=self.epochs, batch_size=self.batch_size, optimizer=self._optimizer,
                             seed=self.seed, progress=False)
@@ -166,10 +164,7 @@ class Estimator:
         from .train import train_step
 
         if self._data_width() is None:
-            X = self._estimator_input(X, learn_width=True)
-            self._become(type(self)(**self._arguments_with_width(X.shape[1])), self._arguments)
-            X = self.validate_data(X, "X")
-            self._start_training(X)
+            X = self._start_afresh(self._estimator_input(X, learn_width=True))
         else:
             X = self._estimator_input(X)
         if getattr(self, "_optimizer", None) is None:
@@ -184,6 +179,14 @@ class Estimator:
             train_step(self, self._optimizer, batch, rng, f"partial_fit call {self._partial_fits + 1}")
         self._partial_fits += 1
         return self
+
+    def _start_afresh(self, X):
+        """Become the model the constructor builds for X's width (parameters from ``seed``), prepared for its first
+        step on X (``_start_training``); returns X checked by it."""
+        self._become(type(self)(**self._arguments_with_width(X.shape[1])), self._arguments)
+        X = self.validate_data(X, "X")
+        self._start_training(X)
+        return X
 
     def _start_training(self, X) -> None:
         """What a model does to a fresh model before its first training step on X (e.g. an RBM's visible biases)."""
