@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
-from refvae.estimator import Estimator, check_training_settings
+from refvae.estimator import Estimator, NotFittedError, check_training_settings
 from refvae.optim import SGD
 from refvae.validation import as_data, check_positive_int
 
@@ -413,7 +413,8 @@ class BernoulliRBM(Estimator, Checkpointable):
         return self._host_param("b")
 
     def _host_param(self, name):
-        self.n_features_in_                                    # noqa: B018 (an AttributeError until the width is known)
+        if self.n_visible is None:
+            raise NotFittedError(f"this BernoulliRBM has no {name} yet: fit(X) learns the data width first")
         return self.backend.to_numpy(self.params[name], copy=True)
 
     # ----------------------------------------------------------------------------------------------
