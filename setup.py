@@ -23,13 +23,13 @@ setup(
     install_requires=["numpy>=1.24", "scipy>=1.10", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
         # pytest-xdist: the suite runs on every core (-n auto); scikit-learn: an oracle (factor analysis, the RBM)
-        "test": ["pytest>=7", "pytest-xdist>=3", "array-api-strict>=2.2", "scikit-learn>=1.3"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "array-api-strict>=2.2", "scikit-learn>=1.6"],
         # CuPy 14 is the first with the array-API names the code calls (astype, concat)
         "gpu": ["cupy-cuda12x>=14"],
         "gpu13": ["cupy-cuda13x>=14"],
         # CuPy's real signatures for tests/test_cupy_api.py: the wheel imports without a GPU
         "test-cupy": ["cupy-cuda13x>=14"],
-        "bench": ["torch>=2.0", "scikit-learn>=1.3"],
+        "bench": ["torch>=2.0", "scikit-learn>=1.6"],
         # everything a developer runs: the tests (with xdist), the linter of .ci/run, the benchmarks' comparisons
         "dev": ["pytest>=7", "pytest-xdist>=3", "array-api-strict>=2.2", "ruff>=0.5", "torch>=2.0",
                 "scikit-learn>=1.3", "threadpoolctl>=3"],

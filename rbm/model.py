@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
+from refvae.estimator import Estimator, NotFittedError, check_training_settings
+from refvae.optim import SGD
 from refvae.validation import as_data, check_positive_int, check_state_array
 
 from . import gradients as G
@@ -47,12 +49,22 @@ NEGATIVE_PHASES = ("gibbs", "exact")
 MAX_EXACT_TRAINING = 20   # units in the smaller layer for negative_phase="exact" (2^20 states per update)
 
 
-class BernoulliRBM(Checkpointable):
+class BernoulliRBM(Estimator, Checkpointable):
     """A Bernoulli-Bernoulli RBM with hand-written CD-k / PCD updates (the functions of ``rbm.gradients``).
+
+    Also a scikit-learn estimator (:mod:`refvae.estimator`): ``fit(X)`` trains a fresh model with ``refvae.fit``
+    (visible biases from the data's means, SGD at ``learning_rate`` with momentum 0.9, ``epochs`` epochs of
+    ``batch_size``), ``partial_fit(X)`` one more pass over X, ``transform(X)`` = P(h = 1 | x) (n, n_hidden),
+    ``score_samples(X)`` = log P(x) per row: exact (log Z by enumeration) when the smaller layer has at most
+    MAX_EXACT_TRAINING units, else with log Z from AIS (``log_partition("ais")``'s defaults, seeded by ``seed``,
+    base rates uniform; it costs minutes for a large model: for several scores call ``log_partition`` once and
+    ``log_likelihood(V, log_z=...)``). scikit-learn's own BernoulliRBM scores the pseudo-likelihood instead.
 
     Parameters
     ----------
-    n_visible, n_hidden : int
+    n_visible : int, optional
+        Visible units, the data width; None: learnt from the data at the first ``fit`` (``n_features_in_``).
+    n_hidden : int
     seed : int
         Seeds the initial weights (drawn on the host: the same on every backend) and the default generator
         ``rng`` (used by the methods that draw when they are given no ``rng``).
@@ -77,6 +89,8 @@ class BernoulliRBM(Checkpointable):
     sparsity_cost : float
     weight_decay : float
         L2 penalty ``weight_decay/2 * |W|^2`` added to the loss (its gradient to ``grads["W"]``).
+    epochs, batch_size, learning_rate
+        How the estimator's ``fit`` and ``partial_fit`` train (``refvae.fit`` takes them as its arguments).
 
     Attributes
     ----------
@@ -96,13 +110,15 @@ class BernoulliRBM(Checkpointable):
         The default generator of the methods that draw, when they are not given one.
     """
 
-    def __init__(self, n_visible, n_hidden, seed=0, dtype="float32", k=1, persistent=True, adaptive_prior=True,
-                 sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1, negative_phase="gibbs", n_chains=None):
-        self.n_visible = check_positive_int(n_visible, "n_visible")
+    def __init__(self, n_visible=None, n_hidden=256, seed=0, dtype="float32", k=1, persistent=True,
+                 adaptive_prior=True, sparsity_target=None, weight_decay=0.0, sparsity_cost=0.1, negative_phase="gibbs",
+                 n_chains=None, *, epochs=10, batch_size=100, learning_rate=0.01):
+        self._keep_arguments(locals())
+        self.n_visible = None if n_visible is None else check_positive_int(n_visible, "n_visible")
         self.n_hidden = check_positive_int(n_hidden, "n_hidden")
         if negative_phase not in NEGATIVE_PHASES:
             raise ValueError(f"negative_phase must be one of {NEGATIVE_PHASES}, got {negative_phase!r}")
-        if negative_phase == "exact" and min(self.n_visible, self.n_hidden) > MAX_EXACT_TRAINING:
+        if negative_phase == "exact" and min(self.n_visible or 1, self.n_hidden) > MAX_EXACT_TRAINING:
             raise ValueError(f"negative_phase='exact' enumerates the smaller layer, here {min(self.n_visible, self.n_hidden)} "
                              f"units: at most {MAX_EXACT_TRAINING} (2^{MAX_EXACT_TRAINING} states per update); use "
                              "negative_phase='gibbs' (CD-k or PCD) for a model this large")
@@ -116,11 +132,12 @@ class BernoulliRBM(Checkpointable):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
         self.sparsity_target, self.sparsity_cost = sparsity_target, float(sparsity_cost)
         self.weight_decay, self.seed = float(weight_decay), int(seed)
+        self.epochs, self.batch_size, self.learning_rate = check_training_settings(epochs, batch_size, learning_rate)
         self.backend = B = get_backend()
         self.xp = B.xp
         self.dtype_name = B.dtype_name(dtype)
         init = B.rng(self.seed, host=True)
-        self.params = {
+        self.params = {} if self.n_visible is None else {                # no width yet: fit learns it
             "W": 0.01 * init.normal((self.n_visible, self.n_hidden), self.dtype_name),   # N(0, 0.01^2)
             "b": B.zeros((self.n_visible,), self.dtype_name),
             "c": B.zeros((self.n_hidden,), self.dtype_name),
@@ -151,8 +168,8 @@ class BernoulliRBM(Checkpointable):
         return as_data(v, self.n_visible, self.dtype_name, unit_interval=True, name=name,
                        range_fix="rescale it (e.g. pixels / 255): binary units model values in [0, 1]")
 
-    def set_params(self, new: dict) -> None:
-        """Replace W, b, c by copies of the arrays in ``new`` (same shapes)."""
+    def set_param_arrays(self, new: dict) -> None:
+        """Replace W, b, c by copies of the arrays in ``new`` (same shapes); ``set_params(new)`` calls it."""
         for key in ("W", "b", "c"):
             if key not in new:
                 raise ValueError(f"parameters do not match a BernoulliRBM: {key!r} is missing")
@@ -362,6 +379,50 @@ class BernoulliRBM(Checkpointable):
         v, _ = self.gibbs(v, steps - 1, rng) if steps > 1 else (v, None)
         h = rng.bernoulli(self.hidden_probs(v))
         return self.visible_probs(h)
+
+    # ----------------------------------------------------------------------------------------------
+    # The estimator interface (refvae.estimator): what it asks of the model
+    # ----------------------------------------------------------------------------------------------
+    _width_argument = "n_visible"
+
+    def _data_width(self):
+        return self.n_visible
+
+    def _new_optimizer(self):
+        return SGD(self.learning_rate, momentum=0.9)
+
+    def _start_training(self, X) -> None:
+        self.init_visible_bias(X)
+
+    def _transform(self, X):
+        """P(h = 1 | x), (n, n_hidden)."""
+        return self.hidden_probs(X)
+
+    def _score_samples(self, X):
+        """log P(x) = -F(x) - log Z, (n,): log Z exact for a small model, else from AIS (a fresh seeded generator)."""
+        if min(self.n_visible, self.n_hidden) <= MAX_EXACT_TRAINING:
+            return self.log_likelihood(X)
+        return self.log_likelihood(X, log_z=self.log_partition("ais", rng=self._query_rng()))
+
+    @property
+    def components_(self):
+        """W^T, a host copy (n_hidden, n_visible): scikit-learn's name for the weights."""
+        return self._host_param("W").T
+
+    @property
+    def intercept_hidden_(self):
+        """c, a host copy (n_hidden,): scikit-learn's name for the hidden biases."""
+        return self._host_param("c")
+
+    @property
+    def intercept_visible_(self):
+        """b, a host copy (n_visible,): scikit-learn's name for the visible biases."""
+        return self._host_param("b")
+
+    def _host_param(self, name):
+        if self.n_visible is None:
+            raise NotFittedError(f"this BernoulliRBM has no {name} yet: fit(X) learns the data width first")
+        return self.backend.to_numpy(self.params[name], copy=True)
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints

@@ -233,6 +233,15 @@ class Backend:
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()
 
+    def __reduce__(self):
+        """Pickled by name (its namespace is a module): unpickled as the active backend if it has that name."""
+        return _backend_named, (self.name,)
+
+
+def _backend_named(name: str) -> Backend:
+    current = get_backend()
+    return current if current.name == name else _make_backend(name)
+
 
 def _make_backend(name: str) -> Backend:
     if name == "numpy":

@@ -189,10 +189,12 @@ class ParameterSlots:
         """Name -> parameter array (the arrays themselves: optimisers update them in place)."""
         return {name: owner[key] for name, owner, key in self._slots()}
 
-    def set_params(self, new: dict) -> None:
+    def set_param_arrays(self, new: dict) -> None:
         """Replace every parameter by a copy of the array of the same name in ``new`` (same names and shapes).
 
         Copies, so that the model never shares memory with the caller's arrays (optimisers update in place).
+        ``set_params(new)`` is the same (a model that is also a :class:`refvae.estimator.Estimator` gives
+        ``set_params`` scikit-learn's meaning for keywords, and this one for a dict).
         """
         mine = self.params
         missing, extra = sorted(set(mine) - set(new)), sorted(set(new) - set(mine))
@@ -205,3 +207,5 @@ class ParameterSlots:
             raise ValueError("parameter shapes do not match this model's architecture: " + "; ".join(wrong))
         for name, owner, key in self._slots():
             owner[key] = self.xp.asarray(self.backend.asarray(new[name], dtype=self.dtype_name), copy=True)
+
+    set_params = set_param_arrays

@@ -26,8 +26,10 @@ import functools
 
 from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
+from refvae.estimator import Estimator, check_training_settings
 from refvae.layers import Linear, ParameterSlots
 from refvae.numerics import sigmoid
+from refvae.optim import SGD
 from refvae.validation import as_data, check_positive_int, check_state_array
 
 from . import rules
@@ -42,6 +44,7 @@ PRIOR_UPDATES = ("gradient", "moment")
 
 
 def _check_layer_sizes(layer_sizes):
+    """The sizes as a tuple of positive ints; the first, the data width, may be None (learnt at fit)."""
     try:
         sizes = tuple(layer_sizes)
     except TypeError:
@@ -50,7 +53,8 @@ def _check_layer_sizes(layer_sizes):
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes must name the visible layer and at least one hidden layer, e.g. (784, 200); "
                          f"got {sizes!r}")
-    return tuple(check_positive_int(n, f"layer_sizes[{i}]") for i, n in enumerate(sizes))
+    return tuple(n if i == 0 and n is None else check_positive_int(n, f"layer_sizes[{i}]")
+                 for i, n in enumerate(sizes))
 
 
 def _check_algorithm(algorithm, k, prior, layer_sizes) -> int:
@@ -96,13 +100,22 @@ def _check_init_std(init_std):
     return None if init_std is None else float(init_std)
 
 
-class HelmholtzMachine(ParameterSlots, Checkpointable):
+class HelmholtzMachine(Estimator, ParameterSlots, Checkpointable):
     """A Helmholtz machine with binary stochastic layers, trained by wake-sleep or reweighted wake-sleep.
+
+    Also a scikit-learn estimator (:mod:`refvae.estimator`): ``fit(X)`` trains a fresh model with ``refvae.fit``
+    (SGD at ``learning_rate`` with momentum 0.9, ``epochs`` epochs of ``batch_size``, the data as given),
+    ``partial_fit(X)`` one more pass over X, ``transform(X)`` = Q(h_1 = 1 | x), the recognition network's mean of
+    the first hidden layer, (n, n_1) (exact and deterministic; the upper layers' means under Q would need samples),
+    and ``score_samples(X)`` = log P(x) per row: exact when the hidden layers have at most MAX_HIDDEN_ENUMERATION
+    units in all, else the importance-weighted estimate with k = SCORE_SAMPLES_K samples from Q (a fresh generator
+    seeded by ``seed``).
 
     Parameters
     ----------
     layer_sizes : sequence of int
-        ``(n_visible, n_hidden_1, ..., n_top)``, bottom to top.
+        ``(n_visible, n_hidden_1, ..., n_top)``, bottom to top; n_visible may be None: learnt from the data at the
+        first ``fit`` (``n_features_in_``).
     seed : int
         Seeds the initial weights (drawn on the host: the same on every backend) and the default generator
         ``self.rng``.
@@ -128,6 +141,8 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         None: the layers' default initialisation (weights and biases uniform in ±1/sqrt(fan-in), as PyTorch's
         ``nn.Linear``). A number: weights N(0, init_std²) and biases 0 (0.0 starts from all-zero weights; the
         sampling breaks the symmetry).
+    epochs, batch_size, learning_rate
+        How the estimator's ``fit`` and ``partial_fit`` train (``refvae.fit`` takes them as its arguments).
 
     Attributes
     ----------
@@ -141,8 +156,12 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         ``algorithm="exact"``: take ``rules.exact_step``'s cheaper-order twin (True) or its textbook form.
     """
 
+    SCORE_SAMPLES_K = 1000      # importance samples per example of score_samples, when it cannot enumerate
+
     def __init__(self, layer_sizes, seed=0, dtype="float32", algorithm="wake-sleep", k=1, prior="factorial",
-                 prior_update="gradient", prior_rate=0.05, rbm_hidden=None, rbm_k=1, init_std=None):
+                 prior_update="gradient", prior_rate=0.05, rbm_hidden=None, rbm_k=1, init_std=None, *, epochs=10,
+                 batch_size=10, learning_rate=0.1):
+        self._keep_arguments(locals())
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         self.k = _check_algorithm(algorithm, k, prior, self.layer_sizes)
         self.prior_rate = _check_prior(prior, prior_update, prior_rate, rbm_hidden)
@@ -150,6 +169,7 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         self.init_std = _check_init_std(init_std)
         self.rbm_k = check_positive_int(rbm_k, "rbm_k")
         self.seed = int(seed)
+        self.epochs, self.batch_size, self.learning_rate = check_training_settings(epochs, batch_size, learning_rate)
         self.backend = B = get_backend()
         self.xp = B.xp
         self.dtype_name = B.dtype_name(dtype)
@@ -161,8 +181,11 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         self.prior_chains = None                # the RBM prior's sleep chains: init_training_state creates them
 
     def _make_layers(self, init):
-        """The generative and recognition lists of Linear layers, drawn from the host generator ``init``."""
+        """The generative and recognition lists of Linear layers, drawn from the host generator ``init`` (none while
+        the data width is unknown)."""
         sizes, dt = self.layer_sizes, self.dtype_name
+        if sizes[0] is None:
+            return [], []
         generative = [Linear(sizes[l], sizes[l - 1], init, dt) for l in range(1, len(sizes))]
         recognition = [Linear(sizes[l - 1], sizes[l], init, dt) for l in range(1, len(sizes))]
         if self.init_std is not None:                                     # weights N(0, init_std²), biases 0
@@ -195,6 +218,8 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
     def _check_layers(self):
         """The two parallel lists: generative[l-1] is (n_l -> n_{l-1}), recognition[l-1] is (n_{l-1} -> n_l)."""
         sizes = self.layer_sizes
+        if sizes[0] is None:                        # not built yet: fit learns the data width
+            return
         if len(self.generative) != self.n_layers or len(self.recognition) != self.n_layers:
             raise ValueError(f"{self.n_layers} hidden layers need {self.n_layers} generative and recognition layers, "
                              f"got {len(self.generative)} and {len(self.recognition)}")
@@ -209,12 +234,12 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         """(flat name, owning dict, key) for every parameter array."""
         for key in self.prior_params:
             yield f"prior.{key}", self.prior_params, key
-        for l in range(1, len(self.layer_sizes)):
+        for l, layer in enumerate(self.generative, 1):
             for key in ("W", "b"):
-                yield f"gen.{l}.{key}", self.generative[l - 1].params, key
-        for l in range(1, len(self.layer_sizes)):
+                yield f"gen.{l}.{key}", layer.params, key
+        for l, layer in enumerate(self.recognition, 1):
             for key in ("W", "b"):
-                yield f"rec.{l}.{key}", self.recognition[l - 1].params, key
+                yield f"rec.{l}.{key}", layer.params, key
 
     @staticmethod
     def parameter_sizes(config: dict):
@@ -485,6 +510,35 @@ class HelmholtzMachine(ParameterSlots, Checkpointable):
         both = self.backend.to_numpy(xp.stack([xp.mean(agg), xp.mean(prior), xp.max(xp.abs(agg - prior))]))
         return {"aggregate_posterior_mean": float(both[0]), "model_marginal_mean": float(both[1]),
                 "prior_gap_max": float(both[2])}
+
+    # ----------------------------------------------------------------------------------------------
+    # The estimator interface (refvae.estimator): what it asks of the model
+    # ----------------------------------------------------------------------------------------------
+    _width_argument = "layer_sizes"
+
+    def _data_width(self):
+        return self.layer_sizes[0]
+
+    def _given_width(self):
+        return tuple(self._arguments["layer_sizes"])[0]        # as given (validated by the constructor)
+
+    def _arguments_with_width(self, width: int) -> dict:
+        if self._given_width() is not None:
+            return dict(self._arguments)
+        return {**self._arguments, "layer_sizes": (width, *self.layer_sizes[1:])}
+
+    def _new_optimizer(self):
+        return SGD(self.learning_rate, momentum=0.9)
+
+    def _transform(self, X):
+        """Q(h_1 = 1 | x), (n, n_1)."""
+        return sigmoid(rules.recognition_logits(self.recognition[:1], X, [])[0])
+
+    def _score_samples(self, X):
+        """log P(x), (n,): exact for few hidden units, else importance-weighted (a fresh seeded generator)."""
+        if sum(self.layer_sizes[1:]) <= MAX_HIDDEN_ENUMERATION:
+            return self.log_likelihood(X)
+        return self.log_likelihood(X, "importance", k=self.SCORE_SAMPLES_K, rng=self._query_rng())
 
     # ----------------------------------------------------------------------------------------------
     # Checkpoints

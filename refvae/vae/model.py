@@ -25,8 +25,10 @@ import math
 
 from ..backend import get_backend
 from ..checkpoint import Checkpointable
+from ..estimator import Estimator, check_training_settings
 from ..layers import ACTIVATIONS, MLP, Linear, ParameterSlots
 from ..numerics import sigmoid
+from ..optim import Adam
 from ..validation import DataError, as_data, check_positive_int
 from . import aggregate, elbo
 
@@ -60,13 +62,19 @@ class DecoderNoise:
         self.params = {"logvar": get_backend().zeros((size,), dtype)}
 
 
-class GaussianVAE(ParameterSlots, Checkpointable):
+class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
     """A VAE with a diagonal-Gaussian encoder, an N(0, I) prior and a Bernoulli or Gaussian decoder.
+
+    Also a scikit-learn estimator (:mod:`refvae.estimator`): ``fit(X)`` trains a fresh model with ``refvae.fit``
+    (Adam at ``learning_rate``, ``epochs`` epochs of ``batch_size``, the data as given), ``partial_fit(X)`` one more
+    pass over X, ``transform(X)`` = the posterior mean mu(x) of q(z | x), (n, z_dim), and ``score_samples(X)`` =
+    the importance-weighted estimate of log p(x) per row with k = SCORE_SAMPLES_K samples (``log_likelihood``; the
+    noise from a fresh generator seeded by ``seed``: for another k call ``log_likelihood`` itself).
 
     Parameters
     ----------
-    x_dim : int
-        Width of the data, e.g. 784 for MNIST.
+    x_dim : int, optional
+        Width of the data, e.g. 784 for MNIST; None: learnt from the data at the first ``fit`` (``n_features_in_``).
     z_dim : int
         Number of latent dimensions.
     hidden : tuple of int
@@ -97,6 +105,8 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         :mod:`refvae.vae.elbo`: the fused Bernoulli term and its gradient (``numerics.bernoulli_nll_with_grad``, one
         e^{-|l|} instead of two) and the IW estimate's blocks on every core (``fast.map_blocks``). ``False``: the
         textbook forms, equal to 1e-12 in float64.
+    epochs, batch_size, learning_rate
+        How the estimator's ``fit`` and ``partial_fit`` train (``refvae.fit`` takes them as its arguments).
 
     Attributes
     ----------
@@ -110,9 +120,13 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         ``{"rec": ..., "kl": ...}``: the batch means of the two terms of the last ``loss_and_grads``.
     """
 
-    def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
-                 dtype="float32", prior="standard", decoder_hidden=None, decoder_variance="amortised", fast=True):
-        self.x_dim = check_positive_int(x_dim, "x_dim")
+    SCORE_SAMPLES_K = 1000      # importance samples per example of score_samples
+
+    def __init__(self, x_dim=None, z_dim=20, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
+                 dtype="float32", prior="standard", decoder_hidden=None, decoder_variance="amortised", fast=True, *,
+                 epochs=10, batch_size=128, learning_rate=1e-3):
+        self._keep_arguments(locals())
+        self.x_dim = None if x_dim is None else check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
         if isinstance(hidden, int):
             hidden = (hidden,)
@@ -130,19 +144,27 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         self.decoder_variance = _check_decoder_variance(decoder_variance, likelihood)
         self.likelihood, self.activation, self.seed, self.prior = likelihood, activation, int(seed), prior
         self.fast = bool(fast)
+        self.epochs, self.batch_size, self.learning_rate = check_training_settings(epochs, batch_size, learning_rate)
         self.backend = B = get_backend()
         self.xp = B.xp
         self.dtype_name = B.dtype_name(dtype)
         self.dtype = B.dtype(dtype)
+        self.rng = B.rng(self.seed)
+        self.last_terms = {}
+        self.encoder = None                             # no width yet: fit learns it, then builds the layers
+        if self.x_dim is not None:
+            self._build_layers(B.rng(self.seed, host=True), dtype)
 
-        init = B.rng(self.seed, host=True)
+    def _build_layers(self, init, dtype) -> None:
+        """The encoder, its two heads, the decoder and its heads, drawn in this order from the host generator."""
+        activation = self.activation
         h_enc = self.hidden[-1] if self.hidden else self.x_dim
         h_dec = self.decoder_hidden[-1] if self.decoder_hidden else self.z_dim
         self.encoder = MLP((self.x_dim, *self.hidden), activation, rng=init, dtype=dtype)
         self.enc_mu = Linear(h_enc, self.z_dim, init, dtype)
         self.enc_logvar = Linear(h_enc, self.z_dim, init, dtype)
         self.decoder = MLP((self.z_dim, *self.decoder_hidden), activation, rng=init, dtype=dtype)
-        if likelihood == "bernoulli":
+        if self.likelihood == "bernoulli":
             self.dec_heads = {"logits": Linear(h_dec, self.x_dim, init, dtype)}
         elif self.decoder_variance == "amortised":
             self.dec_heads = {"mean": Linear(h_dec, self.x_dim, init, dtype),
@@ -152,14 +174,14 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         self.decoder_noise = None                       # the log-variance when it does not depend on z
         if self.decoder_variance in ("per-dimension", "shared"):
             self.decoder_noise = DecoderNoise(self.x_dim if self.decoder_variance == "per-dimension" else 1, dtype)
-        self.learned_prior = LearnedPrior(self.z_dim, dtype) if prior == "learned" else None
-        self.rng = B.rng(self.seed)
-        self.last_terms = {}
+        self.learned_prior = LearnedPrior(self.z_dim, dtype) if self.prior == "learned" else None
 
     # ----------------------------------------------------------------------------------------
     # Parameters
     # ----------------------------------------------------------------------------------------
     def _modules(self):
+        if self.encoder is None:                        # not built: no parameters
+            return
         yield "encoder", self.encoder
         yield "encoder.mu", self.enc_mu
         yield "encoder.logvar", self.enc_logvar
@@ -393,6 +415,28 @@ class GaussianVAE(ParameterSlots, Checkpointable):
         """Align the aggregate posterior over x (n, x_dim) to N(0, I) in place (:func:`refvae.align_to_prior`);
         ``fit(..., align="init" | "epoch")`` calls it."""
         aggregate.align_to_prior(self, aggregate.aggregate_posterior(self, x), inplace=True)
+
+    # ----------------------------------------------------------------------------------------
+    # The estimator interface (refvae.estimator): what it asks of the model
+    # ----------------------------------------------------------------------------------------
+    _min_fit_rows = 2            # fit's epoch diagnostics measure the spread of the posterior means
+
+    def _data_width(self):
+        return self.x_dim
+
+    def _new_optimizer(self):
+        return Adam(self.learning_rate)
+
+    def _unit_interval_data(self) -> bool:
+        return self.likelihood == "bernoulli"
+
+    def _transform(self, X):
+        """The posterior mean mu(x) of q(z | x), (n, z_dim)."""
+        return self.encode(X)[0]
+
+    def _score_samples(self, X):
+        """The importance-weighted estimate of log p(x), (n,), k = SCORE_SAMPLES_K, a fresh seeded generator."""
+        return self.log_likelihood(X, k=self.SCORE_SAMPLES_K, rng=self._query_rng())
 
     # ----------------------------------------------------------------------------------------
     # Checkpoints
