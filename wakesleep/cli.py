@@ -232,6 +232,8 @@ def sample_checkpoint(model, n, args):
 
 
 def evaluate_checkpoint(model, args) -> int:
+    check_memory([(f"--iw-samples {args.iw_samples}", 4 * min(args.iw_samples, 8192) * sum(model.layer_sizes),
+                   "use fewer --iw-samples")], model.dtype_name, backend=model.backend)
     test = None if args.dataset in TOY else load_from_args(args)[2]
     metrics = evaluate_helmholtz(model, args.dataset, test, args.iw_samples, args.seed)
     print(f"{model} on {args.dataset}")

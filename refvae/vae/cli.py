@@ -4,6 +4,7 @@ aggregate posterior against the prior: report and plots)."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ..cli import (FLOAT32_MAX, FLOAT32_TINY, add_backend_argument, add_run_argu
 from ..memory import TRAINING_COPIES, parameter_count
 from ..optim import SGD, Adam
 from ..plots import plot_image_grid, plot_reconstructions, plot_training_curves
-from ..train import fit
+from ..train import TrainingError, fit
 from . import plots as vae_plots
 from .aggregate import absorb_prior, aggregate_posterior, prior_mismatch
 from .evaluation import evaluate_vae
@@ -135,8 +136,9 @@ def _run(args, out: Path, binarize) -> int:
                            "lr": args.lr, "binarize": binarize, "seed": args.seed, "seconds": train_seconds},
               "test": metrics, "history": history}
     write_json(out / "metrics.json", report)
-    plots = _vae_plots(model, history, test, y_test, out, args.dataset)
+    plots, skipped = _vae_plots(model, history, test, y_test, out, args.dataset)
     _write_report(out, report, plots)
+    _refuse_diverged(args, metrics, skipped, out)
     _print_metrics(metrics)
     print(f"wrote {out / 'checkpoint.npz'}, {out / 'metrics.json'}, {out / 'report.md'} and "
           f"{len(plots)} plots ({', '.join(p.name for p in plots)})")
@@ -144,23 +146,44 @@ def _run(args, out: Path, binarize) -> int:
 
 
 def _vae_plots(model, history, test, y_test, out: Path, dataset: str):
+    """(the plots written, the names of those not drawn because their numbers are not finite: a diverged model)."""
     B = get_backend()
     shape = image_shape(model.x_dim)
     n_show = min(10, test.shape[0])
     mu, logvar = model.encode(test)
     mu_h, logvar_h = B.to_numpy(mu), B.to_numpy(logvar)
-    written = [
-        plot_training_curves(history, out / "curves.png", title="Training curves (negative ELBO)"),
-        plot_image_grid(B.to_numpy(model.sample(100, seed=0)), out / "samples.png", image_shape=shape,
-                              title="Samples: decoder means at z ~ N(0, I)"),
-        plot_reconstructions(test[:n_show], B.to_numpy(model.reconstruct(test[:n_show])),
-                                   out / "reconstructions.png", image_shape=shape,
-                                   title="Test images (top) and reconstructions at z = mu(x)"),
-        vae_plots.plot_latent_scatter(mu_h, y_test, out / "latent.png", title="Posterior means of the test images"),
-        vae_plots.plot_posterior_stats(mu_h, logvar_h, out / "posterior.png",
-                                   title="Per-dimension posterior statistics (test set)"),
+    samples = B.to_numpy(model.sample(100, seed=0))
+    recon = B.to_numpy(model.reconstruct(test[:n_show]))
+    plots = [
+        ("curves.png", (), lambda: plot_training_curves(history, out / "curves.png",
+                                                       title="Training curves (negative ELBO)")),
+        ("samples.png", (samples,), lambda: plot_image_grid(samples, out / "samples.png", image_shape=shape,
+                                                            title="Samples: decoder means at z ~ N(0, I)")),
+        ("reconstructions.png", (recon,), lambda: plot_reconstructions(
+            test[:n_show], recon, out / "reconstructions.png", image_shape=shape,
+            title="Test images (top) and reconstructions at z = mu(x)")),
+        ("latent.png", (mu_h,), lambda: vae_plots.plot_latent_scatter(mu_h, y_test, out / "latent.png",
+                                                                      title="Posterior means of the test images")),
+        ("posterior.png", (mu_h, logvar_h), lambda: vae_plots.plot_posterior_stats(
+            mu_h, logvar_h, out / "posterior.png", title="Per-dimension posterior statistics (test set)")),
     ]
-    return [Path(p) for p in written]
+    written, skipped = [], []
+    for name, arrays, draw in plots:
+        if all(np.all(np.isfinite(a)) for a in arrays):
+            written.append(Path(draw()))
+        else:
+            skipped.append(name)
+    return written, skipped
+
+
+def _refuse_diverged(args, metrics: dict, skipped, out: Path) -> None:
+    """A trained model whose test numbers or plots are not finite diverged, whatever its training losses said."""
+    bad = [k for k in ("elbo", "reconstruction", "kl", "log_likelihood") if not math.isfinite(metrics[k])]
+    if bad or skipped:
+        what = ", ".join([f"test {k} {metrics[k]}" for k in bad] + [f"{name} (not drawn)" for name in skipped])
+        raise TrainingError(f"the trained model diverged: its {what} hold non-finite numbers; train again with a "
+                            f"smaller --lr (this run: {args.lr}); {out / 'report.md'} and metrics.json hold what is "
+                            "finite")
 
 
 def _architecture(config: dict) -> str:
@@ -231,6 +254,9 @@ def evaluate_checkpoint(model, args) -> int:
     """``refvae evaluate`` for a Gaussian VAE checkpoint."""
     _, meta = load_checkpoint(args.checkpoint)
     dataset = args.dataset
+    check_memory([(f"--iw-samples {args.iw_samples}", 4 * min(args.iw_samples, 8192) * (
+        model.x_dim + model.z_dim + sum(model.decoder_hidden)), "use fewer --iw-samples")], model.dtype_name,
+        backend=model.backend)
     _, _, test, _ = load_from_args(args)
     metrics = evaluate_vae(model, test, k=args.iw_samples, seed=args.seed, progress=not args.no_progress)
     trained = meta.get("training", {}).get("epochs_done")
