@@ -85,10 +85,10 @@ def _memory_needs(args, n_visible: int, n_train: int, n_test: int):
     plots), AIS's chains."""
     batch = min(args.batch_size, n_train)
     parameters = n_visible * args.hidden + n_visible + args.hidden
-    return [(f"--hidden {args.hidden}", TRAINING_COPIES * parameters + 2 * (n_train + n_test) * args.hidden,
-             "use fewer hidden units"),
-            _chain_needs(f"--batch-size {args.batch_size}", 2 * batch, n_visible, args.hidden,
-                         "use a smaller --batch-size"), _ais_needs(args, n_visible, args.hidden)]
+    batch_chains = _chain_needs("", 2 * batch, n_visible, args.hidden, "")[1]
+    return [(f"--hidden {args.hidden}", TRAINING_COPIES * parameters + 2 * (n_train + n_test) * args.hidden
+             + batch_chains, "use fewer hidden units (or a smaller --batch-size)"),
+            _ais_needs(args, n_visible, args.hidden)]
 
 
 def _ais_needs(args, n_visible: int, n_hidden: int):

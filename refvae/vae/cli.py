@@ -51,8 +51,9 @@ def _decoder_variance(text: str):
 
 def _memory_needs(args, x_dim: int, n_train: int, n_test: int):
     """What ``refvae train vae`` holds at one time, as :func:`refvae.memory.check_memory` needs: the parameters with
-    their gradients and Adam's two moments; a batch's activations (forward values, caches, gradients); the data on
-    the device (and a binarised copy); the evaluation's chunk of decoded importance samples."""
+    their gradients and Adam's two moments, a batch's activations (forward values, caches, gradients) and the test
+    set's in the evaluation, all growing with the widths; the data on the device (and a binarised copy); the
+    evaluation's chunk of decoded importance samples."""
     hidden = tuple(args.hidden)
     outputs = 2 * x_dim if args.likelihood == "gaussian" else x_dim
     widths = [x_dim, *hidden, 2 * args.z_dim, args.z_dim, *reversed(hidden), outputs]
@@ -62,8 +63,8 @@ def _memory_needs(args, x_dim: int, n_train: int, n_test: int):
         else f"--z-dim {args.z_dim}"
     batch = min(args.batch_size, n_train)
     evaluation = 3 * n_test * sum(widths)                   # the test set's ELBO terms, and its codes for the plots
-    return [(widest, TRAINING_COPIES * parameters + evaluation, "use fewer hidden units or latent dimensions"),
-            (f"--batch-size {args.batch_size}", 3 * batch * sum(widths), "use a smaller --batch-size"),
+    return [(widest, TRAINING_COPIES * parameters + evaluation + 3 * batch * sum(widths),
+             "use fewer hidden units or latent dimensions (or a smaller --batch-size)"),
             (f"--dataset {args.dataset}", 2 * (n_train + n_test) * x_dim, "use --train-size and --test-size"),
             (f"--iw-samples {args.iw_samples}", 4 * min(args.iw_samples, 8192) * sum(widths[3:]),
              "use fewer --iw-samples")]
