@@ -43,8 +43,8 @@ def _decoder_variance(text: str):
     except ValueError:
         value = None
     if value is None or not FLOAT32_TINY <= value <= FLOAT32_MAX:
-        raise argparse.ArgumentTypeError(f"choose one of {', '.join(DECODER_VARIANCES)}, or a fixed variance in "
-                                         f"[{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}] (float32 holds no smaller or "
+        raise argparse.ArgumentTypeError(f"choose one of {', '.join(DECODER_VARIANCES)}, or a positive number for a "
+                                         f"fixed variance, in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}] (float32 holds no smaller or "
                                          f"larger variance); got {text!r}")
     return value
 
