@@ -14,8 +14,11 @@ This module knows no model. The program ``refvae`` is :func:`refvae.app.main`, w
 :func:`refvae.gradcheck.register_checks`.
 
 Every command takes ``--backend {numpy,cupy,strict}``. Errors are printed as one line that says
-what was wrong and how to fix it, with exit status 2. Options are checked before any work starts (sizes must be
-positive, output paths writable). A training run owns its ``--out`` directory (:func:`run_directory`): it is
+what was wrong and how to fix it, with exit status 2 (the option parser's too: :class:`Parser`; a file that cannot
+be written is named, with the option that chose it). Options are checked before any work starts (sizes must be
+positive, numbers finite and in range, output paths writable), and so is the memory the sizes will need
+(:func:`refvae.memory.check_memory`, called by each model's commands). NumPy's floating-point warnings are silenced
+while a command runs: a diverging run says so in its one error line. A training run owns its ``--out`` directory (:func:`run_directory`): it is
 locked for the run's duration, a run already there is replaced only with ``--force`` (or continued with
 ``--resume``), and temporary files left by an interrupted write are removed.
 """
@@ -43,7 +46,7 @@ from .rundir import LOCK_NAME, RUN_FILES, check_output_file, make_directory, not
 from ._version import __version__
 from .train import TrainingError
 
-__all__ = ["FLOAT32_TINY", "FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES", "USER_ERRORS", "HelpFormatter",
+__all__ = ["FLOAT32_MAX", "FLOAT32_TINY", "FORCE_HELP", "LOCK_NAME", "MAX_GRID", "RUN_FILES", "USER_ERRORS", "HelpFormatter",
            "Parser", "add_backend_argument", "add_run_arguments", "build_parser", "check_memory", "check_output_file",
            "image_shape", "int_at_least", "load_from_args", "load_labeled", "main", "make_directory", "markdown_cell",
            "momentum_float", "nonnegative_float", "note", "number_in", "parse_hidden", "positive_float",
