@@ -19,8 +19,10 @@ from pathlib import Path
 from refvae import plots
 from refvae.backend import get_backend
 from refvae.cli import (AIS_PAPER_TEMPERATURES, DATASET_HELP, add_ais_arguments, add_backend_argument,
-                        add_run_arguments, add_test_fraction_argument, image_shape, load_from_args, note, positive_int,
-                        positive_size, resume_options, run_directory, run_options, warn, write_json)
+                        add_run_arguments, add_test_fraction_argument, check_memory, image_shape, load_from_args,
+                        momentum_float, nonnegative_float, note, number_in, positive_float, positive_int,
+                        positive_size, resume_options, run_directory, run_options, seed_int, warn, write_json)
+from refvae.memory import TRAINING_COPIES
 from refvae.evaluation import binarize_fixed
 from refvae.optim import SGD
 from refvae.train import fit
@@ -53,16 +55,16 @@ def add_train_parser(train_sub) -> None:
     p.add_argument("--negative-phase", choices=NEGATIVE_PHASES, default="gibbs",
                    help="gibbs: CD-k or PCD (--cd, --pcd); exact: by enumerating the smaller layer (at most "
                         f"{MAX_EXACT_TRAINING} units)")
-    p.add_argument("--sparsity-target", type=float, default=None,
-                   help="target firing rate of the hidden units (default: no sparsity penalty)")
-    p.add_argument("--weight-decay", type=float, default=2e-4, help="L2 penalty on the weights")
+    p.add_argument("--sparsity-target", type=number_in(0, 1, low_open=True, high_open=True), default=None,
+                   help="target firing rate of the hidden units, in (0, 1) (default: no sparsity penalty)")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=2e-4, help="L2 penalty on the weights")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (with --resume: in all)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="examples per step")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--lr", type=positive_float, default=0.01, help="learning rate")
+    p.add_argument("--momentum", type=momentum_float, default=0.9, help="SGD momentum, in [0, 1)")
     p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
                    help="binarise the training images: a fresh sample per batch, one fixed sample, or not at all")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the order, the chains and AIS")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the weights, the order, the chains and AIS")
     add_ais_arguments(p)
     p.add_argument("--train-size", type=positive_size, default=None,
                    help="use only the first N training images (default: all)")
@@ -70,6 +72,30 @@ def add_train_parser(train_sub) -> None:
                    help="use only the first N test images (default: all)")
     add_run_arguments(p, "runs/rbm")
     p.set_defaults(run=_train_rbm)
+
+
+def _chain_needs(option: str, chains: int, n_visible: int, n_hidden: int, fix: str):
+    """The need (for :func:`refvae.memory.check_memory`) of ``chains`` Gibbs chains: each holds its visible and
+    hidden states, their probabilities and a sweep's uniform draws."""
+    return option, 4 * chains * (n_visible + n_hidden), fix
+
+
+def _memory_needs(args, n_visible: int, n_train: int, n_test: int):
+    """What ``refvae train rbm`` holds at one time: the weights with their gradients and the optimiser's velocity,
+    a batch's Gibbs chains (and the persistent ones), the data's hidden probabilities (the test log-likelihood, the
+    plots), AIS's chains."""
+    batch = min(args.batch_size, n_train)
+    parameters = n_visible * args.hidden + n_visible + args.hidden
+    batch_chains = _chain_needs("", 2 * batch, n_visible, args.hidden, "")[1]
+    return [(f"--hidden {args.hidden}", TRAINING_COPIES * parameters + 2 * (n_train + n_test) * args.hidden
+             + batch_chains, "use fewer hidden units (or a smaller --batch-size)"),
+            _ais_needs(args, n_visible, args.hidden)]
+
+
+def _ais_needs(args, n_visible: int, n_hidden: int):
+    """AIS's chains, where log Z is estimated by AIS (the smaller layer too large to enumerate)."""
+    chains = args.ais_chains if min(n_visible, n_hidden) > partition.MAX_ENUMERATION else 0
+    return _chain_needs(f"--ais-chains {args.ais_chains}", chains, n_visible, n_hidden, "use fewer --ais-chains")
 
 
 def _log_z(model, train, args) -> dict:
@@ -162,6 +188,7 @@ def _train_rbm(args) -> int:
 def _run(args, out: Path) -> int:
     B = get_backend()
     train, _, test, _ = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX)
+    check_memory(_memory_needs(args, train.shape[1], train.shape[0], test.shape[0]), backend=B)
     model = BernoulliRBM(train.shape[1], args.hidden, seed=args.seed, k=args.cd, persistent=args.pcd,
                          adaptive_prior=not args.fixed_prior, sparsity_target=args.sparsity_target,
                          weight_decay=args.weight_decay, negative_phase=args.negative_phase)
@@ -205,11 +232,14 @@ def _run(args, out: Path) -> int:
 def sample_checkpoint(model, n, args):
     """``refvae sample`` for an RBM: P(v = 1 | h) after ``args.gibbs_steps`` sweeps of Gibbs chains (binary v drawn
     from it with ``args.binary``)."""
+    check_memory([_chain_needs(f"--n {n}", n, model.n_visible, model.n_hidden, "draw fewer samples at a time")],
+                 model.dtype_name, backend=model.backend)
     probs = model.sample(n, steps=args.gibbs_steps, seed=args.seed)
     return model.backend.rng((args.seed, 1)).bernoulli(probs) if args.binary else probs
 
 
 def evaluate_checkpoint(model, args) -> int:
+    check_memory([_ais_needs(args, model.n_visible, model.n_hidden)], model.dtype_name, backend=model.backend)
     train, _, test, _ = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX, width=model.n_visible)
     metrics = evaluate_rbm(model, test, train, args)
     print(f"{model} on {args.dataset} ({metrics['n']} test images)")

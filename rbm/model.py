@@ -165,7 +165,7 @@ class BernoulliRBM(Estimator, Checkpointable):
 
     def validate_data(self, v, name="v"):
         """``v`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
-        return as_data(v, self.n_visible, self.dtype_name, unit_interval=True, name=name,
+        return as_data(v, self.n_visible, self.dtype_name, backend=self.backend, unit_interval=True, name=name,
                        range_fix="rescale it (e.g. pixels / 255): binary units model values in [0, 1]")
 
     def set_param_arrays(self, new: dict) -> None:

@@ -73,10 +73,14 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
 def atomic_file(path):
     """A binary file to write that appears at ``path`` only when complete: written as ``<name>.*.tmp`` beside it,
     flushed to disk, then renamed over ``path`` (``os.replace`` is atomic), with the user's usual permissions.
-    If writing fails, the temporary is removed and ``path`` keeps its previous contents."""
+    If writing fails, the temporary is removed and ``path`` keeps its previous contents; an OSError (a full disk,
+    no permission) names ``path`` as its ``filename``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as err:                              # named by the file it was for, not its temporary
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
     try:
         os.chmod(tmp, 0o666 & ~_umask())                 # mkstemp makes 0600; give the user's usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -84,9 +88,11 @@ def atomic_file(path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename in (None, tmp):   # e.g. a write into a full disk
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)

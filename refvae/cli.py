@@ -14,8 +14,11 @@ This module knows no model. The program ``refvae`` is :func:`refvae.app.main`, w
 :func:`refvae.gradcheck.register_checks`.
 
 Every command takes ``--backend {numpy,cupy,strict}``. Errors are printed as one line that says
-what was wrong and how to fix it, with exit status 2. Options are checked before any work starts (sizes must be
-positive, output paths writable). A training run owns its ``--out`` directory (:func:`run_directory`): it is
+what was wrong and how to fix it, with exit status 2 (the option parser's too: :class:`Parser`; a file that cannot
+be written is named, with the option that chose it). Options are checked before any work starts (sizes must be
+positive, numbers finite and in range, output paths writable), and so is the memory the sizes will need
+(:func:`refvae.memory.check_memory`, called by each model's commands). NumPy's floating-point warnings are silenced
+while a command runs: a diverging run says so in its one error line. A training run owns its ``--out`` directory (:func:`run_directory`): it is
 locked for the run's duration, a run already there is replaced only with ``--force`` (or continued with
 ``--resume``), and temporary files left by an interrupted write are removed.
 
@@ -28,6 +31,7 @@ and ``diagnose`` read the dataset from it (:func:`data_options_from_checkpoint`)
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import re
@@ -41,19 +45,22 @@ from .backend import BACKENDS, BackendError, get_backend, set_backend
 from .checkpoint import CheckpointError, atomic_file, kind_of, load_checkpoint, load_model
 from .validation import DataError
 from .gradcheck import run_all
+from .memory import check_memory
 from .plots import plot_image_grid
 from .rundir import LOCK_NAME, RUN_FILES, check_output_file, make_directory, note, run_directory
 from ._version import __version__
 from .train import TrainingError, setting_differences
 
-__all__ = ["AIS_DEFAULT_TEMPERATURES", "AIS_PAPER_TEMPERATURES", "DATASET_HELP", "FORCE_HELP", "LOCK_NAME",
-           "MAX_GRID", "NOT_RESUMED", "RESUME_FREE", "RUN_FILES", "USER_ERRORS", "add_ais_arguments",
-           "add_backend_argument", "add_run_arguments", "add_test_fraction_argument", "ais_temperatures",
-           "build_parser", "check_output_file", "check_width", "data_options_from_checkpoint", "HelpFormatter",
-           "image_shape", "int_at_least", "load_from_args", "load_labeled", "main", "make_directory",
-           "markdown_cell", "note", "parse_hidden", "Parser", "positive_int", "positive_size", "register_command",
-           "register_command_line_terms", "register_evaluator", "register_sampler", "register_train_command",
-           "resume_options", "run_directory", "run_options", "use_backend_or_exit", "warn", "write_json"]
+__all__ = ["AIS_DEFAULT_TEMPERATURES", "AIS_PAPER_TEMPERATURES", "DATASET_HELP", "FLOAT32_MAX", "FLOAT32_TINY",
+           "FORCE_HELP", "LOCK_NAME", "MAX_GRID", "NOT_RESUMED", "RESUME_FREE", "RUN_FILES", "USER_ERRORS",
+           "add_ais_arguments", "add_backend_argument", "add_run_arguments", "add_test_fraction_argument",
+           "ais_temperatures", "build_parser", "check_memory", "check_output_file", "check_width",
+           "data_options_from_checkpoint", "HelpFormatter", "image_shape", "int_at_least", "load_from_args",
+           "load_labeled", "main", "make_directory", "markdown_cell", "momentum_float", "nonnegative_float", "note",
+           "number_in", "parse_hidden", "Parser", "positive_float", "positive_int", "positive_size",
+           "register_command", "register_command_line_terms", "register_evaluator", "register_sampler",
+           "register_train_command", "resume_options", "run_directory", "run_options", "seed_int",
+           "use_backend_or_exit", "warn", "write_json"]
 
 # OSError covers the environment's failures (a path that cannot be written, no network: datasets.DownloadError).
 USER_ERRORS = (BackendError, CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError,
@@ -121,8 +128,8 @@ def load_from_args(args, *, unit_interval: bool = False, range_fix: str = "resca
                    min_train: int = 1, width: int | None = None):
     """(train, train_labels, test, test_labels) of ``args.dataset``: a named dataset (from ``args.data_dir`` if
     given) or a data file (:func:`refvae.datasets.load_file`, its held-out share ``args.test_fraction``), cut to the
-    first ``args.train_size`` / ``args.test_size`` examples where those options exist and are set. Labels are None
-    for a file without them.
+    first ``args.train_size`` / ``args.test_size`` examples where those options exist and are set (a size beyond
+    the data's uses all of it, with a note). Labels are None for a file without them.
 
     A data file is checked for the model that will read it: values in [0, 1] with ``unit_interval`` (``range_fix``
     says how to fix others), at least ``min_train`` training rows; with ``width``, the data must have that many
@@ -143,6 +150,10 @@ def load_from_args(args, *, unit_interval: bool = False, range_fix: str = "resca
     if width is not None:
         check_width(name, train.shape[1], width)
     n_train, n_test = getattr(args, "train_size", None), getattr(args, "test_size", None)
+    for option, n, have, what in (("--train-size", n_train, train.shape[0], "training"),
+                                  ("--test-size", n_test, test.shape[0], "test")):
+        if n is not None and n > have:
+            note(f"{option} {n} is more than the {have} {what} examples of {args.dataset}: using all {have}")
     if n_train is not None:
         train, y_train = train[:n_train], None if y_train is None else y_train[:n_train]
     if n_test is not None:
@@ -298,19 +309,22 @@ def parse_hidden(text: str):
             f"--hidden takes comma-separated widths such as 400 or 500,200; got {text!r}") from None
 
 
-def int_at_least(minimum: int, hint: str = ""):
-    """An argparse ``type``: an integer of at least ``minimum`` (e.g. 1 for a size, 2 for AIS temperatures), else a
-    one-line error naming the option; ``hint`` is added to it (what to do instead)."""
+def int_at_least(minimum: int, hint: str = "", maximum: int | None = None):
+    """An argparse ``type``: an integer of at least ``minimum`` (e.g. 1 for a size, 2 for AIS temperatures) and, if
+    given, at most ``maximum``, else a one-line error naming the option; ``hint`` is added to it (what to do
+    instead)."""
+    bounds = f"of at least {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer of at least {minimum}, got {text!r}{hint}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}{hint}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = f"integer {bounds}"
     return parse
 
 
@@ -341,6 +355,46 @@ def add_ais_arguments(p) -> None:
 positive_int = int_at_least(1)
 #: An argparse ``type``: a positive number of examples (``--train-size``, ``--test-size``).
 positive_size = int_at_least(1, " (leave the option out to use every example)")
+#: An argparse ``type``: a seed of the random numbers (every backend's generators take these).
+seed_int = int_at_least(0, maximum=2**32 - 1)
+
+
+def number_in(low=None, high=None, *, low_open: bool = False, high_open: bool = False, hint: str = ""):
+    """An argparse ``type``: a finite number in the interval from ``low`` to ``high`` (None: unbounded; ``low_open``
+    and ``high_open`` leave the end out), else a one-line error naming the option and the accepted range, e.g.
+    ``number_in(0, 1, high_open=True)`` for a momentum in [0, 1). NaN and infinity are never accepted."""
+    if low is not None and high is not None:
+        bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        bounds = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        bounds = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        bounds = "(not NaN or infinite)"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        inside = math.isfinite(value) and (
+            low is None or (value > low if low_open else value >= low)) and (
+            high is None or (value < high if high_open else value <= high))
+        if not inside:
+            raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, got {text!r}{hint}")
+        return value
+
+    parse.__name__ = f"number {bounds}"
+    return parse
+
+
+#: argparse ``type``s for the models' numeric options (each refuses NaN and infinity, naming the option).
+positive_float = number_in(0, low_open=True)                     # a learning rate
+nonnegative_float = number_in(0)                                  # a weight decay, an initial scale
+momentum_float = number_in(0, 1, high_open=True)                  # a momentum, [0, 1)
+#: The smallest variance a float32 model can hold without underflow to zero (its smallest normal number).
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def markdown_cell(text) -> str:
@@ -481,10 +535,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose help shows every option's default (its subcommands' parsers too)."""
+    """An ArgumentParser whose help shows every option's default and whose errors are one line (its subcommands'
+    parsers too): ``refvae train vae: error: <message>; see refvae train vae --help``, exit status 2."""
 
     def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}; see {self.prog} --help\n")
 
 
 def _models_description(train_sub) -> str:
@@ -506,7 +564,7 @@ def _add_evaluate_parser(sub) -> None:
     ev.add_argument("--test-size", type=positive_size, default=None, help="use only the first N test images (default: all)")
     ev.add_argument("--iw-samples", type=positive_int, default=1000,
                     help="importance samples per test image (VAE, Helmholtz machine)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the estimators' random numbers")
+    ev.add_argument("--seed", type=seed_int, default=0, help="seed of the estimators' random numbers")
     ev.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     add_ais_arguments(ev)
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -526,7 +584,7 @@ def _add_sample_parser(sub) -> None:
                          "P(v|h), the Helmholtz machine's P(x|h_1))")
     sa.add_argument("--gibbs-steps", type=positive_int, default=1000,
                     help="Gibbs sweeps per sample, for models sampled by Gibbs chains (RBM)")
-    sa.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    sa.add_argument("--seed", type=seed_int, default=0, help="seed of the samples")
     offered = sorted({src for kind_sources in _SAMPLE_SOURCES.values() for src in kind_sources})
     by_kind = "; ".join(f"{kind}: {', '.join(src)}" for kind, src in sorted(_SAMPLE_SOURCES.items()))
     sa.add_argument("--source", choices=offered or None, default=None,
@@ -563,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser("gradcheck", help="float64 finite-difference checks of every model's gradients")
     add_backend_argument(gc)
-    gc.add_argument("--seed", type=int, default=0, help="seed of the checks' random inputs")
+    gc.add_argument("--seed", type=seed_int, default=0, help="seed of the checks' random inputs")
     gc.set_defaults(run=_gradcheck)
     return parser
 
@@ -579,26 +637,40 @@ _COMMAND_LINE_TERMS = (
     (r"data_dir=", "--data-dir "),
     (r"\btest_fraction\b", "--test-fraction"),
     (r"hold out fewer for testing", "lower --test-fraction"),
+    (r"\b\w+ has (\d+) columns but the model expects (\d+): pass data of shape \(n, \d+\) or build the model with "
+     r"x_dim=\d+", lambda match, args: _wrong_width(match, args)),
 )
+
+
+def _wrong_width(match, args) -> str:
+    """Data of another width than the checkpoint's, in the terms of the options that chose them."""
+    dataset = f"--dataset {args.dataset}" if getattr(args, "dataset", None) else "--dataset"
+    command = getattr(args, "command", None) or "evaluate"
+    return (f"the checkpoint was trained on {match[2]}-pixel data but {dataset} gives {match[1]}; {command} with "
+            "the dataset it was trained on")
 _MODEL_TERMS: list = []        # (pattern, replacement) registered by the models for their own options
 
 
 def register_command_line_terms(*pairs) -> None:
     """Rewrite a model's library wording in its errors into command-line wording, e.g.
-    ``(r"algorithm='([\\w-]+)'", r"--algorithm \\1")``: each pair is a regular expression and its replacement."""
+    ``(r"algorithm='([\\w-]+)'", r"--algorithm \\1")``: each pair is a regular expression and its replacement, a
+    string or a function ``(match, args) -> str`` of the match and the command's parsed options."""
     for pair in pairs:
         if pair not in _MODEL_TERMS:
             _MODEL_TERMS.append(pair)
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err, args=None) -> str:
     """The error's message on one line, in the command line's terms (``--data-dir``, not ``data_dir=``)."""
     parts = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
     text = parts[0]
     for part in parts[1:]:
         text += (" " if text.endswith((".", ":", ";", ",")) else ". " if part[0].isupper() else "; ") + part
     for pattern, replacement in (*_COMMAND_LINE_TERMS, *_MODEL_TERMS):
-        text = re.sub(pattern, replacement, text)
+        if callable(replacement):
+            text = re.sub(pattern, lambda match, replace=replacement: replace(match, args), text)
+        else:
+            text = re.sub(pattern, replacement, text)
     return text
 
 
@@ -614,18 +686,54 @@ def _given_options(argv) -> frozenset:
             elif action.option_strings:
                 action.default = argparse.SUPPRESS
     return frozenset(vars(parser.parse_args(argv)))
+def _parse(parser, argv):
+    """The parsed options; unknown ones are refused by the parser of the command they were given to."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = " ".join(getattr(args, name) for name in ("command", "model") if getattr(args, name, None))
+        prog = f"{parser.prog} {command}".strip()
+        parser.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(unknown)}; see {prog} --help\n")
+    return args
+
+
+def _disk_error(err: OSError, args) -> str:
+    """An OSError naming its file in the command line's terms: ``cannot write runs/x/report.md: no space left on
+    device; free space or choose another --out``."""
+    path = Path(err.filename)
+    reason = (err.strerror or str(err)).rstrip(".")
+    reason = reason[:1].lower() + reason[1:]
+    option = None
+    for name in ("out", "json"):
+        value = getattr(args, name, None)
+        if value and (path == Path(value) or Path(value) in path.parents):
+            option = f"--{name}"
+    elsewhere = f"choose another {option}" if option else "write elsewhere"
+    fixes = {errno.ENOSPC: f"free space or {elsewhere}", errno.EDQUOT: f"free space or {elsewhere}",
+             errno.EROFS: f"{elsewhere} (this file system is read-only)"}
+    if err.errno in fixes:
+        return f"cannot write {path}: {reason}; {fixes[err.errno]}"
+    if option:
+        return f"cannot write {path}: {reason}; {elsewhere} that you may write to"
+    return f"cannot use {path}: {reason}; check that it exists and that you may read and write it"
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     args.explicit_options = _given_options(argv)
     try:
         if args.backend:
             set_backend(args.backend)
-        return args.run(args)
+        with np.errstate(all="ignore"):     # a diverging run's overflows: its one-line error says what happened
+            return args.run(args)
     except USER_ERRORS as err:
-        print(f"refvae: error: {_one_line(err)}", file=sys.stderr)
+        if isinstance(err, OSError) and err.filename and not isinstance(err, datasets.DatasetError):
+            err = _disk_error(err, args)
+        print(f"refvae: error: {_one_line(err, args)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("refvae: error: out of memory: the sizes asked for do not fit in this machine's memory; use smaller "
+              "sizes (--hidden, --z-dim, --layers, --batch-size, --k, --n, --ais-chains)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("refvae: interrupted; the last completed epoch is in the checkpoint (resume with --resume)",

@@ -81,7 +81,7 @@ class FeatureClassifier(ParameterSlots):
                     yield f"{part}.{i}.{key}", lin.params, key
 
     def _data(self, x):
-        return as_data(x, self.x_dim, self.dtype_name, name="x")
+        return as_data(x, self.x_dim, self.dtype_name, backend=self.backend, name="x")
 
     def features(self, x):
         """The penultimate layer's activations, (batch, hidden[-1])."""
@@ -217,7 +217,7 @@ def classifier_features(X, batch_size: int = 2000):
         _SHIPPED.clear()
         _SHIPPED[key] = load_classifier()
     model = _SHIPPED[key]
-    X = as_data(X, model.x_dim, model.dtype_name, unit_interval=True, name="X",
+    X = as_data(X, model.x_dim, model.dtype_name, backend=model.backend, unit_interval=True, name="X",
                 range_fix="pass images with grey levels in [0, 1] (pixels / 255)")
     n = X.shape[0]
     parts = [model.features(X[i:min(i + batch_size, n), :]) for i in range(0, n, batch_size)]

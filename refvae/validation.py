@@ -8,7 +8,7 @@ import contextlib
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import BackendError, get_backend
 
 __all__ = ["DataError", "as_data", "check_finite_params", "check_positive_int", "check_state_array",
            "values_already_checked"]
@@ -36,15 +36,17 @@ class DataError(ValueError):
 
 
 def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x", min_rows: int = 1,
-            range_fix: str = "rescale (e.g. pixels / 255) or use likelihood='gaussian'"):
+            range_fix: str = "rescale (e.g. pixels / 255) or use likelihood='gaussian'", backend=None):
     """``x`` (NumPy or backend array) as a backend array of shape ``(n, width)`` and the model's dtype.
 
     Checks, with one device-to-host transfer for the value checks: 2-D, ``width`` columns, at least
     ``min_rows`` rows, all values finite and, with ``unit_interval``, in [0, 1] (``range_fix`` says how to
-    fix values outside it).
+    fix values outside it). ``backend`` is the model's (the one active when it was built): it must still be the
+    active one, and ``x`` must be a host array or an array of it (else a :class:`refvae.backend.BackendError`).
     """
     B = get_backend()
     xp = B.xp
+    _refuse_other_backends(x, name, B, backend)
     _refuse_complex_or_masked(x, name)
     shape = tuple(getattr(x, "shape", ()))
     if not hasattr(x, "shape"):
@@ -79,6 +81,30 @@ def as_data(x, width: int, dtype, *, unit_interval: bool = False, name: str = "x
             f"{name} has values in [{lo:g}, {hi:g}] but a Bernoulli likelihood needs values in [0, 1]: {range_fix}"
         )
     return x
+
+
+#: Array libraries whose arrays live on a device: they cannot be mixed with another backend's.
+_DEVICE_LIBRARIES = ("cupy", "array_api_strict")
+
+
+def _describe_backend(backend) -> str:
+    return f"backend {backend.name!r}" + (f" (device {backend.device})" if backend.device is not None else "")
+
+
+def _refuse_other_backends(x, name: str, active, model_backend) -> None:
+    """A model lives on the backend it was built under; data reach it as host arrays or arrays of that backend."""
+    if model_backend is not None and (model_backend.name, model_backend.device) != (active.name, active.device):
+        raise BackendError(f"the model was built on {_describe_backend(model_backend)} but the active one is now "
+                           f"{_describe_backend(active)}: call refvae.set_backend({model_backend.name!r}) before using "
+                           "it (or refvae.use_backend), or build the model again under the new backend")
+    library = type(x).__module__.split(".")[0]
+    if library not in _DEVICE_LIBRARIES or library == active.xp.__name__.split(".")[0]:
+        return                    # host data (NumPy, lists, ...), or the backend's own (moved to its device)
+    device = getattr(x, "device", None)
+    where = f"an array of {library}" + (f" on device {device}" if device is not None else "")
+    raise BackendError(f"{name} is {where} but the model lives on {_describe_backend(active)}: pass a NumPy array or "
+                       f"an array of that backend (refvae.get_backend().asarray({name})), or call "
+                       "refvae.set_backend(...) before building the model")
 
 
 def _refuse_complex_or_masked(x, name: str) -> None:

@@ -23,9 +23,11 @@ import numpy as np
 
 from refvae import datasets, plots
 from refvae.backend import get_backend
-from refvae.cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument, check_width,
-                        image_shape, load_from_args, positive_int, positive_size, resume_options, run_directory, run_options,
-                        write_json)
+from refvae.cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument,
+                        check_memory, check_width, image_shape, load_from_args, momentum_float, nonnegative_float,
+                        number_in, positive_float, positive_int, positive_size, resume_options, run_directory,
+                        run_options, seed_int, write_json)
+from refvae.memory import TRAINING_COPIES, parameter_count
 from refvae.evaluation import binarize_fixed, kl_data_model
 from refvae.optim import SGD
 from refvae.train import fit
@@ -67,18 +69,19 @@ def add_train_parser(train_sub) -> None:
     p.add_argument("--prior", choices=PRIORS, default="factorial", help="the top layer's prior")
     p.add_argument("--prior-update", choices=PRIOR_UPDATES, default="gradient",
                    help="how the top prior learns: the wake-phase gradient or moment matching")
-    p.add_argument("--prior-rate", type=float, default=0.05, help="rho of the moment-matching prior update")
+    p.add_argument("--prior-rate", type=number_in(0, 1, low_open=True), default=0.05,
+                   help="rho of the moment-matching prior update, in (0, 1]")
     p.add_argument("--rbm-hidden", type=positive_int, default=None, help="hidden units of the RBM prior")
-    p.add_argument("--init-std", type=float, default=None,
+    p.add_argument("--init-std", type=nonnegative_float, default=None,
                    help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs (with --resume: in all)")
     p.add_argument("--batch-size", type=positive_int, default=10, help="examples per step")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate")
+    p.add_argument("--momentum", type=momentum_float, default=0.9, help="SGD momentum, in [0, 1)")
     p.add_argument("--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over the epochs")
     p.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
                    help="binarise the training data: a fresh sample per batch, one fixed sample, or not at all")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the training sample, the order and noise")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the weights, the training sample, the order and noise")
     p.add_argument("--iw-samples", type=positive_int, default=1000,
                    help="importance samples per test image (large models)")
     p.add_argument("--train-size", type=positive_size, default=None,
@@ -89,12 +92,32 @@ def add_train_parser(train_sub) -> None:
     p.set_defaults(run=_train_helmholtz)
 
 
+def _memory_needs(args, x_dim: int, n_train: int):
+    """What ``refvae train helmholtz`` holds at one time: both networks' weights with their gradients and momenta
+    (and an RBM prior's) and the evaluation's samples of every layer (its importance samples, the firing rates of
+    up to 5000 examples and 2000 dreams); a batch's --k samples of every layer; the training data."""
+    sizes = (x_dim, *args.layers)
+    top = args.layers[-1]
+    rbm = top * (args.rbm_hidden or min(top, 16)) if args.prior == "rbm" else top
+    parameters = parameter_count(sizes[::-1]) + parameter_count(sizes) + rbm
+    evaluation = 3 * (8192 + min(n_train, 5000) + 2000) * sum(sizes)    # importance chunks, firing rates, dreams
+    widest = f"--layers {','.join(map(str, args.layers))}"
+    return [(widest, TRAINING_COPIES * parameters + evaluation, "use narrower layers"),
+            (f"--k {args.k}", 6 * min(args.batch_size, n_train) * args.k * sum(sizes),
+             "use fewer samples per example (--k) or a smaller --batch-size"),
+            (f"--train-size {n_train}", 3 * n_train * x_dim, "use a smaller --train-size")]
+
+
 def _data(args):
-    """(train, test) host arrays; for a toy dataset train is drawn from the exact distribution, test is None."""
+    """(train, test) host arrays; for a toy dataset train is drawn from the exact distribution, test is None. The
+    run's memory is checked before the draws are made."""
     if args.dataset in TOY:
         patterns, probs = datasets.data_distribution(args.dataset)
-        return datasets.sample_distribution(patterns, probs, args.train_size or 20000, seed=args.seed), None
+        n_train = args.train_size or 20000
+        check_memory(_memory_needs(args, patterns.shape[1], n_train), backend=get_backend())
+        return datasets.sample_distribution(patterns, probs, n_train, seed=args.seed), None
     train, _, test, _ = load_from_args(args, unit_interval=True, range_fix=RANGE_FIX)
+    check_memory(_memory_needs(args, train.shape[1], train.shape[0]), backend=get_backend())
     return train, test
 
 
@@ -208,10 +231,14 @@ def _run(args, out: Path) -> int:
 def sample_checkpoint(model, n, args):
     """``refvae sample`` for a Helmholtz machine: dreams, P(x = 1 | h_1) of ancestral samples (binary x with
     ``args.binary``)."""
+    check_memory([(f"--n {n}", 3 * n * sum(model.layer_sizes), "draw fewer samples at a time")], model.dtype_name,
+                 backend=model.backend)
     return model.sample(n, seed=args.seed, mean=not args.binary)
 
 
 def evaluate_checkpoint(model, args) -> int:
+    check_memory([(f"--iw-samples {args.iw_samples}", 4 * min(args.iw_samples, 8192) * sum(model.layer_sizes),
+                   "use fewer --iw-samples")], model.dtype_name, backend=model.backend)
     if args.dataset in TOY:
         test = None
         check_width(args.dataset, datasets.data_distribution(args.dataset)[0].shape[1], model.layer_sizes[0])

@@ -266,7 +266,8 @@ class HelmholtzMachine(Estimator, ParameterSlots, Checkpointable):
 
     def validate_data(self, x, name="x"):
         """``x`` as a checked backend array (batch, n_visible) in [0, 1] of the model's dtype."""
-        return as_data(x, self.layer_sizes[0], self.dtype_name, unit_interval=True, name=name,
+        return as_data(x, self.layer_sizes[0], self.dtype_name, backend=self.backend, unit_interval=True,
+                       name=name,
                        range_fix="rescale it (e.g. pixels / 255): binary units model values in [0, 1]")
 
     def _states(self, hs, batch, name="hs"):

@@ -79,6 +79,9 @@ def _images_as_rows(images: np.ndarray, path: Path) -> np.ndarray:
             f"{path}: expected MNIST images of shape (n, 28, 28) and type uint8, got shape "
             f"{images.shape} and type {images.dtype}; check that this is an image file (idx3-ubyte)"
         )
+    if images.shape[0] == 0:
+        raise IDXFormatError(f"{path}: the file holds 0 images (its header declares shape {images.shape}); replace "
+                             "it with a fresh copy of the MNIST file")
     rows = images.reshape(images.shape[0], -1).astype(np.float32)
     rows /= np.float32(255.0)
     return rows

@@ -4,6 +4,7 @@ aggregate posterior against the prior: report and plots)."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import numpy as np
 
 from ..backend import get_backend
 from ..checkpoint import atomic_file, load_checkpoint, load_model
-from ..cli import (DATASET_HELP, add_backend_argument, add_run_arguments, add_test_fraction_argument,
-                   data_options_from_checkpoint, image_shape, load_from_args, make_directory, markdown_cell,
-                   parse_hidden, positive_int, positive_size, resume_options, run_directory, run_options, write_json)
+from ..cli import (DATASET_HELP, FLOAT32_MAX, FLOAT32_TINY, add_backend_argument, add_run_arguments,
+                   add_test_fraction_argument, check_memory, data_options_from_checkpoint, image_shape, load_from_args,
+                   make_directory, markdown_cell, momentum_float, parse_hidden, positive_float, positive_int,
+                   positive_size, resume_options, run_directory, run_options, seed_int, write_json)
+from ..memory import TRAINING_COPIES, parameter_count
 from ..optim import SGD, Adam
 from ..plots import plot_image_grid, plot_reconstructions, plot_training_curves
-from ..train import fit
+from ..train import TrainingError, fit
 from . import plots as vae_plots
 from .aggregate import absorb_prior, aggregate_posterior, prior_mismatch
 from .evaluation import evaluate_vae
@@ -30,7 +33,8 @@ PLOTS = ("curves.png", "samples.png", "reconstructions.png", "latent.png", "post
 
 
 def _decoder_variance(text: str):
-    """``--decoder-variance``: one of the named kinds, or a positive number (a fixed variance)."""
+    """``--decoder-variance``: one of the named kinds, or a fixed variance that float32 holds as a normal number
+    (from its smallest normal number, about 1.2e-38, to its largest, about 3.4e38)."""
     import argparse
 
     if text in DECODER_VARIANCES:
@@ -39,10 +43,32 @@ def _decoder_variance(text: str):
         value = float(text)
     except ValueError:
         value = None
-    if value is None or not value > 0 or value == float("inf"):
+    if value is None or not FLOAT32_TINY <= value <= FLOAT32_MAX:
         raise argparse.ArgumentTypeError(f"choose one of {', '.join(DECODER_VARIANCES)}, or a positive number for a "
-                                         f"fixed variance; got {text!r}")
+                                         f"fixed variance, in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}] (float32 holds no smaller or "
+                                         f"larger variance); got {text!r}")
     return value
+
+
+def _memory_needs(args, x_dim: int, n_train: int, n_test: int):
+    """What ``refvae train vae`` holds at one time, as :func:`refvae.memory.check_memory` needs: the parameters with
+    their gradients and Adam's two moments, a batch's activations (forward values, caches, gradients) and the test
+    set's in the evaluation, all growing with the widths; the data on the device (and a binarised copy); the
+    evaluation's chunk of decoded importance samples."""
+    hidden = tuple(args.hidden)
+    outputs = 2 * x_dim if args.likelihood == "gaussian" else x_dim
+    widths = [x_dim, *hidden, 2 * args.z_dim, args.z_dim, *reversed(hidden), outputs]
+    parameters = parameter_count([x_dim, *hidden, 2 * args.z_dim]) + parameter_count([args.z_dim, *reversed(hidden),
+                                                                                      outputs])
+    widest = f"--hidden {','.join(map(str, hidden))}" if hidden and max(hidden) >= args.z_dim \
+        else f"--z-dim {args.z_dim}"
+    batch = min(args.batch_size, n_train)
+    evaluation = 3 * n_test * sum(widths)                   # the test set's ELBO terms, and its codes for the plots
+    return [(widest, TRAINING_COPIES * parameters + evaluation + 3 * batch * sum(widths),
+             "use fewer hidden units or latent dimensions (or a smaller --batch-size)"),
+            (f"--dataset {args.dataset}", 2 * (n_train + n_test) * x_dim, "use --train-size and --test-size"),
+            (f"--iw-samples {args.iw_samples}", 4 * min(args.iw_samples, 8192) * sum(widths[3:]),
+             "use fewer --iw-samples")]
 
 
 def add_train_parser(train_sub) -> None:
@@ -67,11 +93,11 @@ def add_train_parser(train_sub) -> None:
     vae.add_argument("--activation", choices=["relu", "tanh", "softplus", "sigmoid"], default="relu",
                      help="hidden-layer activation")
     vae.add_argument("--optimizer", choices=["adam", "sgd"], default="adam", help="the optimiser")
-    vae.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    vae.add_argument("--momentum", type=float, default=0.9, help="for --optimizer sgd")
+    vae.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    vae.add_argument("--momentum", type=momentum_float, default=0.9, help="for --optimizer sgd, in [0, 1)")
     vae.add_argument("--binarize", choices=["dynamic", "static", "none"], default="dynamic",
                      help="binarise the training images: a fresh sample per batch, one fixed sample, or not at all")
-    vae.add_argument("--seed", type=int, default=0, help="seed of the weights, the order and the noise")
+    vae.add_argument("--seed", type=seed_int, default=0, help="seed of the weights, the order and the noise")
     vae.add_argument("--iw-samples", type=positive_int, default=1000,
                      help="importance samples per test image for the log-likelihood (Burda et al. use 5000)")
     vae.add_argument("--train-size", type=positive_size, default=None,
@@ -99,6 +125,7 @@ def _run(args, out: Path, binarize) -> int:
     if train.shape[0] < 2:
         raise ValueError(f"train vae needs at least 2 training examples (the aggregate posterior is measured over "
                          f"them), got {train.shape[0]}: raise --train-size")
+    check_memory(_memory_needs(args, train.shape[1], train.shape[0], test.shape[0]), backend=B)
     model = GaussianVAE(train.shape[1], args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
                         activation=args.activation, seed=args.seed, decoder_variance=args.decoder_variance)
     optimizer = Adam(args.lr) if args.optimizer == "adam" else SGD(args.lr, momentum=args.momentum)
@@ -116,8 +143,9 @@ def _run(args, out: Path, binarize) -> int:
                            "lr": args.lr, "binarize": binarize, "seed": args.seed, "seconds": train_seconds},
               "test": metrics, "history": history}
     write_json(out / "metrics.json", report)
-    plots = _vae_plots(model, history, test, y_test, out, args.dataset)
+    plots, skipped = _vae_plots(model, history, test, y_test, out, args.dataset)
     _write_report(out, report, plots)
+    _refuse_diverged(args, metrics, skipped, out)
     _print_metrics(metrics)
     print(f"wrote {out / 'checkpoint.npz'}, {out / 'metrics.json'}, {out / 'report.md'} and "
           f"{len(plots)} plots ({', '.join(p.name for p in plots)})")
@@ -125,23 +153,44 @@ def _run(args, out: Path, binarize) -> int:
 
 
 def _vae_plots(model, history, test, y_test, out: Path, dataset: str):
+    """(the plots written, the names of those not drawn because their numbers are not finite: a diverged model)."""
     B = get_backend()
     shape = image_shape(model.x_dim)
     n_show = min(10, test.shape[0])
     mu, logvar = model.encode(test)
     mu_h, logvar_h = B.to_numpy(mu), B.to_numpy(logvar)
-    written = [
-        plot_training_curves(history, out / "curves.png", title="Training curves (negative ELBO)"),
-        plot_image_grid(B.to_numpy(model.sample(100, seed=0)), out / "samples.png", image_shape=shape,
-                              title="Samples: decoder means at z ~ N(0, I)"),
-        plot_reconstructions(test[:n_show], B.to_numpy(model.reconstruct(test[:n_show])),
-                                   out / "reconstructions.png", image_shape=shape,
-                                   title="Test images (top) and reconstructions at z = mu(x)"),
-        vae_plots.plot_latent_scatter(mu_h, y_test, out / "latent.png", title="Posterior means of the test images"),
-        vae_plots.plot_posterior_stats(mu_h, logvar_h, out / "posterior.png",
-                                   title="Per-dimension posterior statistics (test set)"),
+    samples = B.to_numpy(model.sample(100, seed=0))
+    recon = B.to_numpy(model.reconstruct(test[:n_show]))
+    plots = [
+        ("curves.png", (), lambda: plot_training_curves(history, out / "curves.png",
+                                                       title="Training curves (negative ELBO)")),
+        ("samples.png", (samples,), lambda: plot_image_grid(samples, out / "samples.png", image_shape=shape,
+                                                            title="Samples: decoder means at z ~ N(0, I)")),
+        ("reconstructions.png", (recon,), lambda: plot_reconstructions(
+            test[:n_show], recon, out / "reconstructions.png", image_shape=shape,
+            title="Test images (top) and reconstructions at z = mu(x)")),
+        ("latent.png", (mu_h,), lambda: vae_plots.plot_latent_scatter(mu_h, y_test, out / "latent.png",
+                                                                      title="Posterior means of the test images")),
+        ("posterior.png", (mu_h, logvar_h), lambda: vae_plots.plot_posterior_stats(
+            mu_h, logvar_h, out / "posterior.png", title="Per-dimension posterior statistics (test set)")),
     ]
-    return [Path(p) for p in written]
+    written, skipped = [], []
+    for name, arrays, draw in plots:
+        if all(np.all(np.isfinite(a)) for a in arrays):
+            written.append(Path(draw()))
+        else:
+            skipped.append(name)
+    return written, skipped
+
+
+def _refuse_diverged(args, metrics: dict, skipped, out: Path) -> None:
+    """A trained model whose test numbers or plots are not finite diverged, whatever its training losses said."""
+    bad = [k for k in ("elbo", "reconstruction", "kl", "log_likelihood") if not math.isfinite(metrics[k])]
+    if bad or skipped:
+        what = ", ".join([f"test {k} {metrics[k]}" for k in bad] + [f"{name} (not drawn)" for name in skipped])
+        raise TrainingError(f"the trained model diverged: its {what} hold non-finite numbers; train again with a "
+                            f"smaller --lr (this run: {args.lr}); {out / 'report.md'} and metrics.json hold what is "
+                            "finite")
 
 
 def _architecture(config: dict) -> str:
@@ -198,6 +247,8 @@ def sample_checkpoint(model, n, args):
     """``refvae sample`` for a Gaussian VAE: decoder means (or binary draws) at z from ``--source``: the prior, or
     the aggregate posterior over the training images of ``--dataset`` (Gaussian, full-covariance Gaussian or the
     exact mixture)."""
+    check_memory([(f"--n {n}", 3 * n * (model.x_dim + model.z_dim + sum(model.decoder_hidden)),
+                   "draw fewer samples at a time")], model.dtype_name, backend=model.backend)
     if args.source != "prior":
         train, _, _, _ = load_from_args(args, width=model.x_dim)
         print(f"fitting the aggregate posterior on {train.shape[0]} training images of {args.dataset} ...")
@@ -210,6 +261,9 @@ def evaluate_checkpoint(model, args) -> int:
     """``refvae evaluate`` for a Gaussian VAE checkpoint."""
     _, meta = load_checkpoint(args.checkpoint)
     dataset = args.dataset
+    check_memory([(f"--iw-samples {args.iw_samples}", 4 * min(args.iw_samples, 8192) * (
+        model.x_dim + model.z_dim + sum(model.decoder_hidden)), "use fewer --iw-samples")], model.dtype_name,
+        backend=model.backend)
     _, _, test, _ = load_from_args(args, unit_interval=model.likelihood == "bernoulli", width=model.x_dim)
     metrics = evaluate_vae(model, test, k=args.iw_samples, seed=args.seed, progress=not args.no_progress)
     trained = meta.get("training", {}).get("epochs_done")
@@ -270,5 +324,5 @@ def add_diagnose_parser(sub) -> None:
     dg.add_argument("--split", choices=["train", "test"], default="train", help="which part of the data")
     dg.add_argument("--size", type=positive_size, default=None, help="use only the first N examples (default: all)")
     dg.add_argument("--out", default=None, help="output directory (default: diagnose/ beside the checkpoint)")
-    dg.add_argument("--seed", type=int, default=0, help="seed of the samples z ~ q(z|x) in the histograms")
+    dg.add_argument("--seed", type=seed_int, default=0, help="seed of the samples z ~ q(z|x) in the histograms")
     dg.set_defaults(run=_diagnose)

@@ -250,12 +250,13 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
     # ----------------------------------------------------------------------------------------
     def validate_data(self, x, name="x"):
         """``x`` as a checked backend array (batch, x_dim) of the model's dtype; clear errors otherwise."""
-        return as_data(x, self.x_dim, self.dtype_name, unit_interval=self.likelihood == "bernoulli", name=name)
+        return as_data(x, self.x_dim, self.dtype_name, backend=self.backend,
+                       unit_interval=self.likelihood == "bernoulli", name=name)
 
     _data = validate_data
 
     def _latent(self, z, name="z"):
-        return as_data(z, self.z_dim, self.dtype_name, name=name)
+        return as_data(z, self.z_dim, self.dtype_name, backend=self.backend, name=name)
 
     def _generator(self, rng=None, seed=None):
         """The generator a draw uses: ``rng`` if given, else a new one seeded with ``seed``, else ``self.rng``."""
@@ -269,7 +270,7 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
         """The reparameterisation noise (n, z_dim): ``eps`` checked, or eps ~ N(0, I) from ``rng``."""
         if eps is None:
             return self._generator(rng).normal((n, self.z_dim), self.dtype_name)
-        eps = as_data(eps, self.z_dim, self.dtype_name, name="eps")
+        eps = as_data(eps, self.z_dim, self.dtype_name, backend=self.backend, name="eps")
         if eps.shape[0] != n:
             raise DataError(f"eps has {eps.shape[0]} rows but x has {n}: pass eps of shape ({n}, {self.z_dim})")
         return eps
