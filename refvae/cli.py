@@ -164,8 +164,14 @@ def load_from_args(args, *, unit_interval: bool = False, range_fix: str = "resca
 def check_width(dataset: str, data_width: int, model_width: int) -> None:
     """Refuse, in one line naming ``--dataset``, data of another width than the checkpoint's model takes."""
     if data_width != model_width:
-        raise ValueError(f"--dataset {dataset} has {data_width} values per example, but the checkpoint's model takes "
-                         f"{model_width}: pass the --dataset it was trained on (leave --dataset out to use it)")
+        raise ValueError(_width_message(dataset, data_width, model_width))
+
+
+def _width_message(dataset, data_width, model_width) -> str:
+    """The one wording of data of another width than the checkpoint's model takes (check_width, and the model's
+    own refusal rewritten by the command-line terms)."""
+    return (f"--dataset {dataset} has {data_width} values per example, but the checkpoint's model takes "
+            f"{model_width}: pass the --dataset it was trained on (leave --dataset out to use it)")
 
 
 def _open_fraction(text: str) -> float:
@@ -643,11 +649,10 @@ _COMMAND_LINE_TERMS = (
 
 
 def _wrong_width(match, args) -> str:
-    """Data of another width than the checkpoint's, in the terms of the options that chose them."""
-    dataset = f"--dataset {args.dataset}" if getattr(args, "dataset", None) else "--dataset"
-    command = getattr(args, "command", None) or "evaluate"
-    return (f"the checkpoint was trained on {match[2]}-pixel data but {dataset} gives {match[1]}; {command} with "
-            "the dataset it was trained on")
+    """A model's refusal of data of another width, in the terms of the option that chose the data."""
+    return _width_message(getattr(args, "dataset", None) or "(default)", match[1], match[2])
+
+
 _MODEL_TERMS: list = []        # (pattern, replacement) registered by the models for their own options
 
 

@@ -343,8 +343,8 @@ def test_a_malformed_idx_file_is_one_line_naming_it(case, tmp_path, capsys):
 def test_evaluating_on_data_of_another_width_speaks_of_the_dataset(model, dataset, trained, given, runs, capsys):
     line = refused(["evaluate", runs[model] / "checkpoint.npz", "--dataset", dataset, "--iw-samples", "2",
                     "--test-size", "10"], capsys,
-                   f"the checkpoint was trained on {trained}-pixel data but --dataset {dataset} gives {given}; "
-                   "evaluate with the dataset it was trained on")
+                   f"--dataset {dataset} has {given} values per example, but the checkpoint's model takes "
+                   f"{trained}: pass the --dataset it was trained on")
     assert "x_dim" not in line
 
 
@@ -411,3 +411,20 @@ def test_device_data_of_another_backend_says_what_to_do(model):
         with pytest.raises(refvae.backend.BackendError, match=r"is an array of array_api_strict on device .* but the "
                            r"model lives on backend 'numpy': pass a NumPy array"):
             use(m, x_device)
+
+
+def test_a_models_own_width_refusal_is_rewritten_in_the_same_words():
+    """Where a model refuses data of another width itself (library words: x_dim), the command line says it as
+    check_width does, naming --dataset."""
+    import argparse
+
+    from refvae.app import install
+    from refvae.cli import _one_line, check_width
+
+    install("program")
+    library = ValueError("x has 16 columns but the model expects 784: pass data of shape (n, 784) or build the "
+                         "model with x_dim=784")
+    line = _one_line(library, argparse.Namespace(dataset="bars", command="evaluate"))
+    with pytest.raises(ValueError) as refusal:
+        check_width("bars", 16, 784)
+    assert line == str(refusal.value) and "x_dim" not in line

@@ -28,6 +28,7 @@ NOT_ON_CUPY = {
 #: Functions whose signature CuPy does not expose (Cython), each checked by hand against CuPy 14.2's documentation.
 CHECKED_BY_HAND = {
     ("cuda.get_current_stream", 0, ()): "cupy.cuda.get_current_stream(device_id=-1): called without arguments",
+    ("cuda.runtime.memGetInfo", 0, ()): "cupy.cuda.runtime.memGetInfo() -> (free, total): takes no arguments",
 }
 #: Keywords every CuPy ufunc accepts (cupy._core._kernel.ufunc.__call__).
 UFUNC_KEYWORDS = {"out", "dtype", "casting"}
@@ -186,6 +187,7 @@ DEVICE_MODULES = ("refvae/numerics.py", "refvae/layers.py", "refvae/optim.py", "
 #: NumPy calls allowed there, by (module, function), with the reason.
 HOST_CALLS_ALLOWED = {
     ("refvae/fast.py", "adam_step_sums"): "the NumPy twin, taken only when the backend is numpy (B.name == 'numpy')",
+    ("refvae/optim.py", "_slot_tables"): "checks host copies (B.to_numpy) of a saved state once, when it is loaded",
 }
 
 
