@@ -1,26 +1,32 @@
-"""Collect one gpu_check.sh run into ``gpu_check.json``: the machine, the test counts, the examples, the benchmarks.
+"""Collect one gpu_check.sh run into ``gpu_check.json``: the machine, each stage, command and example, the tests,
+the benchmarks.
 
-    python benchmarks/gpu_summary.py OUTDIR [--backend cupy|numpy]
+    python benchmarks/gpu_summary.py OUTDIR [--backend cupy|numpy] [--seconds S]
 
-Reads what ``benchmarks/gpu_check.sh`` left in OUTDIR (``junit.xml``, ``examples.tsv``, ``stages.tsv``,
-``bench_vae_b128.json``, ``bench_vae_b1024.json``, ``bench_rbm.json``, ``bench_eval.json``, ``ais_spread.json``,
-``profile_gpu.json``)
-and writes ``OUTDIR/gpu_check.json``. A missing part gives null values and its reason under ``"missing"``; the
-script never fails on a partial run, so a run cut short still reports what it measured.
+Reads what ``benchmarks/gpu_check.sh`` left in OUTDIR (``stages.tsv`` and each stage's log, ``junit.xml`` and
+``junit_long.xml``, ``commands.json`` and ``examples.json`` from ``gpu_runs.py``, ``bench_vae_b128.json``,
+``bench_vae_b1024.json``, ``bench_rbm.json``, ``bench_eval.json``, ``ais_spread.json``, ``profile_gpu.json``) and
+writes ``OUTDIR/gpu_check.json``. ``stages``, ``commands`` and ``examples`` are lists of ``{"name", "status",
+"seconds", "last_error", ...}`` (status ``ok``, ``failed``, ``timeout`` or ``not run``); the names of those that did
+not succeed are also in ``stages_failed``, ``commands_failed`` and ``examples_failed``. A missing part gives null
+values and its reason under ``"missing"``; the script never fails on a partial run, so a run cut short still
+reports what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-KEYS = ["device", "driver", "cuda", "cupy_version", "torch_version", "tests_passed", "tests_failed",
-        "tests_skipped", "cupy_tests_passed", "examples_ok", "vae_s_per_epoch_b128", "torch_s_per_epoch_b128",
+KEYS = ["device", "driver", "cuda", "cupy_version", "torch_version", "seconds_total", "stages_failed",
+        "tests_passed", "tests_failed", "tests_skipped", "cupy_tests_passed", "commands_failed", "examples_failed",
+        "vae_s_per_epoch_b128", "torch_s_per_epoch_b128",
         "vae_ratio_b128", "vae_s_per_epoch_b1024", "torch_s_per_epoch_b1024", "vae_ratio_b1024", "rbm_s_per_epoch",
         "iw_seconds", "ais_seconds"]
 
@@ -48,6 +54,33 @@ def test_counts(junit: Path) -> dict:
 
 def read_tsv(path: Path) -> list[list[str]]:
     return [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
+
+
+ERROR_WORDS = ("Error", "error", "FAILED", "Traceback", "refused", "Killed")
+
+
+def last_error(log: Path) -> str | None:
+    """The last line of a log that names an error (else its last non-empty line), at most 300 characters."""
+    if not log.exists():
+        return None
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    named = [line for line in lines if any(w in line for w in ERROR_WORDS)]
+    pick = named or lines
+    return pick[-1][:300] if pick else None
+
+
+def stage_rows(out: Path) -> list[dict]:
+    """stages.tsv (name, exit status, seconds, limit) as rows with a status and, if it failed, its last error."""
+    rows = []
+    for fields in read_tsv(out / "stages.tsv"):
+        name, rc, seconds = fields[0], int(fields[1]), float(fields[2])
+        limit = float(fields[3]) if len(fields) > 3 else None
+        status = "ok" if rc == 0 else "timeout" if rc in (124, 137) else "failed"
+        error = None if rc == 0 else (f"stopped at its limit of {limit:.0f} s; " if status == "timeout" and limit
+                                      else "") + (last_error(out / f"{name}.log") or f"exit status {rc}")
+        rows.append({"name": name, "status": status, "rc": rc, "seconds": seconds, "limit_s": limit,
+                     "last_error": error})
+    return rows
 
 
 def machine(backend: str) -> dict:
@@ -82,7 +115,7 @@ def machine(backend: str) -> dict:
     return info
 
 
-def summarise(out: Path, backend: str) -> dict:
+def summarise(out: Path, backend: str, seconds: float | None = None) -> dict:
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "backend": backend, **machine(backend)}
     missing = {}
 
@@ -94,17 +127,17 @@ def summarise(out: Path, backend: str) -> dict:
         return json.loads(path.read_text())
 
     result.update({k: None for k in ("tests_passed", "tests_failed", "tests_skipped", "cupy_tests_passed")})
-    if (out / "junit.xml").exists():
-        result.update(test_counts(out / "junit.xml"))
+    reports = [out / name for name in ("junit.xml", "junit_long.xml") if (out / name).exists()]
+    if reports:
+        counts = [test_counts(path) for path in reports]
+        result.update({k: sum(c[k] for c in counts) for k in counts[0] if k != "failed_tests"})
+        result["failed_tests"] = [name for c in counts for name in c["failed_tests"]]
     else:
-        missing["junit.xml"] = "the test stage wrote no report"
-    if (out / "examples.tsv").exists():
-        rows = read_tsv(out / "examples.tsv")
-        result["examples"] = {name: {"rc": int(rc), "seconds": float(s)} for name, rc, s in rows}
-        result["examples_ok"] = bool(rows) and all(int(rc) == 0 for _, rc, _ in rows)
-    else:
-        result["examples_ok"] = None
-        missing["examples.tsv"] = "the examples stage did not run"
+        missing["junit.xml"] = "the test stages wrote no report"
+    for kind in ("commands", "examples"):
+        rows = load(f"{kind}.json")
+        result[kind] = rows
+        result[f"{kind}_failed"] = None if rows is None else [r["name"] for r in rows if r["status"] != "ok"]
     for batch in (128, 1024):
         r = load(f"bench_vae_b{batch}.json")
         sec = (r or {}).get("seconds_per_epoch", {})
@@ -131,7 +164,11 @@ def summarise(out: Path, backend: str) -> dict:
                                                             "gpu_busy_fraction", "epoch_seconds_unprofiled")}
                                      for impl, p in rows.items()} for batch, rows in r["profiles"].items()}
     if (out / "stages.tsv").exists():
-        result["stages"] = {name: {"rc": int(rc), "seconds": float(s)} for name, rc, s in read_tsv(out / "stages.tsv")}
+        result["stages"] = stage_rows(out)
+        result["stages_failed"] = [r["name"] for r in result["stages"] if r["status"] != "ok"]
+    else:
+        missing["stages.tsv"] = "gpu_check.sh recorded no stage"
+    result["seconds_total"] = seconds
     if missing:
         result["missing"] = missing
     ordered = {k: result.pop(k, None) for k in KEYS}
@@ -142,16 +179,23 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("outdir")
     p.add_argument("--backend", default="cupy")
+    p.add_argument("--seconds", type=float, default=None, help="the whole check's wall-clock seconds so far")
     args = p.parse_args(argv)
     out = Path(args.outdir)
-    result = summarise(out, args.backend)
-    (out / "gpu_check.json").write_text(json.dumps(result, indent=1))
+    result = summarise(out, args.backend, args.seconds)
+    tmp = out / "gpu_check.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out / "gpu_check.json")
     width = max(len(k) for k in KEYS)
     for k in KEYS:
         v = result[k]
         print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     for name in result.get("failed_tests", []):
         print(f"FAILED {name}")
+    for kind in ("stages", "commands", "examples"):
+        for row in result.get(kind) or []:
+            if row["status"] != "ok":
+                print(f"{kind[:-1]} {row['name']}: {row['status']}: {row['last_error']}")
     return 0
 
 

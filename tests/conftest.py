@@ -44,3 +44,12 @@ def numpy_backend():
 @pytest.fixture
 def host_rng():
     return np.random.default_rng(12345)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every CuPy case ``cupy`` (a ``cupy`` parameter, or a test file about CuPy), so that the GPU check selects
+    them with ``-m cupy``: the NumPy and strict cases have already run in CI."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "cupy" in [str(v) for v in params.values()] or "cupy" in item.path.name:
+            item.add_marker(pytest.mark.cupy)

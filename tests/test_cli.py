@@ -331,6 +331,7 @@ def _first_run(own_file, tmp_path, capsys):
     return run, argv
 
 
+@pytest.mark.long
 def test_resume_takes_every_option_from_the_checkpoint(own_file, tmp_path, capsys):
     """`--out RUN --resume --epochs 2` alone continues the run as it was asked for, says where it resumes, and
     ends bit-exactly where the uninterrupted two-epoch run ends."""

@@ -351,6 +351,7 @@ def test_report_has_a_readable_header_and_escaped_cells(vae_run):
     assert r"E_q[log p(x\|z)]" in report
 
 
+@pytest.mark.long
 def test_no_progress_keeps_the_epoch_lines(tmp_path):
     for command in (VAE, RBM, HELMHOLTZ):
         out = ok(refvae_cli(*command, "--epochs", "2", "--out", tmp_path / command[1]))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import refvae
 from refvae.features import load_classifier
@@ -58,6 +59,7 @@ def test_rbm_adaptive_prior_quick(tmp_path):
         assert f"| {name} |" in summary
 
 
+@pytest.mark.long
 def test_wake_sleep_bars_quick(tmp_path):
     stdout = _run("wake_sleep_bars.py", "--out", str(tmp_path))
     summary = (tmp_path / "summary.md").read_text()
@@ -77,6 +79,7 @@ def test_compare_models_quick(tmp_path):
     assert "AIS" in summary and "importance-weighted" in summary
 
 
+@pytest.mark.long
 def test_linear_vae_quick(tmp_path):
     stdout = _run("linear_vae.py", "--out", str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
@@ -137,6 +140,7 @@ def test_rbm_exact_quick(tmp_path):
     assert (tmp_path / "exact_training.png").stat().st_size > 500
 
 
+@pytest.mark.long
 def test_aggregate_sampling_quick(tmp_path):
     _run("aggregate_sampling.py", "--out", str(tmp_path))
     saved = json.loads((tmp_path / "results.json").read_text())

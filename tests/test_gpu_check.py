@@ -3,6 +3,8 @@ profile, and the backend-agreement test of the evaluation benchmark."""
 
 import json
 import math
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,24 +45,132 @@ def test_gpu_check_refuses_unknown_options(tmp_path):
 
 def test_summary_counts_tests_and_reads_benchmarks(tmp_path):
     (tmp_path / "junit.xml").write_text(JUNIT)
-    (tmp_path / "examples.tsv").write_text("train_vae\t0\t3.5\ntrain_rbm\t0\t2.0\n")
+    (tmp_path / "junit_long.xml").write_text(JUNIT)
+    (tmp_path / "examples.json").write_text(json.dumps([{"name": "train_vae", "status": "ok", "seconds": 3.5,
+                                                         "last_error": None}]))
     (tmp_path / "bench_vae_b128.json").write_text(json.dumps(
         {"seconds_per_epoch": {"refvae": 0.2, "torch": 0.25}, "ratio_refvae_over_torch": 0.8}))
     (tmp_path / "bench_eval.json").write_text(json.dumps({"vae": {"seconds": 1.5}, "ais": {"seconds": 2.5}}))
-    r = gpu_summary.summarise(tmp_path, "numpy")
+    r = gpu_summary.summarise(tmp_path, "numpy", seconds=12.0)
     assert list(r)[:len(gpu_summary.KEYS)] == gpu_summary.KEYS
-    assert (r["tests_passed"], r["tests_failed"], r["tests_skipped"], r["cupy_tests_passed"]) == (3, 1, 1, 1)
-    assert r["failed_tests"] == ["tests.test_a::test_y[cupy-float64]"]
-    assert r["examples_ok"] is True
+    # both JUnit reports (tests and tests_long) are counted
+    assert (r["tests_passed"], r["tests_failed"], r["tests_skipped"], r["cupy_tests_passed"]) == (6, 2, 2, 2)
+    assert r["failed_tests"] == ["tests.test_a::test_y[cupy-float64]"] * 2
+    assert r["examples_failed"] == [] and r["examples"][0]["name"] == "train_vae"
+    assert r["commands_failed"] is None and "commands.json" in r["missing"]
     assert (r["vae_s_per_epoch_b128"], r["torch_s_per_epoch_b128"], r["vae_ratio_b128"]) == (0.2, 0.25, 0.8)
     assert r["vae_s_per_epoch_b1024"] is None and "bench_vae_b1024.json" in r["missing"]
-    assert (r["iw_seconds"], r["ais_seconds"]) == (1.5, 2.5)
+    assert (r["iw_seconds"], r["ais_seconds"], r["seconds_total"]) == (1.5, 2.5, 12.0)
 
 
-def test_summary_reports_a_failed_example(tmp_path):
-    (tmp_path / "examples.tsv").write_text("train_vae\t0\t3.5\ntrain_rbm\t1\t2.0\n")
+def test_summary_names_each_failed_stage_command_and_example_with_its_last_error(tmp_path):
+    (tmp_path / "stages.tsv").write_text("tests\t0\t50.1\t60\ncommands\t1\t20.0\t35\nexamples\t124\t55.0\t55\n")
+    (tmp_path / "commands.log").write_text("ok train_vae\nValueError: bad thing\n1 of 2 commands succeeded\n")
+    (tmp_path / "examples.log").write_text("ok  linear_vae\n")
+    (tmp_path / "commands.json").write_text(json.dumps([
+        {"name": "train_vae", "status": "ok", "seconds": 3.0, "last_error": None},
+        {"name": "sample_vae_prior", "status": "failed", "seconds": 1.0, "last_error": "TypeError: x"}]))
+    (tmp_path / "examples.json").write_text(json.dumps([
+        {"name": "linear_vae", "status": "ok", "seconds": 9.0, "last_error": None},
+        {"name": "rbm_exact", "status": "not run", "seconds": 0.0, "last_error": "deadline"}]))
     r = gpu_summary.summarise(tmp_path, "numpy")
-    assert r["examples_ok"] is False and r["tests_passed"] is None and "junit.xml" in r["missing"]
+    stages = {row["name"]: row for row in r["stages"]}
+    assert [row["name"] for row in r["stages"]] == ["tests", "commands", "examples"]
+    assert stages["tests"] == {"name": "tests", "status": "ok", "rc": 0, "seconds": 50.1, "limit_s": 60.0,
+                               "last_error": None}
+    assert stages["commands"]["status"] == "failed" and stages["commands"]["last_error"] == "ValueError: bad thing"
+    assert stages["examples"]["status"] == "timeout"
+    assert stages["examples"]["last_error"].startswith("stopped at its limit of 55 s")
+    assert r["stages_failed"] == ["commands", "examples"]
+    assert r["commands_failed"] == ["sample_vae_prior"] and r["examples_failed"] == ["rbm_exact"]
+
+
+def _script_limits():
+    text = (BENCH / "gpu_check.sh").read_text()
+    stages = re.search(r"STAGES_ALL=\(([^)]*)\)", text).group(1).split()
+    limits = dict(re.findall(r"\[(\w+)\]=(\d+)", re.search(r"declare -A LIMIT=\(([^)]*)\)", text).group(1)))
+    return text, stages, {k: int(v) for k, v in limits.items()}
+
+
+def test_the_stage_limits_sum_to_five_minutes_and_the_header_states_them():
+    text, stages, limits = _script_limits()
+    assert set(stages) == set(limits)
+    assert sum(limits.values()) <= 300, limits
+    for name, limit in limits.items():                       # the header's table says what the script does
+        assert re.search(rf"^#   {name}\s+{limit}\s", text, re.M), f"header line for {name} with {limit} s"
+
+
+def test_the_commands_run_every_program_option_that_chooses_code():
+    """Each top-level command, each model's training, each Helmholtz algorithm, PCD and the exact negative phase
+    of the RBM, and each sample source appear in the GPU check's command list."""
+    import argparse
+
+    import gpu_runs
+    from refvae.app import install
+    from refvae.cli import build_parser
+
+    install("program")                                       # every model's commands, as `refvae` has them
+
+    def sub(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    def choices(parser, option):
+        return next(a for a in parser._actions if option in a.option_strings).choices
+
+    top = sub(build_parser())
+    argvs = [args for _, args, _ in gpu_runs.COMMANDS]
+    assert set(top) == {args[0] for args in argvs}
+    trained = {args[1] for args in argvs if args[0] == "train"}
+    assert trained == set(sub(top["train"]))
+    for algorithm in choices(sub(top["train"])["helmholtz"], "--algorithm"):
+        assert any(args[:2] == ["train", "helmholtz"] and algorithm in args for args in argvs), algorithm
+    rbm_runs = [args for args in argvs if args[:2] == ["train", "rbm"]]
+    assert any("--pcd" in a for a in rbm_runs) and any("exact" in a for a in rbm_runs)
+    sources = {args[args.index("--source") + 1] for args in argvs if args[0] == "sample" and "--source" in args}
+    assert sources == set(choices(top["sample"], "--source"))
+    names = [name for name, _, _ in gpu_runs.COMMANDS]
+    assert all(needs is None or needs in names for _, _, needs in gpu_runs.COMMANDS)
+
+
+def _run(name, code="", sleep=0.0):
+    return {"name": name, "argv": [sys.executable, "-c", f"import sys, time; time.sleep({sleep}); {code}"],
+            "needs": None}
+
+
+def test_gpu_runs_reports_failures_timeouts_and_what_could_not_run(tmp_path):
+    import gpu_runs
+
+    runs = [_run("good", "print('fine')"), _run("bad", "sys.exit('ValueError: it broke')"),
+            {**_run("after_bad"), "needs": "bad"}, _run("slow", sleep=30)]
+    rows = {r["name"]: r for r in gpu_runs.run_all(runs, tmp_path, "commands", jobs=4, deadline_s=3)}
+    assert rows["good"]["status"] == "ok" and rows["good"]["last_error"] is None
+    assert rows["bad"]["status"] == "failed" and rows["bad"]["last_error"] == "ValueError: it broke"
+    assert rows["after_bad"]["status"] == "not run" and "needs bad" in rows["after_bad"]["last_error"]
+    assert rows["slow"]["status"] == "timeout" and rows["slow"]["seconds"] < 10
+    written = json.loads((tmp_path / "commands.json").read_text())
+    assert sorted(r["name"] for r in written) == sorted(rows)
+    assert "it broke" in (tmp_path / "commands" / "bad.log").read_text()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
+def test_gpu_check_writes_each_attempt_to_a_fresh_folder(tmp_path):
+    """Two calls with the same OUTDIR: attempt-1 and attempt-2, each with its own summary (--stages summary only)."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    for attempt in (1, 2):
+        out = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), str(tmp_path), "--backend", "numpy",
+                              "--stages", "summary"], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        folder = tmp_path / f"attempt-{attempt}"
+        assert out.stdout.strip().splitlines()[-1] == str(folder)
+        summary = json.loads((folder / "gpu_check.json").read_text())
+        assert summary["backend"] == "numpy" and summary["stages"] == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+def test_gpu_check_refuses_an_unknown_stage(tmp_path):
+    out = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), str(tmp_path), "--stages", "tests,bogus"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown stage bogus" in out.stderr and not (tmp_path / "attempt-1").exists()
 
 
 def test_trace_summary_groups_kernels_and_finds_idle_time():
@@ -98,6 +208,7 @@ def test_agreement_leaves_ais_undecided_when_an_error_bar_cannot_be_trusted():
     assert r["ais"]["error_bars_trustworthy"] is False and r["ais"]["within_3_se"] is None
 
 
+@pytest.mark.long
 def test_bench_eval_compares_backends_on_the_same_models(tmp_path):
     import refvae
     with refvae.use_backend("numpy"):                        # main() sets the backend; restored on exit

@@ -159,6 +159,7 @@ def _prototypes(n=64, seed=0):
     return np.abs(X - (rng.random(X.shape) < 0.05)).astype(np.float32)
 
 
+@pytest.mark.long
 def test_training_increases_the_exact_likelihood(backend):
     """The sign convention end to end: SGD on the CD / PCD grads raises the exact log-likelihood of the data.
     The pixel means are ~0.5, so only the weights (a correctly signed W update) can raise it much.
@@ -196,6 +197,7 @@ def test_adaptive_prior_and_sparsity(numpy_backend):
     assert len(history["prior_gap_max"]) == 2 and len(history["aggregate_posterior_mean"]) == 2
 
 
+@pytest.mark.long
 def test_ais_agrees_with_exact_and_tightens(numpy_backend):
     """A 20-hidden RBM trained briefly on mnist-10k: AIS within its bounds and 0.1 nats of exact log Z."""
     train, _ = refvae.datasets.load("mnist-10k")

@@ -12,6 +12,7 @@ import refvae
 REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "vae_vs_torch.json"
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_ten_epochs_match_the_pytorch_reference(numpy_backend):
     reference = json.loads(REFERENCE.read_text())

@@ -105,6 +105,7 @@ def test_exact_likelihood_matches_brute_force_sum(numpy_backend):
     np.testing.assert_allclose(model.log_likelihood(x, method="exact", chunk=3), brute, rtol=0, atol=1e-12)
 
 
+@pytest.mark.long
 def test_importance_estimate_converges_to_the_exact_value(backend):
     model = _random_machine(backend, (5, 3, 2), seed=5)
     X = _all_binary(5)[::3]
@@ -220,6 +221,7 @@ def test_rbm_prior_is_trained_by_cd_on_the_wake_samples(numpy_backend):
                                      dict(algorithm="wake-sleep", prior_update="moment"),
                                      dict(algorithm="rws", k=5), dict(prior="rbm", rbm_hidden=4)],
                          ids=["ws-gradient", "ws-moment", "rws", "rbm-prior"])
+@pytest.mark.long
 def test_training_on_hinton_bars_reduces_the_exact_kl(backend, options):
     patterns, probs = datasets.data_distribution("hinton-bars")
     train = datasets.sample_distribution(patterns, probs, 10000, seed=0)
@@ -292,6 +294,7 @@ def test_checkpoint_round_trip(numpy_backend, tmp_path, prior):
         np.testing.assert_array_equal(loaded.prior_chains, model.prior_chains)
 
 
+@pytest.mark.long
 def test_resume_with_the_rbm_prior_is_exact(backend, tmp_path):
     """2 epochs straight and 1 + 1 resumed from the checkpoint agree bit for bit: the nested RBM prior draws its
     CD samples from the generator fit passes to the training step (seeded by (seed, epoch)), and the sleep chains,
