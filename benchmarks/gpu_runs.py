@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))                       # refvae from this checkout, as gpu_check.sh runs it
+from refvae.checkpoint import atomic_file  # noqa: E402
 
 # (name, arguments after `python -m refvae`, the command whose run folder it reads or None). {out} is the
 # stage's folder. Small sizes: the point is that every program runs on the backend, not what it measures.
@@ -112,9 +113,8 @@ def run_one(run: dict, log: Path, limit_s: float) -> dict:
 
 
 def write_json(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=1))
-    os.replace(tmp, path)
+    with atomic_file(path) as f:                    # refvae's one atomic writer: a stopped stage leaves no half file
+        f.write(json.dumps(rows, indent=1).encode("utf-8"))
 
 
 def run_all(runs: list[dict], out: Path, kind: str, jobs: int, deadline_s: float) -> list[dict]:

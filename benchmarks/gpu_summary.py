@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -183,9 +182,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.outdir)
     result = summarise(out, args.backend, args.seconds)
-    tmp = out / "gpu_check.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out / "gpu_check.json")
+    from common import write_result                 # atomic, as every benchmark result
+    write_result(result, "gpu_check", args.backend, path=out / "gpu_check.json")
     width = max(len(k) for k in KEYS)
     for k in KEYS:
         v = result[k]
