@@ -640,6 +640,8 @@ _COMMAND_LINE_TERMS = (
     (r"use load\('mnist', data_dir=\.\.\.\)", "use --dataset mnist --data-dir DIR"),
     (r"use load\('mnist-10k'\)", "use --dataset mnist-10k"),
     (r"pass cache_dir= a writable directory or set REFVAE_DATA", "set REFVAE_DATA to a writable directory"),
+    (r"or pass verify=False to read a file you changed on purpose",
+     "or, for IDX data of your own, save it as a .npy file and pass --dataset FILE.npy"),
     (r"data_dir=", "--data-dir "),
     (r"\btest_fraction\b", "--test-fraction"),
     (r"hold out fewer for testing", "lower --test-fraction"),

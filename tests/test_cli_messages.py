@@ -335,6 +335,14 @@ def test_a_malformed_idx_file_is_one_line_naming_it(case, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_well_formed_file_that_is_not_the_published_mnist_is_one_line_with_a_fix(tmp_path, capsys):
+    data = _mnist_dir(tmp_path / "mnist")          # valid IDX, but random images: not the published digests
+    line = refused(VAE + ["--dataset", "mnist", "--data-dir", data, "--out", tmp_path / "o"], capsys,
+                   str(data / "train-images-idx3-ubyte"), "is not the published", "--dataset FILE.npy")
+    assert "verify=False" not in line
+    assert not (tmp_path / "o").exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # 7: data of another width, in the terms of --dataset
 # ------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import os
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,7 +125,7 @@ def test_embedded_files_are_the_published_mnist_test_set(fname):
     assert hashlib.sha256(raw).hexdigest() == T10K_RAW_SHA256[fname]
 
 
-def test_mnist_10k_takes_no_options():
+def test_mnist_10k_takes_no_data_options():
     with pytest.raises(TypeError, match="data_dir"):
         datasets.load("mnist-10k", data_dir="/somewhere")
 
@@ -260,8 +261,8 @@ def test_mnist_from_data_dir(tmp_path, gz):
     arrays = fake_mnist_arrays()
     for name, arr in arrays.items():
         datasets.write_idx(tmp_path / (name + (".gz" if gz else "")), arr)
-    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=tmp_path, download=False), arrays)
-    train, test = datasets.load("mnist", data_dir=str(tmp_path))
+    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=tmp_path, download=False, verify=False), arrays)
+    train, test = datasets.load("mnist", data_dir=str(tmp_path), verify=False)
     assert train.shape == (12, 784) and test.shape == (5, 784)
 
 
@@ -269,7 +270,7 @@ def test_mnist_data_dir_mixed_compression(tmp_path):
     arrays = fake_mnist_arrays()
     for i, (name, arr) in enumerate(arrays.items()):
         datasets.write_idx(tmp_path / (name + (".gz" if i % 2 else "")), arr)
-    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=tmp_path), arrays)
+    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=tmp_path, verify=False), arrays)
 
 
 def test_mnist_data_dir_missing_file(tmp_path):
@@ -303,6 +304,139 @@ def test_mnist_data_dir_swapped_files(tmp_path):
     datasets.write_idx(tmp_path / "train-images-idx3-ubyte", arrays["train-labels-idx1-ubyte"])
     with pytest.raises(datasets.IDXFormatError, match=r"\(n, 28, 28\)"):
         datasets.load("mnist", data_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# mnist from data_dir: the decompressed bytes' SHA-256
+# --------------------------------------------------------------------------------------------------
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def published_fakes(tmp_path, monkeypatch):
+    """Fake MNIST arrays whose raw IDX digests stand in for the published ones."""
+    arrays = fake_mnist_arrays()
+    raw_dir = _mkdir(tmp_path / "raw")
+    digests = {}
+    for name, arr in arrays.items():
+        datasets.write_idx(raw_dir / name, arr)
+        digests[name] = hashlib.sha256((raw_dir / name).read_bytes()).hexdigest()
+    monkeypatch.setattr(datasets.mnist, "MNIST_IDX_SHA256", digests)
+    return arrays, raw_dir
+
+
+def _mkdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_the_issue_digests_are_the_checked_ones():
+    assert datasets.MNIST_IDX_SHA256 == {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}
+
+
+@pytest.mark.parametrize("level", [1, 9])
+def test_a_recompressed_copy_is_accepted(published_fakes, tmp_path, level):
+    arrays, raw_dir = published_fakes
+    copy = _mkdir(tmp_path / f"gz{level}")
+    for name in arrays:
+        (copy / (name + ".gz")).write_bytes(gzip.compress((raw_dir / name).read_bytes(), compresslevel=level))
+    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=copy), arrays)
+    check_fake_mnist(datasets.load("mnist", labels=True, data_dir=raw_dir), arrays)
+
+
+def test_the_embedded_recompressed_test_files_pass_the_published_digest():
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        path = datasets.mnist._DATA_DIR / (name + ".gz")
+        datasets.mnist._check_digest(datasets.read_idx_bytes(path), path, name)     # raises if not
+
+
+@pytest.mark.parametrize("name", MNIST_NAMES)
+def test_a_corrupted_copy_is_refused_in_one_line(published_fakes, name):
+    arrays, raw_dir = published_fakes
+    raw = bytearray((raw_dir / name).read_bytes())
+    raw[-1] ^= 0x01                                       # one bit of the last pixel or label: still valid IDX
+    (raw_dir / name).write_bytes(bytes(raw))
+    with pytest.raises(datasets.ChecksumError) as info:
+        datasets.load("mnist", data_dir=raw_dir)
+    message = str(info.value)
+    assert "\n" not in message and str(raw_dir / name) in message and "verify=False" in message
+    assert datasets.mnist.MNIST_IDX_SHA256[name] in message
+    # verify=False reads it as it is
+    (x, y), (xt, yt) = datasets.load("mnist", data_dir=raw_dir, labels=True, verify=False)
+    assert x.shape == (12, 784) and yt.shape == (5,)
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason=f"the full MNIST is not at {SHARED_MNIST}")
+def test_the_full_mnist_standard_split():
+    (x, y), (xt, yt) = datasets.load("mnist", data_dir=SHARED_MNIST, labels=True)
+    assert x.shape == (60000, 784) and xt.shape == (10000, 784) and x.dtype == np.float32
+    assert y.shape == (60000,) and yt.shape == (10000,)
+    # the published class counts of the training set, and the first labels of each split
+    np.testing.assert_array_equal(np.bincount(y, minlength=10),
+                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    np.testing.assert_array_equal(y[:5], [5, 0, 4, 1, 9])
+    np.testing.assert_array_equal(yt[:5], [7, 2, 1, 0, 4])
+    # the embedded set is the last 2,000 of the same test images
+    _, t10k_test = datasets.load("mnist-10k")
+    np.testing.assert_array_equal(xt[8000:], t10k_test)
+
+
+# --------------------------------------------------------------------------------------------------
+# binarisations
+# --------------------------------------------------------------------------------------------------
+def test_binarize_options_are_the_papers():
+    assert datasets.BINARIZATIONS == (None, "stochastic-once", "dynamic")
+
+
+def test_stochastic_once_is_one_fixed_draw(tmp_path):
+    arrays = fake_mnist_arrays(n_train=200, n_test=50)
+    for name, arr in arrays.items():
+        datasets.write_idx(tmp_path / name, arr)
+    grey, grey_test = datasets.load("mnist", data_dir=tmp_path, verify=False)
+    a, at = datasets.load("mnist", data_dir=tmp_path, verify=False, binarize="stochastic-once")
+    b, bt = datasets.load("mnist", data_dir=tmp_path, verify=False, binarize="stochastic-once")
+    c, _ = datasets.load("mnist", data_dir=tmp_path, verify=False, binarize="stochastic-once", binarize_seed=1)
+    assert a.dtype == np.float32 and set(np.unique(a)) == {0.0, 1.0} and set(np.unique(at)) == {0.0, 1.0}
+    np.testing.assert_array_equal(a, b)                      # the same seed: the same binary images
+    np.testing.assert_array_equal(at, bt)
+    assert (a != c).mean() > 0.1                             # another seed: another draw
+    # the recipe: u < grey with u ~ U[0, 1) float64 from default_rng(seed), train first, then test
+    rng = np.random.default_rng(datasets.MNIST_BINARIZATION_SEED)
+    np.testing.assert_array_equal(a, rng.random(grey.shape) < grey)
+    np.testing.assert_array_equal(at, rng.random(grey_test.shape) < grey_test)
+    # a draw of the grey levels: the mean pixel within 5 standard errors of the mean grey level
+    se = np.sqrt((grey * (1 - grey)).sum()) / grey.size
+    assert abs(a.mean() - grey.mean()) < 5 * se
+
+
+def test_stochastic_once_is_refvae_evaluation_recipe():
+    train, _ = datasets.load("mnist-10k")
+    once, _ = datasets.load("mnist-10k", binarize="stochastic-once", binarize_seed=1234)
+    from refvae.evaluation import binarize_fixed
+    np.testing.assert_array_equal(once, binarize_fixed(train, seed=1234))
+
+
+def test_dynamic_returns_the_grey_levels_and_binarize_dynamic_draws_afresh():
+    grey, grey_test = datasets.load("mnist-10k")
+    dyn, dyn_test = datasets.load("mnist-10k", binarize="dynamic")
+    np.testing.assert_array_equal(dyn, grey)
+    np.testing.assert_array_equal(dyn_test, grey_test)
+    rng = np.random.default_rng(0)
+    first, second = datasets.binarize_dynamic(grey[:500], rng), datasets.binarize_dynamic(grey[:500], rng)
+    assert set(np.unique(first)) == {0.0, 1.0} and first.dtype == np.float32
+    ambiguous = (grey[:500] > 0.2) & (grey[:500] < 0.8)
+    assert (first != second)[ambiguous].mean() > 0.3          # fresh draws differ where the grey level is mid-way
+    assert ((first != second) & ((grey[:500] == 0) | (grey[:500] == 1))).sum() == 0
+
+
+@pytest.mark.parametrize("bad", ["static", "once", True])
+def test_an_unknown_binarisation_is_refused(bad):
+    with pytest.raises(ValueError, match="binarize must be one of"):
+        datasets.load("mnist-10k", binarize=bad)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -35,14 +35,18 @@ Where the full MNIST comes from (``load("mnist")``):
 
 from __future__ import annotations
 
-from .idx import DatasetError, IDXFormatError, read_idx, write_idx
-from .mnist import MNIST_MIRRORS, MNIST_SHA256, ChecksumError, DownloadError, _load_mnist, _load_mnist_10k
+from .idx import DatasetError, IDXFormatError, read_idx, read_idx_bytes, write_idx
+from .mnist import (BINARIZATIONS, MNIST_BINARIZATION_SEED, MNIST_IDX_SHA256, MNIST_MIRRORS, MNIST_SHA256, ChecksumError,
+                    DownloadError, _load_mnist, _load_mnist_10k, binarize_dynamic, binarize_once)
 from .files import FILE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, DataFileError, is_data_file, load_file, split_rows
 from .toys import _load_bars, _load_hinton_bars, bars_and_stripes, data_distribution, hinton_bars, sample_distribution
 
 __all__ = [
+    "BINARIZATIONS",
     "DATASETS",
     "FILE_SUFFIXES",
+    "MNIST_BINARIZATION_SEED",
+    "MNIST_IDX_SHA256",
     "MNIST_MIRRORS",
     "MNIST_SHA256",
     "SPLIT_SEED",
@@ -53,6 +57,8 @@ __all__ = [
     "DownloadError",
     "IDXFormatError",
     "bars_and_stripes",
+    "binarize_dynamic",
+    "binarize_once",
     "data_distribution",
     "hinton_bars",
     "is_data_file",
@@ -61,6 +67,7 @@ __all__ = [
     "sample_distribution",
     "load",
     "read_idx",
+    "read_idx_bytes",
     "write_idx",
 ]
 
@@ -69,8 +76,8 @@ DATASETS = ("mnist-10k", "mnist", "bars", "hinton-bars")
 
 # Keyword arguments each dataset accepts in ``load``.
 _LOAD_KWARGS = {
-    "mnist-10k": (),
-    "mnist": ("data_dir", "download", "cache_dir"),
+    "mnist-10k": ("binarize", "binarize_seed"),
+    "mnist": ("data_dir", "download", "cache_dir", "verify", "binarize", "binarize_seed"),
     "bars": ("side",),
     "hinton-bars": ("side", "p", "p_vertical", "n_train", "n_test", "seed"),
 }
@@ -84,20 +91,33 @@ def load(name: str, labels: bool = False, **kwargs):
     name : {"mnist-10k", "mnist", "bars", "hinton-bars"} or a path ending in .npy, .npz or .csv
         ``"mnist-10k"``
             The 10,000 MNIST test images embedded in refvae (no download): train is the first
-            8,000, test the last 2,000. No keyword arguments.
+            8,000, test the last 2,000. Keywords ``binarize`` and ``binarize_seed`` as for ``"mnist"``.
         ``"mnist"``
-            The full MNIST, 60,000 train and 10,000 test images. Keyword arguments:
+            The full MNIST, the standard split of 60,000 train and 10,000 test images. Keyword arguments:
 
             ``data_dir`` : str or path, optional
                 Read ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
                 ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each plain or ``.gz``,
-                the plain one preferred) from this directory, without checksums. ``download`` and
-                ``cache_dir`` are then ignored.
+                the plain one preferred) from this directory. ``download`` and ``cache_dir`` are then
+                ignored.
+            ``verify`` : bool, default True
+                With ``data_dir``: check the SHA-256 of each file's decompressed bytes against
+                :data:`MNIST_IDX_SHA256`, so a re-compressed copy is accepted and a corrupted one refused
+                (ChecksumError). False reads files that are not the published ones (your own IDX data).
             ``download`` : bool, default True
                 Download missing files into the cache from :data:`MNIST_MIRRORS`.
             ``cache_dir`` : str or path, optional
                 Cache directory; default ``$REFVAE_DATA`` if set, else ``~/.cache/refvae/mnist``.
                 Cached files are checked against :data:`MNIST_SHA256` on every load.
+            ``binarize`` : {None, "stochastic-once", "dynamic"}, default None
+                The binarisations of the papers (:data:`BINARIZATIONS`). None and ``"dynamic"`` return the
+                grey levels; ``"dynamic"`` (Burda et al. 2016) means they are the Bernoulli means of a fresh
+                draw at each use, which ``refvae.fit(..., binarize="dynamic")`` makes per batch (or
+                :func:`binarize_dynamic` per call). ``"stochastic-once"`` (Salakhutdinov & Murray 2008)
+                returns binary float32 images, each pixel drawn once: ``u < grey`` with u ~ U[0, 1) float64
+                from ``numpy.random.default_rng(binarize_seed)``, the train images first, then the test
+                images, so the same seed gives the same binary data everywhere.
+            ``binarize_seed`` : int, default :data:`MNIST_BINARIZATION_SEED` (0)
         ``"bars"``
             All ``2**(side+1) - 2`` bars-and-stripes patterns (see :func:`bars_and_stripes`).
             Train and test are the *same* full set (as separate copies): the dataset is for
@@ -160,7 +180,7 @@ def load(name: str, labels: bool = False, **kwargs):
         raise TypeError(f"load({name!r}) got unexpected keyword arguments {unexpected}; it accepts {accepts}")
     labels = bool(labels)
     if name == "mnist-10k":
-        return _load_mnist_10k(labels)
+        return _load_mnist_10k(labels, **kwargs)
     if name == "mnist":
         return _load_mnist(labels, **kwargs)
     if name == "hinton-bars":

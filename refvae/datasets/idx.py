@@ -15,7 +15,7 @@ import numpy as np
 
 from ..checkpoint import atomic_file
 
-__all__ = ["DatasetError", "IDXFormatError", "read_idx", "write_idx"]
+__all__ = ["DatasetError", "IDXFormatError", "parse_idx", "read_idx", "read_idx_bytes", "write_idx"]
 
 # IDX type codes <-> big-endian NumPy dtypes.
 _IDX_DTYPES = {
@@ -66,6 +66,16 @@ def read_idx(path) -> np.ndarray:
         longer than the dimensions say.
     """
     path = Path(path)
+    return parse_idx(read_idx_bytes(path), path)
+
+
+def read_idx_bytes(path) -> bytes:
+    """The bytes of an IDX file as IDX (decompressed if gzipped: by name ``.gz`` or by the gzip magic bytes).
+
+    These are the bytes a published checksum of the uncompressed file refers to, so a copy re-compressed with
+    other settings has the same ones. Raises IDXFormatError for a broken gzip stream.
+    """
+    path = Path(path)
     with open(path, "rb") as f:
         raw = f.read()
     if path.name.endswith(".gz") or raw[:2] == _GZIP_MAGIC:
@@ -76,7 +86,11 @@ def read_idx(path) -> np.ndarray:
                 f"{path}: cannot decompress the gzip stream ({exc}); the file is probably truncated "
                 "or corrupted: replace it with a fresh copy"
             ) from exc
+    return raw
 
+
+def parse_idx(raw: bytes, path) -> np.ndarray:
+    """The array held by the (uncompressed) IDX bytes ``raw``; ``path`` names the file in errors."""
     if len(raw) < 4:
         raise IDXFormatError(
             f"{path}: only {len(raw)} bytes, too short for the 4-byte IDX magic number; "

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .idx import DatasetError, IDXFormatError, read_idx
+from .idx import DatasetError, IDXFormatError, parse_idx, read_idx, read_idx_bytes
 
-__all__ = ["MNIST_MIRRORS", "MNIST_SHA256", "ChecksumError", "DownloadError"]
+__all__ = ["BINARIZATIONS", "MNIST_BINARIZATION_SEED", "MNIST_IDX_SHA256", "MNIST_MIRRORS", "MNIST_SHA256",
+           "ChecksumError", "DownloadError", "binarize_dynamic", "binarize_once"]
 
 #: Base URLs tried in order when downloading MNIST; each must serve the four ``*.gz`` files.
 MNIST_MIRRORS = (
@@ -41,6 +42,26 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
+
+#: SHA-256 of the *decompressed* MNIST IDX files (the bytes, whatever the compression): a copy re-compressed
+#: with other settings has these, a corrupted or altered one does not. File name (no ``.gz``) -> hex digest.
+MNIST_IDX_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+#: The binarisations ``load`` offers (``binarize=``): None keeps the grey levels in [0, 1];
+#: ``"stochastic-once"`` draws each pixel once, x ~ Bernoulli(grey level), with a fixed seed, so every run sees
+#: the same binary images (Salakhutdinov & Murray 2008); ``"dynamic"`` returns the grey levels as the Bernoulli
+#: means of a fresh draw each time an image is used (Burda et al. 2016): the draw is the training loop's
+#: (``refvae.fit(..., binarize="dynamic")``) or :func:`binarize_dynamic`'s.
+BINARIZATIONS = (None, "stochastic-once", "dynamic")
+
+#: Default seed of the ``"stochastic-once"`` binarisation (train and test are drawn from one generator, train
+#: first).
+MNIST_BINARIZATION_SEED = 0
 
 # The four MNIST files, without the ``.gz`` suffix, in the order (train images, train labels,
 # test images, test labels).
@@ -102,23 +123,69 @@ def _labels_as_int64(labels: np.ndarray, path: Path, n_images: int) -> np.ndarra
     return labels.astype(np.int64)
 
 
-def _read_mnist_files(paths) -> tuple:
-    """Read (train images, train labels, test images, test labels) from four IDX paths."""
+def _check_digest(raw: bytes, path: Path, name: str) -> None:
+    """Refuse ``raw`` (the decompressed bytes of ``path``) unless its SHA-256 is MNIST_IDX_SHA256[name]."""
+    expected = MNIST_IDX_SHA256[name]
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise ChecksumError(
+            f"{path} is not the published {name}: the SHA-256 of its decompressed bytes is {actual}, expected "
+            f"{expected}; replace it with a fresh copy, or pass verify=False to read a file you changed on purpose")
+
+
+def _read_mnist_files(paths, verify: bool = False) -> tuple:
+    """Read (train images, train labels, test images, test labels) from four IDX paths.
+
+    With ``verify`` each file's decompressed bytes are checked against MNIST_IDX_SHA256 after the format and
+    shape checks, so a malformed file is refused for what is wrong with it and a well-formed but altered one for
+    its digest."""
+    paths = [Path(p) for p in paths]
+    raws = [read_idx_bytes(p) for p in paths]
+    arrays = [parse_idx(raw, p) for raw, p in zip(raws, paths)]
     train_images_path, train_labels_path, test_images_path, test_labels_path = paths
-    x_train = _images_as_rows(read_idx(train_images_path), train_images_path)
-    y_train = _labels_as_int64(read_idx(train_labels_path), train_labels_path, x_train.shape[0])
-    x_test = _images_as_rows(read_idx(test_images_path), test_images_path)
-    y_test = _labels_as_int64(read_idx(test_labels_path), test_labels_path, x_test.shape[0])
+    x_train = _images_as_rows(arrays[0], train_images_path)
+    y_train = _labels_as_int64(arrays[1], train_labels_path, x_train.shape[0])
+    x_test = _images_as_rows(arrays[2], test_images_path)
+    y_test = _labels_as_int64(arrays[3], test_labels_path, x_test.shape[0])
+    if verify:
+        for raw, path, name in zip(raws, paths, _MNIST_FILES):
+            _check_digest(raw, path, name)
     return x_train, y_train, x_test, y_test
 
 
-def _split(x_train, y_train, x_test, y_test, labels: bool):
+def binarize_once(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One Bernoulli draw of grey levels X (n, d) in [0, 1]: ``x = (u < X)`` with u ~ U[0, 1) float64 from ``rng``.
+
+    The same recipe as :func:`refvae.evaluation.binarize_fixed`; float32 0/1 rows, host arrays.
+    """
+    return (rng.random(X.shape) < X).astype(np.float32)
+
+
+def binarize_dynamic(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A fresh binarisation of X (n, d) for one use (one epoch, one evaluation): :func:`binarize_once` with the
+    generator's next draws, so each call gives new binary images. ``refvae.fit(..., binarize="dynamic")`` does
+    the same on the device for each batch."""
+    return binarize_once(X, rng)
+
+
+def _binarized(x_train, x_test, binarize, binarize_seed):
+    """Apply the ``binarize`` option (one of BINARIZATIONS) to the train and test grey levels."""
+    if binarize not in BINARIZATIONS:
+        raise ValueError(f"binarize must be one of {BINARIZATIONS}, got {binarize!r}")
+    if binarize != "stochastic-once":
+        return x_train, x_test
+    rng = np.random.default_rng(binarize_seed)
+    return binarize_once(x_train, rng), binarize_once(x_test, rng)
+
+
+def _split(x_train, y_train, x_test, y_test, labels: bool, binarize=None, binarize_seed=MNIST_BINARIZATION_SEED):
+    x_train, x_test = _binarized(x_train, x_test, binarize, binarize_seed)
     if labels:
         return (x_train, y_train), (x_test, y_test)
     return x_train, x_test
 
 
-def _load_mnist_10k(labels: bool):
+def _load_mnist_10k(labels: bool, binarize=None, binarize_seed=MNIST_BINARIZATION_SEED):
     images_path = _DATA_DIR / "t10k-images-idx3-ubyte.gz"
     labels_path = _DATA_DIR / "t10k-labels-idx1-ubyte.gz"
     for p in (images_path, labels_path):
@@ -130,7 +197,7 @@ def _load_mnist_10k(labels: bool):
     x = _images_as_rows(read_idx(images_path), images_path)
     y = _labels_as_int64(read_idx(labels_path), labels_path, x.shape[0])
     k = _MNIST_10K_TRAIN
-    return _split(x[:k], y[:k], x[k:], y[k:], labels)
+    return _split(x[:k], y[:k], x[k:], y[k:], labels, binarize, binarize_seed)
 
 
 def _sha256_file(path) -> str:
@@ -269,10 +336,13 @@ def _mnist_from_dir(data_dir) -> list:
     return paths
 
 
-def _load_mnist(labels: bool, data_dir=None, download: bool = True, cache_dir=None):
+def _load_mnist(labels: bool, data_dir=None, download: bool = True, cache_dir=None, verify: bool = True,
+                binarize=None, binarize_seed=MNIST_BINARIZATION_SEED):
     if data_dir is not None:
         paths = _mnist_from_dir(data_dir)
+        arrays = _read_mnist_files(paths, verify=bool(verify))
     else:
         cache = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache_dir()
-        paths = _mnist_from_cache(cache, bool(download))
-    return _split(*_read_mnist_files(paths), labels)
+        paths = _mnist_from_cache(cache, bool(download))      # each checked against MNIST_SHA256 (the .gz)
+        arrays = _read_mnist_files(paths)
+    return _split(*arrays, labels, binarize, binarize_seed)
