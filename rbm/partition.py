@@ -36,7 +36,7 @@ from refvae.fast import map_blocks
 from refvae.numerics import logsumexp, sigmoid, softplus
 
 __all__ = ["AISEstimate", "AISWarning", "ESS_FRACTION", "MAX_ENUMERATION", "ais_betas", "ais_estimate",
-           "ais_log_partition", "ais_log_weights", "exact_log_partition", "model_expectations",
+           "ais_log_partition", "ais_log_weights", "ais_schedule", "base_rate_biases", "exact_log_partition", "model_expectations",
            "model_expectations_one_pass"]
 
 MAX_ENUMERATION = 25   # units in the smaller layer (2^25 = 33.5 million states)
@@ -243,6 +243,27 @@ class AISEstimate:
 ESS_FRACTION = 0.1
 
 
+def ais_schedule(betas) -> list:
+    """The inverse temperatures of ``betas``: an int n gives :func:`ais_betas` (n), a sequence is checked to increase
+    strictly from exactly 0 to exactly 1. A host list of floats."""
+    schedule = ais_betas(betas) if isinstance(betas, int) else [float(x) for x in betas]
+    if len(schedule) < 2 or schedule[0] != 0.0 or schedule[-1] != 1.0 \
+            or any(not b_next > b_prev for b_prev, b_next in zip(schedule, schedule[1:])):
+        raise ValueError("betas must increase strictly from 0 to 1 (or be the number of temperatures, an integer "
+                         ">= 2): pass betas=14500 for Salakhutdinov & Murray's schedule")
+    return schedule
+
+
+def base_rate_biases(model, data=None):
+    """The base model's visible biases b_A (n_visible,): the log-odds of the data's pixel means, clipped to
+    [1e-3, 1 - 1e-3] (Salakhutdinov & Murray's base-rate model); zeros (a uniform base) without data."""
+    xp = model.xp
+    if data is None:
+        return get_backend().zeros((model.n_visible,), model.dtype_name)
+    p = xp.clip(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3, 1 - 1e-3)
+    return xp.log(p) - xp.log1p(-p)
+
+
 def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, data=None, return_bounds=False,
                       progress=False, rng=None):
     """log Z of the RBM by annealed importance sampling from a base-rate model.
@@ -276,16 +297,8 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     B = get_backend()
     xp = model.xp
     M = check_positive_int(n_chains, "n_chains")
-    schedule = ais_betas(betas) if isinstance(betas, int) else [float(x) for x in betas]
-    if len(schedule) < 2 or schedule[0] != 0.0 or schedule[-1] != 1.0 \
-            or any(not b_next > b_prev for b_prev, b_next in zip(schedule, schedule[1:])):
-        raise ValueError("betas must increase strictly from 0 to 1 (or be the number of temperatures, an integer "
-                         ">= 2): pass betas=14500 for Salakhutdinov & Murray's schedule")
-    if data is not None:                           # the base model A: b_A = log-odds of the pixel means
-        p = xp.clip(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3, 1 - 1e-3)
-        b_a = xp.log(p) - xp.log1p(-p)
-    else:
-        b_a = B.zeros((model.n_visible,), model.dtype_name)
+    schedule = ais_schedule(betas)
+    b_a = base_rate_biases(model, data)
     # log Z_A = sum_i softplus(b_A,i) + n_hidden log 2
     log_z_a = float(xp.sum(softplus(b_a))) + model.n_hidden * math.log(2.0)
     rng = B.rng(seed) if rng is None else rng

@@ -167,3 +167,19 @@ def test_feature_classifier_quick(tmp_path):
     with refvae.use_backend("numpy"):
         model = load_classifier(tmp_path / "runs" / "feature_classifier" / "quick.npz")
     assert model.meta["n_test"] == 500 and 0 <= model.meta["test_accuracy"] <= 1
+
+
+def test_reproduce_rbm_mnist_quick(tmp_path):
+    """Every stage of the Salakhutdinov & Murray reproduction on a slice: checkpoints, training and evaluation JSON
+    with the exact log Z (the 25-hidden kind, 10 units in --quick), AIS within 1 nat of it, and RAISE below AIS."""
+    _run("reproduce_rbm_mnist.py", "all", "--model", "cd1-25", "cd1-500", "--quiet", "--out", str(tmp_path))
+    for name in ("cd1-25", "cd1-500"):
+        assert (tmp_path / f"{name}.npz").is_file()
+        training = json.loads((tmp_path / f"{name}_training.json").read_text())
+        assert training["epochs"] == 2 and training["n_train"] == 1000
+        ev = json.loads((tmp_path / f"{name}_evaluation.json").read_text())
+        assert len(ev["ais"]["runs"]) == 2 and ev["raise"]["images"] == 20
+        assert ev["raise"]["mean_log_p"] <= ev["raise"]["ais_log_p_same_images"] + 3 * ev["raise"]["implied_log_z_se"]
+    ev = json.loads((tmp_path / "cd1-25_evaluation.json").read_text())
+    assert abs(ev["ais"]["mean_log_z"] - ev["exact"]["log_z"]) < 1.0
+    assert ev["exact"]["test_log_p"] < 0
