@@ -60,7 +60,6 @@ def raise_log_weights(model, V, schedule, b_a, n_chains, rng, progress=False):
     For k = K..1: a sweep at beta_k moves v_k to v_{k-1} (h ~ sigmoid(beta_k a), v ~ sigmoid((1 - beta_k) b_A +
     beta_k (b + h W^T))), then log w += log f_{k-1}(v_{k-1}) - log f_k(v_{k-1}). log w starts at -F(x) = log f_K(x).
     """
-    B = get_backend()
     xp = model.xp
     params = model.params
     W, b, c = params["W"], params["b"], params["c"]
