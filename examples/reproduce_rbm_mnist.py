@@ -114,7 +114,7 @@ def train(name, args, B):
         "batch_size": BATCH, "momentum": f"0.5 for {MOMENTUM_EPOCHS} epochs, then 0.9", "weight_decay": WEIGHT_DECAY,
         "binarization": f"stochastic once, seed {BINARIZATION_SEED}", "n_train": int(train_x.shape[0]),
         "seed": args.seed, "budget_minutes": args.minutes, "seconds": seconds, "quick": args.quick,
-        "reconstruction_loss": [float(x) for x in history["train_loss"]], "command": " ".join(sys.argv)})
+        "train_loss": [float(x) for x in history["train_loss"]], "command": " ".join(sys.argv)})
 
 
 def mean_log_p(model, X, log_z, B) -> float:
@@ -170,7 +170,8 @@ def evaluate(name, args, B):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("stage", choices=["train", "evaluate", "all"])
+    p.add_argument("stage", nargs="?", choices=["train", "evaluate", "all"], default="all",
+                   help="train, evaluate the saved checkpoints, or both (default)")
     p.add_argument("--model", nargs="+", choices=sorted(MODELS), default=["cd1-25"])
     p.add_argument("--minutes", type=float, default=45.0, help="training budget per model")
     p.add_argument("--epochs", type=int, default=None, help="a fixed number of epochs instead of the budget")

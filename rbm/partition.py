@@ -36,8 +36,8 @@ from refvae.fast import map_blocks
 from refvae.numerics import logsumexp, sigmoid, softplus
 
 __all__ = ["AISEstimate", "AISWarning", "ESS_FRACTION", "MAX_ENUMERATION", "ais_betas", "ais_estimate",
-           "ais_log_partition", "ais_log_weights", "ais_schedule", "base_rate_biases", "exact_log_partition", "model_expectations",
-           "model_expectations_one_pass"]
+           "ais_log_partition", "ais_log_weights", "ais_schedule", "annealing_increment", "base_rate_biases",
+           "exact_log_partition", "model_expectations", "model_expectations_one_pass"]
 
 MAX_ENUMERATION = 25   # units in the smaller layer (2^25 = 33.5 million states)
 
@@ -311,6 +311,18 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     return estimate if return_bounds else estimate.log_z
 
 
+def annealing_increment(base_term, model_term, a, beta_from, beta_to):
+    """log p*_beta_to(v) - log p*_beta_from(v), (M,), from base_term = v.b_A, model_term = v.b (M,) and
+    a = c + v W (M, n_hidden)::
+
+        (beta_from - beta_to) b_A.v + (beta_to - beta_from) b.v + sum_j [softplus(beta_to a_j) - softplus(beta_from a_j)]
+
+    AIS adds it going up the temperatures; RAISE (rbm/reverse_annealing.py) going down."""
+    xp = get_backend().xp
+    return (beta_from - beta_to) * base_term + (beta_to - beta_from) * model_term \
+        + xp.sum(softplus(beta_to * a) - softplus(beta_from * a), axis=1)
+
+
 def ais_log_weights(model, schedule, b_a, n_chains, rng, progress=False):
     """The AIS weight loop: log w of ``n_chains`` chains over the inverse temperatures ``schedule``, (M,) float64.
 
@@ -337,10 +349,7 @@ def ais_log_weights(model, schedule, b_a, n_chains, rng, progress=False):
     for k in steps:
         beta_prev, beta = schedule[k - 1], schedule[k]
         a = v @ W + c                                                                    # (M, n_hidden)
-        # the log-weight increment log p*_k(v) - log p*_{k-1}(v), (M,)
-        log_w_increment = (beta_prev - beta) * base_term + (beta - beta_prev) * model_term \
-            + xp.sum(softplus(beta * a) - softplus(beta_prev * a), axis=1)
-        log_w = log_w + xp.astype(log_w_increment, xp.float64)
+        log_w = log_w + xp.astype(annealing_increment(base_term, model_term, a, beta_prev, beta), xp.float64)
         if k == last:                  # beta = 1: the weights are complete; a sweep at B would be unused
             break
         h = rng.bernoulli(sigmoid(beta * a))                                             # Gibbs sweep at beta

@@ -36,21 +36,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from refvae.backend import get_backend
 from refvae.numerics import logsumexp, sigmoid, softplus
 from refvae.validation import check_finite_params, check_positive_int
 
-from .partition import ais_schedule, base_rate_biases
+from .partition import ais_schedule, annealing_increment, base_rate_biases
 
 __all__ = ["RAISEEstimate", "raise_log_likelihood", "raise_log_weights"]
-
-
-def log_f(params, b_a, v, a, beta):
-    """log p*_beta(v) = (1 - beta) b_A.v + beta b.v + sum_j softplus(beta a_j), a = c + v W; (M,)."""
-    xp = get_backend().xp
-    return (1.0 - beta) * (v @ b_a) + beta * (v @ params["b"]) + xp.sum(softplus(beta * a), axis=1)
 
 
 def raise_log_weights(model, V, schedule, b_a, n_chains, rng, progress=False):
@@ -66,8 +58,8 @@ def raise_log_weights(model, V, schedule, b_a, n_chains, rng, progress=False):
     n = V.shape[0]
     d = V.shape[1]
     v = xp.reshape(xp.broadcast_to(xp.expand_dims(V, axis=1), (n, n_chains, d)), (n * n_chains, d))    # (n S, d)
+    log_w = xp.astype(-model.free_energy(v), xp.float64)                               # log f_K(x) = -F(x)
     a = v @ W + c                                                                       # (n S, n_hidden)
-    log_w = xp.astype(log_f(params, b_a, v, a, 1.0), xp.float64)                      # -F(x) = log f_K(x)
     steps = range(len(schedule) - 1, 0, -1)
     if progress:
         from tqdm.auto import tqdm
@@ -78,7 +70,7 @@ def raise_log_weights(model, V, schedule, b_a, n_chains, rng, progress=False):
         v = rng.bernoulli(sigmoid((1.0 - beta) * b_a + beta * (h @ W.T + b)))
         a = v @ W + c
         # log f_{k-1}(v_{k-1}) - log f_k(v_{k-1})
-        increment = log_f(params, b_a, v, a, beta_next) - log_f(params, b_a, v, a, beta)
+        increment = annealing_increment(v @ b_a, v @ b, a, beta, beta_next)
         log_w = log_w + xp.astype(increment, xp.float64)
     return xp.reshape(log_w, (n, n_chains))
 
@@ -110,9 +102,13 @@ class RAISEEstimate:
 
 
 def _mean_and_se(values) -> tuple:
-    """The mean of a host array (n,) and its standard error (inf for one value)."""
-    se = float(np.std(values, ddof=1) / math.sqrt(values.size)) if values.size > 1 else math.inf
-    return float(values.mean()), se
+    """The mean of a float64 array (n,) and its standard error (inf for one value), as floats."""
+    xp = get_backend().xp
+    n = values.shape[0]
+    mean = float(xp.mean(values))
+    # sample sd sqrt(sum (x - mean)^2 / (n - 1)) over sqrt(n)
+    se = math.sqrt(float(xp.sum((values - mean) ** 2)) / (n - 1) / n) if n > 1 else math.inf
+    return mean, se
 
 
 def raise_log_likelihood(model, V, n_chains: int = 1, betas=14500, data=None, seed: int = 0, rng=None,
@@ -149,9 +145,9 @@ def raise_log_likelihood(model, V, n_chains: int = 1, betas=14500, data=None, se
         rows = V[start:min(start + batch, V.shape[0]), :]
         log_w = raise_log_weights(model, rows, schedule, b_a, S, rng, progress)
         # log p(x) ~= log mean_s w_s = logsumexp_s log w_s - log S - log Z_A
-        log_p.append(B.to_numpy(logsumexp(log_w, axis=1)) - math.log(S) - log_z_a)
-        minus_f.append(B.to_numpy(xp.astype(-model.free_energy(rows), xp.float64)))
-    log_p, minus_f = np.concatenate(log_p), np.concatenate(minus_f)     # host: the estimates' mean and se
+        log_p.append(logsumexp(log_w, axis=1) - (math.log(S) + log_z_a))
+        minus_f.append(xp.astype(-model.free_energy(rows), xp.float64))
+    log_p, minus_f = xp.concat(log_p), xp.concat(minus_f)
     mean, se = _mean_and_se(log_p)
     log_z, log_z_se = _mean_and_se(minus_f - log_p)                     # log Z = -F(x) - log p(x), per example
-    return RAISEEstimate(log_p, mean, se, log_z, log_z_se, S, len(schedule))
+    return RAISEEstimate(B.to_numpy(log_p), mean, se, log_z, log_z_se, S, len(schedule))

@@ -420,13 +420,13 @@ def test_stochastic_once_is_refvae_evaluation_recipe():
     np.testing.assert_array_equal(once, binarize_fixed(train, seed=1234))
 
 
-def test_dynamic_returns_the_grey_levels_and_binarize_dynamic_draws_afresh():
+def test_dynamic_returns_the_grey_levels_and_binarize_once_draws_afresh_from_a_going_generator():
     grey, grey_test = datasets.load("mnist-10k")
     dyn, dyn_test = datasets.load("mnist-10k", binarize="dynamic")
     np.testing.assert_array_equal(dyn, grey)
     np.testing.assert_array_equal(dyn_test, grey_test)
     rng = np.random.default_rng(0)
-    first, second = datasets.binarize_dynamic(grey[:500], rng), datasets.binarize_dynamic(grey[:500], rng)
+    first, second = datasets.binarize_once(grey[:500], rng), datasets.binarize_once(grey[:500], rng)
     assert set(np.unique(first)) == {0.0, 1.0} and first.dtype == np.float32
     ambiguous = (grey[:500] > 0.2) & (grey[:500] < 0.8)
     assert (first != second)[ambiguous].mean() > 0.3          # fresh draws differ where the grey level is mid-way

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from .idx import DatasetError, IDXFormatError, read_idx, read_idx_bytes, write_idx
 from .mnist import (BINARIZATIONS, MNIST_BINARIZATION_SEED, MNIST_IDX_SHA256, MNIST_MIRRORS, MNIST_SHA256, ChecksumError,
-                    DownloadError, _load_mnist, _load_mnist_10k, binarize_dynamic, binarize_once)
+                    DownloadError, _load_mnist, _load_mnist_10k, binarize_once)
 from .files import FILE_SUFFIXES, SPLIT_SEED, TEST_FRACTION, DataFileError, is_data_file, load_file, split_rows
 from .toys import _load_bars, _load_hinton_bars, bars_and_stripes, data_distribution, hinton_bars, sample_distribution
 
@@ -57,7 +57,6 @@ __all__ = [
     "DownloadError",
     "IDXFormatError",
     "bars_and_stripes",
-    "binarize_dynamic",
     "binarize_once",
     "data_distribution",
     "hinton_bars",
@@ -113,7 +112,7 @@ def load(name: str, labels: bool = False, **kwargs):
                 The binarisations of the papers (:data:`BINARIZATIONS`). None and ``"dynamic"`` return the
                 grey levels; ``"dynamic"`` (Burda et al. 2016) means they are the Bernoulli means of a fresh
                 draw at each use, which ``refvae.fit(..., binarize="dynamic")`` makes per batch (or
-                :func:`binarize_dynamic` per call). ``"stochastic-once"`` (Salakhutdinov & Murray 2008)
+                :func:`binarize_once` with a generator that goes on). ``"stochastic-once"`` (Salakhutdinov & Murray 2008)
                 returns binary float32 images, each pixel drawn once: ``u < grey`` with u ~ U[0, 1) float64
                 from ``numpy.random.default_rng(binarize_seed)``, the train images first, then the test
                 images, so the same seed gives the same binary data everywhere.

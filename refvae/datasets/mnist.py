@@ -26,7 +26,7 @@ import numpy as np
 from .idx import DatasetError, IDXFormatError, parse_idx, read_idx, read_idx_bytes
 
 __all__ = ["BINARIZATIONS", "MNIST_BINARIZATION_SEED", "MNIST_IDX_SHA256", "MNIST_MIRRORS", "MNIST_SHA256",
-           "ChecksumError", "DownloadError", "binarize_dynamic", "binarize_once"]
+           "ChecksumError", "DownloadError", "binarize_once"]
 
 #: Base URLs tried in order when downloading MNIST; each must serve the four ``*.gz`` files.
 MNIST_MIRRORS = (
@@ -56,7 +56,7 @@ MNIST_IDX_SHA256 = {
 #: ``"stochastic-once"`` draws each pixel once, x ~ Bernoulli(grey level), with a fixed seed, so every run sees
 #: the same binary images (Salakhutdinov & Murray 2008); ``"dynamic"`` returns the grey levels as the Bernoulli
 #: means of a fresh draw each time an image is used (Burda et al. 2016): the draw is the training loop's
-#: (``refvae.fit(..., binarize="dynamic")``) or :func:`binarize_dynamic`'s.
+#: (``refvae.fit(..., binarize="dynamic")``), or :func:`binarize_once` with a generator that goes on.
 BINARIZATIONS = (None, "stochastic-once", "dynamic")
 
 #: Default seed of the ``"stochastic-once"`` binarisation (train and test are drawn from one generator, train
@@ -156,16 +156,10 @@ def _read_mnist_files(paths, verify: bool = False) -> tuple:
 def binarize_once(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One Bernoulli draw of grey levels X (n, d) in [0, 1]: ``x = (u < X)`` with u ~ U[0, 1) float64 from ``rng``.
 
-    The same recipe as :func:`refvae.evaluation.binarize_fixed`; float32 0/1 rows, host arrays.
+    The same recipe as :func:`refvae.evaluation.binarize_fixed` (tested equal), on host arrays; float32 0/1 rows.
+    Called again with the same generator it draws afresh: a dynamic binarisation, one draw per use.
     """
     return (rng.random(X.shape) < X).astype(np.float32)
-
-
-def binarize_dynamic(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A fresh binarisation of X (n, d) for one use (one epoch, one evaluation): :func:`binarize_once` with the
-    generator's next draws, so each call gives new binary images. ``refvae.fit(..., binarize="dynamic")`` does
-    the same on the device for each batch."""
-    return binarize_once(X, rng)
 
 
 def _binarized(x_train, x_test, binarize, binarize_seed):
