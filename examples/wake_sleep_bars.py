@@ -29,20 +29,27 @@ Writes OUT/summary.md, OUT/results.json and OUT/kl_curves.png.
 """
 
 import argparse
+import contextlib
+import functools
 import json
 import math
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 import refvae
+from refvae.checkpoint import atomic_file
 from refvae.cli import use_backend_or_exit
 from refvae import datasets
 from refvae.evaluation import kl_data_model
 from refvae.plots import save_figure
 from wakesleep import HelmholtzMachine
+
+PAPER_PROCEDURE_LR = 0.01      # --paper-procedure's rate when --lr is not given (the paper's own is not stated)
 
 ARMS = {
     "wake-sleep, gradient prior": dict(algorithm="wake-sleep", prior_update="gradient"),
@@ -80,24 +87,45 @@ class GroupScaledSGD(refvae.SGD):
         super().step(params, {k: g * factor[k] for k, g in grads.items()})
 
 
-def run(arm_options, seed, n_train, epochs, lr, batch_size, layers, patterns, probs, B, init_std=None, scales=None):
-    """Train one machine; returns (KL after each epoch, seconds, final top-prior gap, whether it found the bars)."""
+def run(arm_options, seed, n_train, epochs, lr, batch_size, layers, patterns, probs, B, init_std=None, scales=None,
+        momentum=0.9, schedule="linear", visible_log_odds=False):
+    """Train one machine; returns (KL after each epoch, seconds, final top-prior gap, whether it found the bars).
+
+    ``schedule``: "linear" decays the learning rate linearly to 0 over the epochs, "constant" keeps it;
+    ``visible_log_odds`` starts the generative visible biases at the training sample's log-odds."""
     train = datasets.sample_distribution(patterns, probs, n_train, seed=seed)
     model = HelmholtzMachine((16, *layers), seed=seed, init_std=init_std, **arm_options)
+    if visible_log_odds:
+        model.init_visible_bias(train)
     if scales and any(f != 1.0 for f in scales.values()):
-        optimizer = GroupScaledSGD(lr, 0.9, scales)
+        optimizer = GroupScaledSGD(lr, momentum, scales)
     else:
-        optimizer = refvae.SGD(lr, momentum=0.9)
+        optimizer = refvae.SGD(lr, momentum=momentum)
     kls = []
 
     def after_epoch(model, history):
         kls.append(kl_data_model(probs, B.to_numpy(model.log_likelihood(patterns, method="exact"))))
-        optimizer.lr = lr * (1.0 - len(history["epoch"]) / epochs)           # linear decay to 0
+        if schedule == "linear":
+            optimizer.lr = lr * (1.0 - len(history["epoch"]) / epochs)       # linear decay to 0
 
     t0 = time.perf_counter()
     history = refvae.fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                          progress=False, callbacks=[after_epoch])
     return kls, time.perf_counter() - t0, history["prior_gap_max"][-1], bars_found(model, B)
+
+
+def write_text(path, text):
+    with atomic_file(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def run_job(job, n_train, epochs, args, scales):
+    """One (arm, seed) of the command line's runs, in a worker process."""
+    arm, seed = job
+    B = refvae.get_backend()
+    patterns, probs = datasets.data_distribution("hinton-bars")
+    return run(ARMS[arm], seed, n_train, epochs, args.lr, args.batch_size, (8, 1), patterns, probs, B, args.init_std,
+               scales, args.momentum, args.schedule, args.visible_log_odds)
 
 
 def plot_curves(results, examples_per_epoch, path):
@@ -134,8 +162,26 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--init-std", type=float, default=None,
                    help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--schedule", choices=["linear", "constant"], default="linear",
+                   help="the learning rate decayed linearly to 0 over the epochs, or constant")
+    p.add_argument("--visible-log-odds", action="store_true",
+                   help="start the generative visible biases at the training sample's log-odds")
+    p.add_argument("--paper-procedure", action="store_true",
+                   help="the 1995 paper's procedure: online updates (batch 1), no momentum, a constant rate "
+                        "(--lr, default 0.01 here), visible biases at the data's log-odds, wake-sleep only, 20 seeds")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     p.add_argument("--out", default="runs/wake_sleep_bars")
     args = p.parse_args(argv)
+    if args.paper_procedure:
+        given = set(argv if argv is not None else sys.argv[1:])
+        args.batch_size, args.momentum, args.schedule, args.visible_log_odds = 1, 0.0, "constant", True
+        if "--arms" not in given:
+            args.arms = ["wake-sleep, gradient prior"]
+        if "--seeds" not in given:
+            args.seeds = 20
+        if "--lr" not in given:
+            args.lr = PAPER_PROCEDURE_LR
     use_backend_or_exit(p, args.backend)
     B = refvae.get_backend()
     out = Path(args.out)
@@ -147,10 +193,12 @@ def main(argv=None):
         seeds, epochs, n_train = [0, 1], 2, 2000
     scales = {"gen.": args.lr_gen, "rec.": args.lr_rec, "prior.": args.lr_prior}
     results = {arm: [] for arm in args.arms}
-    for arm in args.arms:
-        for seed in seeds:
-            kls, seconds, gap, found = run(ARMS[arm], seed, n_train, epochs, args.lr, args.batch_size, (8, 1),
-                                           patterns, probs, B, args.init_std, scales)
+    jobs = [(arm, seed) for arm in args.arms for seed in seeds]
+    train_one = functools.partial(run_job, n_train=n_train, epochs=epochs, args=args, scales=scales)
+    with (ProcessPoolExecutor(args.jobs, initializer=refvae.set_backend, initargs=(args.backend,))
+          if args.jobs > 1 else contextlib.nullcontext()) as pool:
+        outcomes = pool.map(train_one, jobs) if pool is not None else map(train_one, jobs)
+        for (arm, seed), (kls, seconds, gap, found) in zip(jobs, outcomes):
             results[arm].append({"seed": seed, "kl": kls, "seconds": seconds, "top_prior_gap": gap,
                                  "bars_found": found})
             print(f"{arm:>28} seed {seed}: KL(data || model) {kls[-1]:.4f} nats = {kls[-1] / math.log(2):.4f} bits "
@@ -159,11 +207,14 @@ def main(argv=None):
 
     lines = ["# Hinton's bars: wake-sleep and reweighted wake-sleep, measured exactly", "",
              ("Quick smoke run (too short to mean anything). " if args.quick else "")
+             + ("The 1995 paper's procedure (--paper-procedure). " if args.paper_procedure else "")
              + f"16-8-1 Helmholtz machine, {epochs} epochs of {n_train} draws from the bars distribution "
-             f"({epochs * n_train} examples), batch {args.batch_size}, SGD {args.lr} with momentum 0.9 decayed "
-             f"linearly to 0 (factors on it: generative {args.lr_gen:g}, recognition {args.lr_rec:g}, top prior "
+             f"({epochs * n_train} examples), batch {args.batch_size}, SGD {args.lr} with momentum {args.momentum:g}, "
+             + ("decayed linearly to 0" if args.schedule == "linear" else "constant")
+             + f" (factors on it: generative {args.lr_gen:g}, recognition {args.lr_rec:g}, top prior "
              f"{args.lr_prior:g}), {len(seeds)} seeds, initial weights "
              + ("uniform in ±1/sqrt(fan-in)" if args.init_std is None else f"N(0, {args.init_std:g}²), biases 0")
+             + (", generative visible biases at the data's log-odds" if args.visible_log_odds else "")
              + f", backend {B.name}. The data's entropy is {entropy:.4f} nats; a "
              "model that put all its mass uniformly on the 30 patterns would have KL "
              f"{math.log(30) - entropy:.3f} nats.", "",
@@ -180,10 +231,10 @@ def main(argv=None):
     lines += ["", "KL after each epoch is in results.json; the curves are in kl_curves.png.", "",
               "![KL during training](kl_curves.png)", ""]
     plot_curves(results, n_train, out / "kl_curves.png")
-    (out / "summary.md").write_text("\n".join(lines))
-    (out / "results.json").write_text(json.dumps({"settings": {**vars(args), "epochs": epochs, "n_train": n_train,
-                                                               "seeds": seeds, "data_entropy": entropy},
-                                                  "results": results}, indent=1))
+    write_text(out / "summary.md", "\n".join(lines))
+    write_text(out / "results.json", json.dumps({"settings": {**vars(args), "epochs": epochs, "n_train": n_train,
+                                                              "seeds": seeds, "data_entropy": entropy},
+                                                 "results": results}, indent=1))
     print("\n".join(lines))
 
 

@@ -35,6 +35,7 @@ R. Salakhutdinov, I. Murray, "On the Quantitative Analysis of Deep Belief Networ
 from __future__ import annotations
 
 from refvae.backend import get_backend
+from refvae.numerics import clipped_logit
 from refvae.checkpoint import Checkpointable
 from refvae.estimator import Estimator, NotFittedError, check_training_settings
 from refvae.optim import SGD
@@ -180,9 +181,7 @@ class BernoulliRBM(Estimator, Checkpointable):
 
     def init_visible_bias(self, X, eps=1e-3) -> None:
         """b_i = log(p_i / (1 - p_i)) from the data's pixel means p_i, clipped to [eps, 1 - eps] (Hinton 2010, sec. 8)."""
-        xp = self.xp
-        p = xp.clip(xp.mean(self.validate_data(X, "X"), axis=0), eps, 1.0 - eps)
-        self.params["b"] = xp.log(p) - xp.log1p(-p)
+        self.params["b"] = clipped_logit(self.xp.mean(self.validate_data(X, "X"), axis=0), eps)
 
     # ----------------------------------------------------------------------------------------------
     # Conditionals and Gibbs sampling

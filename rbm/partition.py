@@ -33,7 +33,7 @@ from refvae.backend import get_backend
 from refvae.validation import check_finite_params, check_positive_int
 from refvae.enumeration import binary_states
 from refvae.fast import map_blocks
-from refvae.numerics import logsumexp, sigmoid, softplus
+from refvae.numerics import clipped_logit, logsumexp, sigmoid, softplus
 
 __all__ = ["AISEstimate", "AISWarning", "ESS_FRACTION", "MAX_ENUMERATION", "ais_betas", "ais_estimate",
            "ais_log_partition", "ais_log_weights", "ais_schedule", "annealing_increment", "base_rate_biases",
@@ -260,8 +260,7 @@ def base_rate_biases(model, data=None):
     xp = model.xp
     if data is None:
         return get_backend().zeros((model.n_visible,), model.dtype_name)
-    p = xp.clip(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3, 1 - 1e-3)
-    return xp.log(p) - xp.log1p(-p)
+    return clipped_logit(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3)
 
 
 def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, data=None, return_bounds=False,

@@ -31,6 +31,7 @@ __all__ = [
     "bernoulli_nll_with_grad",
     "gaussian_log_prob",
     "gaussian_log_prob_grad",
+    "clipped_logit",
     "kl_normal",
     "kl_normal_grad",
     "kl_standard_normal",
@@ -106,6 +107,14 @@ def log_sigmoid(x):
 def log_sigmoid_grad(x):
     """d log sigmoid / dx = 1 - sigmoid(x) = sigmoid(-x)."""
     return sigmoid(-x)
+
+
+def clipped_logit(p, eps):
+    """log(p / (1 - p)) of probabilities p clipped to [eps, 1 - eps]: finite log-odds (biases set from the data's
+    means, or a probability kept inside (0, 1))."""
+    xp = namespace(p)
+    p = xp.clip(p, eps, 1.0 - eps)
+    return xp.log(p) - xp.log1p(-p)
 
 
 # --------------------------------------------------------------------------------------------

@@ -183,3 +183,50 @@ def test_reproduce_rbm_mnist_quick(tmp_path):
     ev = json.loads((tmp_path / "cd1-25_evaluation.json").read_text())
     assert abs(ev["ais"]["mean_log_z"] - ev["exact"]["log_z"]) < 1.0
     assert ev["exact"]["test_log_p"] < 0
+
+
+def test_reproduce_rbm_mnist_quick_raise_chains(tmp_path):
+    """--raise-chains reaches RAISE: the evaluation JSON records the chains per image (2 in --quick)."""
+    _run("reproduce_rbm_mnist.py", "all", "--model", "cd1-25", "--quiet", "--out", str(tmp_path))
+    ev = json.loads((tmp_path / "cd1-25_evaluation.json").read_text())
+    assert ev["raise"]["chains_per_image"] == 2
+
+
+def test_reproduce_iwae_mnist_quick(tmp_path):
+    """The Burda et al. VAE protocol on a slice: checkpoint, JSON with the test curve (one point per pass here),
+    the final IW score with its standard error, the paper's number beside it, and the plot."""
+    stdout = _run("reproduce_iwae_mnist.py", "--quiet", "--out", str(tmp_path))
+    result = json.loads((tmp_path / "vae_k1.json").read_text())
+    assert result["passes"] == 2 and [c["passes"] for c in result["curve"]] == [1, 2]
+    assert result["paper_test_nll"] == 86.76 and result["k"] == 50 and result["n_test"] == 200
+    assert 0 < result["test_nll"] <= -result["test_elbo"] + 1.0 and result["test_nll_se"] > 0
+    assert (tmp_path / "vae_k1.npz").is_file() and (tmp_path / "vae_k1_curve.png").stat().st_size > 1000
+    assert "the paper: 86.76" in stdout
+
+
+def test_iwae_schedule_is_the_papers():
+    """3^i passes at 1e-3 * 10^(-i/7), i = 0..7: 3,280 passes, stage ends 1, 4, 13, ..."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import reproduce_iwae_mnist as iw
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    assert iw.stage_ends(10**6) == [1, 4, 13, 40, 121, 364, 1093, 3280]
+    assert [iw.stage_of_pass(p) for p in (0, 1, 3, 4, 12, 13, 3279)] == [0, 1, 1, 2, 2, 3, 7]
+    assert iw.learning_rate(0) == pytest.approx(1e-3) and iw.learning_rate(3279) == pytest.approx(1e-4)
+
+
+@pytest.mark.long
+def test_wake_sleep_bars_paper_procedure_quick(tmp_path):
+    """--paper-procedure: batch 1, no momentum, a constant rate, visible biases at the data's log-odds, wake-sleep
+    only; seeds in parallel processes give the same numbers as one after another."""
+    _run("wake_sleep_bars.py", "--paper-procedure", "--seeds", "2", "--jobs", "2", "--out", str(tmp_path / "a"))
+    _run("wake_sleep_bars.py", "--paper-procedure", "--seeds", "2", "--out", str(tmp_path / "b"))
+    summary = (tmp_path / "a" / "summary.md").read_text()
+    assert "paper's procedure" in summary and "batch 1" in summary and "momentum 0" in summary
+    assert "constant" in summary and "log-odds" in summary
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("a", "b"))
+    assert list(a["results"]) == ["wake-sleep, gradient prior"]
+    assert a["settings"]["batch_size"] == 1 and a["settings"]["momentum"] == 0.0
+    assert [r["kl"] for r in a["results"]["wake-sleep, gradient prior"]] == \
+        [r["kl"] for r in b["results"]["wake-sleep, gradient prior"]]

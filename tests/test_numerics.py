@@ -143,3 +143,11 @@ def test_gradcheck_detects_a_wrong_gradient(numpy_backend, host_rng):
 def test_gradcheck_refuses_float32(numpy_backend):
     with pytest.raises(TypeError, match="float64"):
         refvae.gradcheck(lambda p: 0.0, {"w": np.zeros(3, np.float32)}, {"w": np.zeros(3)})
+
+
+def test_clipped_logit_inverts_sigmoid_inside_the_clip_and_stays_finite_outside(backend, host_rng):
+    p_host = host_rng.uniform(0.01, 0.99, size=(6, 4))
+    np.testing.assert_allclose(backend.to_numpy(nm.clipped_logit(backend.asarray(p_host), 1e-3)),
+                               special.logit(p_host), rtol=1e-12)
+    edges = backend.to_numpy(nm.clipped_logit(backend.asarray(np.array([0.0, 1.0])), 1e-3))
+    np.testing.assert_allclose(edges, special.logit([1e-3, 1 - 1e-3]), rtol=1e-12)

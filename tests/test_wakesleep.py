@@ -606,3 +606,18 @@ def test_wakesleep_functions_are_short_and_the_rules_do_not_reach_into_the_model
     from_package += [ast.unparse(node) for node in ast.walk(rules_tree) if isinstance(node, ast.Import)
                      and any(alias.name.split(".")[0] in ("wakesleep", "rbm") for alias in node.names)]
     assert not from_package
+
+
+def test_init_visible_bias_sets_the_data_log_odds(backend):
+    """gen.1.b = log(p / (1 - p)) of the pixel means, clipped: with every hidden unit off, P(x_i = 1 | h) is the
+    data's rate of pixel i (a constant pixel at the clip, not infinity)."""
+    X = np.zeros((8, 4))
+    X[:2, 0] = 1.0                                                    # rate 1/4
+    X[:, 1] = 1.0                                                     # always on: clipped at 1 - 1e-3
+    X[:6, 2] = 1.0                                                    # rate 3/4; pixel 3 never on
+    model = HelmholtzMachine((4, 3, 2), seed=0, dtype="float64")
+    model.init_visible_bias(backend.asarray(X))
+    b = backend.to_numpy(model.params["gen.1.b"])
+    np.testing.assert_allclose(expit(b), [0.25, 1 - 1e-3, 0.75, 1e-3], rtol=1e-12)
+    with pytest.raises(ValueError, match=r"\[0, 1\]|rescale"):
+        model.init_visible_bias(backend.asarray(2 * X))

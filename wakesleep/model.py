@@ -28,7 +28,7 @@ from refvae.backend import get_backend
 from refvae.checkpoint import Checkpointable
 from refvae.estimator import Estimator, check_training_settings
 from refvae.layers import Linear, ParameterSlots
-from refvae.numerics import sigmoid
+from refvae.numerics import clipped_logit, sigmoid
 from refvae.optim import SGD
 from refvae.validation import as_data, check_positive_int, check_state_array
 
@@ -289,6 +289,14 @@ class HelmholtzMachine(Estimator, ParameterSlots, Checkpointable):
         if weights is not None and tuple(weights.shape) != (n,):
             raise ValueError(f"weights must have shape ({n},), one per row; got {tuple(weights.shape)}")
         return weights
+
+    def init_visible_bias(self, X, eps=1e-3) -> None:
+        """The generative visible biases at the data's log-odds, ``gen.1.b`` = log(p_i / (1 - p_i)) from the pixel
+        means p_i of X (batch, n_visible), clipped to [eps, 1 - eps] (the initialisation of Hinton, Dayan, Frey &
+        Neal 1995: with all hidden units off the model already reproduces each pixel's rate)."""
+        if not self.generative:
+            raise ValueError("the machine has no layers yet (layer_sizes[0] is None): give n_visible, or fit first")
+        self.generative[0].params["b"] = clipped_logit(self.xp.mean(self.validate_data(X, "X"), axis=0), eps)
 
     # ----------------------------------------------------------------------------------------------
     # Sampling

@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 from refvae.backend import get_backend
 from refvae.enumeration import binary_states
-from refvae.numerics import bernoulli_log_prob, logsumexp, namespace, sigmoid, softplus
+from refvae.numerics import bernoulli_log_prob, clipped_logit, logsumexp, namespace, sigmoid, softplus
 
 __all__ = ["EXACT_ROWS", "FAST_STATES", "TopLayer", "configurations_log_joint", "delta_rule", "dream", "exact_log_px",
            "exact_step", "exact_step_fast", "generative_logits", "hidden_sizes", "iw_bound", "log_factorial_prior",
@@ -227,9 +227,9 @@ def prior_step(prior_params, top, update="gradient", rate=0.05, rbm=None, rng=No
     xp = namespace(b)
     if update == "moment":
         # p <- (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>, p = sigmoid(b), kept inside (0, 1)
-        p = xp.clip((1.0 - rate) * sigmoid(b) + rate * top.q_mean, 1e-6, 1.0 - 1e-6)
-        # b <- log p - log(1 - p): a target for the trainer, not a gradient
-        return {"prior.b": xp.zeros_like(b)}, {"prior.b": xp.log(p) - xp.log1p(-p)}
+        p = (1.0 - rate) * sigmoid(b) + rate * top.q_mean
+        # b <- log p - log(1 - p) (p clipped to [1e-6, 1 - 1e-6]): a target for the trainer, not a gradient
+        return {"prior.b": xp.zeros_like(b)}, {"prior.b": clipped_logit(p, 1e-6)}
     # d(-sum_rows w log P(h_L))/db = sum_rows w (sigmoid(b) - h_L) = sigmoid(b) sum_rows w - sum_rows w h_L
     return {"prior.b": sigmoid(b) * top.total - top.mean}, {}
 
