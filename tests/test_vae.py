@@ -496,3 +496,67 @@ def test_evaluate_vae_passes_its_generators(numpy_backend, host_rng):
     assert result["kl"] == pytest.approx(np.mean([float(np.mean(kl)) for _, kl in draws]), rel=1e-12)
     ll = model.log_likelihood(X, k=7, rng=numpy_backend.rng((2, 2)))
     assert result["log_likelihood"] == pytest.approx(float(np.mean(ll)), rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The IWAE objective (Burda et al. 2016): -L_k and its hand-written gradient
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("likelihood, decoder_variance", [("bernoulli", "amortised"), ("gaussian", "amortised"),
+                                                          ("gaussian", 0.5)], ids=["bernoulli", "gaussian", "fixed"])
+@pytest.mark.parametrize("k", [1, 4])
+def test_iwae_gradient_matches_finite_differences(backend, likelihood, decoder_variance, k, host_rng):
+    model = GaussianVAE(6, 3, hidden=(5, 4), likelihood=likelihood, activation="tanh", seed=1, dtype="float64",
+                        decoder_variance=decoder_variance, objective="iwae", iwae_k=k)
+    x = _data(host_rng, 5, 6, likelihood)
+    eps = host_rng.normal(size=(5, k, 3))
+    loss, grads = model.loss_and_grads(x, eps)
+    assert set(grads) == set(model.params) and isinstance(loss, float)
+    result = refvae.gradcheck(lambda p: model.loss_and_grads(x, eps)[0], model.params, grads)
+    assert result.max_error <= 1e-6, str(result)
+
+
+class _FixedNoise:
+    """A generator whose normal() returns given arrays in turn (to feed iw_log_likelihood the same eps)."""
+
+    def __init__(self, backend, eps):
+        self.backend, self.eps = backend, eps
+
+    def normal(self, shape, dtype):
+        assert tuple(shape) == self.eps.shape
+        return self.backend.asarray(self.eps, dtype=dtype)
+
+
+def test_iwae_loss_is_minus_the_iw_estimate_at_the_same_noise(backend, host_rng):
+    """-L_k at fixed eps equals minus the mean importance-weighted log-likelihood (elbo.iw_log_likelihood, an
+    independent code path) at the same eps; for k = 1 it is -ELBO with the KL term sampled."""
+    model = GaussianVAE(6, 3, hidden=(5,), seed=2, dtype="float64", objective="iwae", iwae_k=7)
+    x = backend.asarray(host_rng.random((4, 6)))
+    eps = host_rng.normal(size=(4, 7, 3))
+    loss, _ = model.loss_and_grads(x, eps)
+    ll = model.log_likelihood(x, k=7, rng=_FixedNoise(backend, eps))
+    assert loss == pytest.approx(-float(np.mean(backend.to_numpy(ll))), rel=1e-12)
+
+
+def test_iwae_k1_is_the_elbo_with_a_sampled_kl(backend, host_rng):
+    model = GaussianVAE(6, 3, hidden=(5,), seed=3, dtype="float64", objective="iwae", iwae_k=1)
+    x = backend.asarray(host_rng.random((4, 6)))
+    eps = host_rng.normal(size=(4, 1, 3))
+    mu, logvar = (backend.to_numpy(a) for a in model.encode(x))
+    z = mu + np.exp(logvar / 2) * eps[:, 0]
+    rec = -backend.to_numpy(model.elbo(x, eps[:, 0])) - backend.to_numpy(model.elbo_terms(x, eps[:, 0])[1])
+    log_q = stats.norm.logpdf(z, mu, np.exp(logvar / 2)).sum(axis=1)
+    log_p = stats.norm.logpdf(z).sum(axis=1)
+    assert model.loss_and_grads(x, eps)[0] == pytest.approx(float(np.mean(rec + log_q - log_p)), rel=1e-10)
+
+
+def test_iwae_objective_bad_settings(numpy_backend):
+    with pytest.raises(ValueError, match="objective"):
+        GaussianVAE(6, 3, objective="iwea")
+    with pytest.raises(ValueError, match="prior='standard'"):
+        GaussianVAE(6, 3, objective="iwae", prior="learned")
+    with pytest.raises(ValueError, match="iwae_k"):
+        GaussianVAE(6, 3, objective="iwae", iwae_k=0)
+    model = GaussianVAE(6, 3, objective="iwae", iwae_k=3)
+    with pytest.raises(DataError, match=r"\(batch, iwae_k, z_dim\)"):
+        model.loss_and_grads(np.full((2, 6), 0.5), np.zeros((2, 2, 3)))
+    assert model.config["objective"] == "iwae" and model.config["iwae_k"] == 3

@@ -59,6 +59,7 @@ from ..numerics import (
 
 __all__ = ["CONFIG", "DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward",
            "iw_log_likelihood", "kl_divergence", "log_prior", "negative_elbo", "negative_elbo_and_grads",
+           "negative_iw_bound_and_grads",
            "reconstruction_nll"]
 
 
@@ -255,14 +256,8 @@ def negative_elbo_and_grads(params, x, eps, *, likelihood="bernoulli", activatio
         d_noise = xp.sum(f.d_rec["logvar"], axis=0) * (1.0 / n)                  # (x_dim,)
         grads["decoder.noise.logvar"] = d_noise if decoder_variance == "per-dimension" \
             else xp.reshape(xp.sum(d_noise), (1,))
-    # outs = h_dec W + b for every head:  d_h_dec = sum over the heads of d_out W^T
-    d_h_dec = None
-    for name in heads:
-        d_h, g = _affine_backward(params, f"decoder.{name}", d_outs[name], f.decoder.h)     # (n, h_dec)
-        d_h_dec = d_h if d_h_dec is None else d_h_dec + d_h
-        grads.update(g)
-    # d_z, through the decoder's hidden layers
-    d_z, g = _hidden_layers_backward(params, "decoder", d_h_dec, f.decoder.layers, activation)   # (n, z_dim)
+    # d_z, through the decoder's heads and hidden layers
+    d_z, g = _decoder_backward(params, d_outs, f.decoder, activation)                  # (n, z_dim)
     grads.update(g)
     # the KL path: dKL/dmu = mu, dKL/dlogvar = (e^logvar - 1) / 2 for N(0, I) (learned prior: numerics.kl_normal_grad)
     d_kl_d_mu, d_kl_d_logvar, g = _kl_grad(params, f.mu, f.logvar, prior, n)
@@ -279,6 +274,19 @@ def negative_elbo_and_grads(params, x, eps, *, likelihood="bernoulli", activatio
     if with_terms:
         return loss, grads, {"rec": float(terms[0]), "kl": float(terms[1])}
     return loss, grads
+
+
+def _decoder_backward(params, d_outs, dec, activation):
+    """From d_outs = d loss / d (each head's output), (rows, x_dim): d loss / d z (rows, z_dim) and the decoder's
+    grads. Every head is outs = h_dec W + b, so d_h_dec = sum over the heads of d_out W^T."""
+    grads, d_h_dec = {}, None
+    for name, d_out in d_outs.items():
+        d_h, g = _affine_backward(params, f"decoder.{name}", d_out, dec.h)               # (rows, h_dec)
+        d_h_dec = d_h if d_h_dec is None else d_h_dec + d_h
+        grads.update(g)
+    d_z, g = _hidden_layers_backward(params, "decoder", d_h_dec, dec.layers, activation)
+    grads.update(g)
+    return d_z, grads
 
 
 def _kl_grad(params, mu, logvar, prior, n):
@@ -304,6 +312,56 @@ def _encoder_backward(params, d_mu, d_logvar, enc, activation):
         _, g = _hidden_layers_backward(params, "encoder", d_h_mu + d_h_logvar, enc.layers, activation, need_dx=False)
         grads.update(g)
     return grads
+
+
+# ------------------------------------------------------------------------------------------------
+# The importance-weighted bound as the objective: the IWAE (Burda et al. 2016, eq. 8 and section 3)
+# ------------------------------------------------------------------------------------------------
+def negative_iw_bound_and_grads(params, x, eps, *, likelihood="bernoulli", activation="relu",
+                                decoder_variance="amortised", prior="standard", fast=True):
+    """The batch mean of -L_k and its gradient at fixed noise ``eps`` (n, k, z_dim), where (Burda et al. eq. 8)
+
+        L_k(x) = log (1/k) sum_j w_j,   w_j = p(x | z_j) p(z_j) / q(z_j | x),   z_j = mu + sigma * eps_j
+
+    and (section 3) d(-L_k) = -sum_j w~_j d log w_j, with the normalised weights w~_j = w_j / sum_l w_l. k = 1 is
+    the ELBO with its KL term sampled (not in closed form). Standard prior and a decoder whose variance is a head
+    (or Bernoulli) only. Returns (loss, grads) as :func:`negative_elbo_and_grads` does.
+    """
+    if prior != "standard" or decoder_variance in ("per-dimension", "shared"):
+        raise ValueError("the IWAE objective is written for the standard prior and a decoder variance that is a "
+                         "head of z (or a Bernoulli decoder)")
+    xp = namespace(x)
+    n, k, z_dim = eps.shape
+    # ---- forward: log w_ij for every example i and sample j ---------------------------------------------
+    mu, logvar, enc = encode(params, x, activation=activation)                          # (n, z_dim)
+    std = xp.exp(0.5 * logvar)
+    # z_ij = mu_i + sigma_i * eps_ij
+    z = xp.expand_dims(mu, axis=1) + xp.expand_dims(std, axis=1) * eps                  # (n, k, z_dim)
+    outs, dec = decode(params, xp.reshape(z, (n * k, z_dim)), likelihood=likelihood, activation=activation,
+                       decoder_variance=decoder_variance)
+    x_rows = xp.reshape(xp.broadcast_to(xp.expand_dims(x, axis=1), (n, k, x.shape[1])), (n * k, x.shape[1]))
+    # rec_ij = -log p(x_i | z_ij)
+    rec, d_rec = _reconstruction_nll_and_grad(x_rows, outs, likelihood, fast)          # (n k,)
+    # log p(z_ij) - log q(z_ij | x_i) = -1/2 sum [z^2 - eps^2 - logvar]   (the log 2 pi terms cancel)
+    log_p_over_q = -0.5 * xp.sum(z * z - eps * eps - xp.expand_dims(logvar, axis=1), axis=-1)      # (n, k)
+    log_w = -xp.reshape(rec, (n, k)) + log_p_over_q
+    # loss = -(1/n) sum_i [logsumexp_j log w_ij - log k]
+    lse = logsumexp(log_w, axis=1, keepdims=True)                                       # (n, 1)
+    # ---- backward: d loss / d log w_ij = -w~_ij / n ------------------------------------------------------
+    c = xp.exp(log_w - lse) * (1.0 / n)                                                 # w~_ij / n, (n, k)
+    c_rows = xp.reshape(c, (n * k, 1))
+    # d loss / d outs_ij = (w~_ij / n) d rec_ij / d outs_ij
+    d_z, grads = _decoder_backward(params, {name: d_rec[name] * c_rows for name in _heads(likelihood,
+                                                                                           decoder_variance)},
+                                   dec, activation)
+    # the prior's path: d(-log p(z)) / dz = z, weighted likewise
+    d_z = xp.reshape(d_z, (n, k, z_dim)) + xp.expand_dims(c, axis=2) * z
+    # dz/dmu = 1;  dz/dlogvar = eps * sigma / 2;  d(+log q)/dlogvar = -1/2 per sample, so sum_j -w~_ij/(2n)
+    d_mu = xp.sum(d_z, axis=1)
+    d_logvar = xp.sum(d_z * eps, axis=1) * (0.5 * std) - 0.5 * xp.sum(c, axis=1, keepdims=True)
+    grads.update(_encoder_backward(params, d_mu, d_logvar, enc, activation))
+    loss = float(get_backend().to_numpy(-xp.mean(lse[:, 0]))) + math.log(k)
+    return loss, grads
 
 
 # ------------------------------------------------------------------------------------------------

@@ -105,6 +105,12 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
         :mod:`refvae.vae.elbo`: the fused Bernoulli term and its gradient (``numerics.bernoulli_nll_with_grad``, one
         e^{-|l|} instead of two) and the IW estimate's blocks on every core (``fast.map_blocks``). ``False``: the
         textbook forms, equal to 1e-12 in float64.
+    objective : {"elbo", "iwae"}
+        What ``loss_and_grads`` minimises: -ELBO (one sample, the KL in closed form) or the IWAE's -L_k, the
+        importance-weighted bound with ``iwae_k`` samples (Burda et al. 2016; ``elbo.negative_iw_bound_and_grads``;
+        standard prior only). ``loss``, ``elbo`` and ``log_likelihood`` are the same for both.
+    iwae_k : int
+        k of the IWAE objective (unused for "elbo").
     epochs, batch_size, learning_rate
         How the estimator's ``fit`` and ``partial_fit`` train (``refvae.fit`` takes them as its arguments).
 
@@ -123,8 +129,8 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
     SCORE_SAMPLES_K = 1000      # importance samples per example of score_samples
 
     def __init__(self, x_dim=None, z_dim=20, hidden=(400,), likelihood="bernoulli", activation="relu", seed=0,
-                 dtype="float32", prior="standard", decoder_hidden=None, decoder_variance="amortised", fast=True, *,
-                 epochs=10, batch_size=128, learning_rate=1e-3):
+                 dtype="float32", prior="standard", decoder_hidden=None, decoder_variance="amortised", fast=True,
+                 objective="elbo", iwae_k=5, *, epochs=10, batch_size=128, learning_rate=1e-3):
         self._keep_arguments(locals())
         self.x_dim = None if x_dim is None else check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
@@ -142,6 +148,7 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
         if prior not in PRIORS:
             raise ValueError(f"unknown prior {prior!r}: choose one of {', '.join(PRIORS)}")
         self.decoder_variance = _check_decoder_variance(decoder_variance, likelihood)
+        self.objective, self.iwae_k = _check_objective(objective, iwae_k, prior, self.decoder_variance)
         self.likelihood, self.activation, self.seed, self.prior = likelihood, activation, int(seed), prior
         self.fast = bool(fast)
         self.epochs, self.batch_size, self.learning_rate = check_training_settings(epochs, batch_size, learning_rate)
@@ -237,6 +244,8 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
             config["decoder_variance"] = self.decoder_variance
         if not self.fast:
             config["fast"] = False
+        if self.objective != "elbo":
+            config.update(objective=self.objective, iwae_k=self.iwae_k)
         return config
 
     @property
@@ -275,6 +284,17 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
             raise DataError(f"eps has {eps.shape[0]} rows but x has {n}: pass eps of shape ({n}, {self.z_dim})")
         return eps
 
+    def _iw_noise(self, n, eps, rng=None):
+        """The IWAE objective's noise (n, iwae_k, z_dim): ``eps`` checked, or eps ~ N(0, I) from ``rng``."""
+        shape = (n, self.iwae_k, self.z_dim)
+        if eps is None:
+            return self._generator(rng).normal(shape, self.dtype_name)
+        eps = self.xp.asarray(self.backend.asarray(eps, dtype=self.dtype_name))
+        if tuple(eps.shape) != shape:
+            raise DataError(f"eps has shape {tuple(eps.shape)}; the IWAE objective needs {shape} "
+                            "(batch, iwae_k, z_dim)")
+        return eps
+
     # ----------------------------------------------------------------------------------------
     # The objective (refvae.vae.elbo)
     # ----------------------------------------------------------------------------------------
@@ -298,6 +318,11 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
             d loss / d param, with exactly the keys of ``params``.
         """
         x = self._data(x)                                               # (n, x_dim)
+        if self.objective == "iwae":                                    # -L_k, eps (n, iwae_k, z_dim)
+            loss, grads = elbo.negative_iw_bound_and_grads(self.params, x, self._iw_noise(x.shape[0], eps, rng),
+                                                           **self.elbo_config)
+            self.last_terms = {}
+            return loss, grads
         eps = self._noise(x.shape[0], eps, rng)                         # (n, z_dim)
         loss, grads, self.last_terms = elbo.negative_elbo_and_grads(self.params, x, eps, with_terms=True,
                                                                     **self.elbo_config)
@@ -455,6 +480,21 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
 def _widths(hidden) -> tuple:
     """Hidden widths as a tuple (an int is one layer)."""
     return (hidden,) if isinstance(hidden, int) else tuple(hidden)
+
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+def _check_objective(objective, iwae_k, prior, decoder_variance):
+    """(objective, iwae_k), checked: the IWAE objective needs the standard prior and a decoder variance that is a
+    head of z (its function, elbo.negative_iw_bound_and_grads, is written for those)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    iwae_k = check_positive_int(iwae_k, "iwae_k")
+    if objective == "iwae" and (prior != "standard" or decoder_variance in ("per-dimension", "shared")):
+        raise ValueError("objective='iwae' needs prior='standard' and a Bernoulli decoder or decoder_variance="
+                         "'amortised' or a fixed float")
+    return objective, iwae_k
 
 
 def _check_decoder_variance(value, likelihood):
