@@ -230,3 +230,12 @@ def test_wake_sleep_bars_paper_procedure_quick(tmp_path):
     assert a["settings"]["batch_size"] == 1 and a["settings"]["momentum"] == 0.0
     assert [r["kl"] for r in a["results"]["wake-sleep, gradient prior"]] == \
         [r["kl"] for r in b["results"]["wake-sleep, gradient prior"]]
+
+
+def test_reproduce_iwae_mnist_quick_trains_the_iwae(tmp_path):
+    """--iwae K trains on L_K: its own checkpoint (objective 'iwae' in the config) and the paper's IWAE number."""
+    _run("reproduce_iwae_mnist.py", "--iwae", "5", "--quiet", "--out", str(tmp_path))
+    result = json.loads((tmp_path / "iwae_k5.json").read_text())
+    assert result["paper_test_nll"] == 85.54 and result["row"].startswith("IWAE k=5")
+    model = refvae.GaussianVAE.load(tmp_path / "iwae_k5.npz")
+    assert model.objective == "iwae" and model.iwae_k == 5
