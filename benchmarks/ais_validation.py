@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def main(argv=None):
         print(f"seed {seed}: AIS {ais.log_z - exact:+.3f} (band {'holds' if runs[-1]['ais_band_holds'] else 'MISSES'}),"
               f" RAISE {r.log_z - exact:+.3f} +- {r.log_z_se:.3f} ({t_ais:.0f} s + {t_raise:.0f} s)", flush=True)
     ais_errors = [r["ais_error"] for r in runs]
-    result = {**machine_info(B), "backend": B.name, "quick": args.quick, "model": "quick 784-10" if args.quick else
+    result = {**machine_info(B), "backend": B.name, "quick": args.quick, "command": " ".join(sys.argv), "model": "quick 784-10" if args.quick else
               str(Path(args.model).relative_to(ROOT)), "exact_log_z": exact, "chains": args.chains,
               "betas": args.betas, "raise_images": args.raise_images, "raise_chains": args.raise_chains,
               "raise_betas": raise_betas, "seeds": args.seeds, "runs": runs,
@@ -105,6 +106,7 @@ def main(argv=None):
     print(f"AIS band holds in {result['ais_band_holds']}/{args.seeds} seeds (sd {result['ais_sd_log_z']:.3f}); "
           f"RAISE bar holds in {result['raise_bar_holds']}/{args.seeds}")
     write_result(result, "ais_validation", B.name, quick=args.quick, path=args.json)
+    return result
 
 
 if __name__ == "__main__":

@@ -125,3 +125,46 @@ def test_bad_inputs_are_refused(numpy_backend):
         raise_log_likelihood(model, X, betas=[0.0, 0.7, 0.5, 1.0])
     with pytest.raises(ValueError):
         raise_log_likelihood(model, np.zeros((2, 5)))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The validation benchmarks, in their --quick modes
+# ------------------------------------------------------------------------------------------------------
+def _benchmark(name):
+    import importlib
+    import sys
+    from pathlib import Path
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(bench)
+
+
+def test_ais_validation_quick_counts_the_bars_that_hold(tmp_path):
+    import refvae
+    with refvae.use_backend("numpy"):
+        r = _benchmark("ais_validation").main(["--quick", "--raise-chains", "2", "--json", str(tmp_path / "v.json")])
+    assert r["seeds"] == 3 and len(r["runs"]) == 3 and r["raise_chains"] == 2
+    assert r["ais_band_holds"] == sum(run["ais_band_holds"] for run in r["runs"])
+    assert all(run["raise_error"] == pytest.approx(run["raise_log_z"] - r["exact_log_z"]) for run in r["runs"])
+
+
+def test_raise_chains_quick_groups_the_chains(tmp_path):
+    import refvae
+    with refvae.use_backend("numpy"):
+        r = _benchmark("raise_chains").main(["--quick", "--json", str(tmp_path / "c.json")])
+    assert list(r["by_chains"]) == ["1", "2"] and r["by_chains"]["1"]["groups"] == 4
+    assert r["by_chains"]["2"]["groups"] == 2
+
+
+def test_bias_by_chains_against_a_hand_computation():
+    import math
+    bias_by_chains = _benchmark("raise_chains").bias_by_chains
+    log_w = np.log(np.array([[1.0, 3.0, 2.0, 2.0]]))                   # one image, four chains
+    exact = np.log(np.array([2.0]))
+    r = bias_by_chains(log_w, exact)
+    # S = 1: errors log(1/2), log(3/2), 0, 0; S = 2: log(2/2) = 0, log(2/2) = 0
+    assert r["1"]["mean_error"] == pytest.approx((math.log(0.5) + math.log(1.5)) / 4)
+    assert r["2"]["mean_error"] == pytest.approx(0.0, abs=1e-15)

@@ -59,8 +59,7 @@ from ..numerics import (
 
 __all__ = ["CONFIG", "DecoderCache", "EncoderCache", "Forward", "decode", "decoder_logvar", "encode", "forward",
            "iw_log_likelihood", "kl_divergence", "log_prior", "negative_elbo", "negative_elbo_and_grads",
-           "negative_iw_bound_and_grads",
-           "reconstruction_nll"]
+           "negative_iw_bound_and_grads", "reconstruction_nll"]
 
 
 CONFIG = {"likelihood": "bernoulli", "activation": "relu", "decoder_variance": "amortised", "prior": "standard",
@@ -350,10 +349,9 @@ def negative_iw_bound_and_grads(params, x, eps, *, likelihood="bernoulli", activ
     # ---- backward: d loss / d log w_ij = -w~_ij / n ------------------------------------------------------
     c = xp.exp(log_w - lse) * (1.0 / n)                                                 # w~_ij / n, (n, k)
     c_rows = xp.reshape(c, (n * k, 1))
-    # d loss / d outs_ij = (w~_ij / n) d rec_ij / d outs_ij
-    d_z, grads = _decoder_backward(params, {name: d_rec[name] * c_rows for name in _heads(likelihood,
-                                                                                           decoder_variance)},
-                                   dec, activation)
+    # d loss / d outs_ij = (w~_ij / n) d rec_ij / d outs_ij, then back through the decoder
+    d_outs = {name: d_rec[name] * c_rows for name in _heads(likelihood, decoder_variance)}
+    d_z, grads = _decoder_backward(params, d_outs, dec, activation)                     # (n k, z_dim)
     # the prior's path: d(-log p(z)) / dz = z, weighted likewise
     d_z = xp.reshape(d_z, (n, k, z_dim)) + xp.expand_dims(c, axis=2) * z
     # dz/dmu = 1;  dz/dlogvar = eps * sigma / 2;  d(+log q)/dlogvar = -1/2 per sample, so sum_j -w~_ij/(2n)
