@@ -18,7 +18,12 @@ on 2 x 10^6 examples and reports a small residual KL; by default this script use
 
     python examples/wake_sleep_bars.py                  # 6 arms x 3 seeds
     python examples/wake_sleep_bars.py --arms "wake-sleep, gradient prior" --seeds 10 --lr-rec 0.5
+    python examples/wake_sleep_bars.py --paper-procedure --epochs 20 --jobs 2   # the paper's procedure, 20 seeds
     python examples/wake_sleep_bars.py --quick          # seconds (CI)
+
+--paper-procedure is the procedure as the 1995 paper describes it: online updates (batch 1), no momentum, a small
+constant learning rate (the paper does not state its value: --lr, default PAPER_PROCEDURE_LR), the generative
+visible biases initialised at the data's log-odds, wake-sleep with the gradient prior, 20 seeds.
 
 --lr-gen, --lr-rec and --lr-prior scale the learning rate of the generative weights, the recognition weights and
 the top prior's biases separately (``GroupScaledSGD`` scales their gradients: with classical momentum the same thing).
@@ -153,14 +158,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backend", choices=refvae.BACKENDS, default="numpy")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --paper-procedure: 20)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--n-train", type=int, default=50000, help="training examples per epoch")
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default 0.1; --paper-procedure: {PAPER_PROCEDURE_LR})")
     p.add_argument("--lr-gen", type=float, default=1.0, help="factor on the generative weights' learning rate")
     p.add_argument("--lr-rec", type=float, default=1.0, help="factor on the recognition weights' learning rate")
     p.add_argument("--lr-prior", type=float, default=1.0, help="factor on the top prior biases' learning rate")
-    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=None,
+                   help="default: all six (--paper-procedure: wake-sleep, gradient prior)")
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument("--init-std", type=float, default=None,
                    help="initial weights N(0, s^2) and zero biases (default: uniform in ±1/sqrt(fan-in))")
@@ -176,15 +183,15 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     p.add_argument("--out", default="runs/wake_sleep_bars")
     args = p.parse_args(argv)
-    if args.paper_procedure:
-        given = set(argv if argv is not None else sys.argv[1:])
+    paper = args.paper_procedure
+    if paper:
         args.batch_size, args.momentum, args.schedule, args.visible_log_odds = 1, 0.0, "constant", True
-        if "--arms" not in given:
-            args.arms = ["wake-sleep, gradient prior"]
-        if "--seeds" not in given:
-            args.seeds = 20
-        if "--lr" not in given:
-            args.lr = PAPER_PROCEDURE_LR
+    if args.arms is None:
+        args.arms = ["wake-sleep, gradient prior"] if paper else list(ARMS)
+    if args.seeds is None:
+        args.seeds = 20 if paper else 3
+    if args.lr is None:
+        args.lr = PAPER_PROCEDURE_LR if paper else 0.1
     use_backend_or_exit(p, args.backend)
     B = refvae.get_backend()
     out = Path(args.out)
