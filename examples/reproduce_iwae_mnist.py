@@ -80,19 +80,20 @@ def stage_ends(n_passes: int) -> list:
 
 def glorot_init(model, train_mean) -> None:
     """Weights uniform in +-sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010), biases 0, the decoder's output
-    biases at the log-odds of the mean training pixel (clipped to [1e-3, 1 - 1e-3])."""
-    B = model.backend
+    biases at the log-odds of the mean training pixel (clipped to [1e-3, 1 - 1e-3]); set with ``set_params``
+    (``model.params`` is a view: assigning into it would change nothing)."""
     init = np.random.default_rng(model.seed)
-    for name in sorted(model.params):
-        shape = tuple(model.params[name].shape)
+    new = {}
+    for name, array in sorted(model.params.items()):
+        shape = tuple(array.shape)
         if name.endswith(".W"):
             limit = math.sqrt(6.0 / (shape[0] + shape[1]))
-            value = init.uniform(-limit, limit, size=shape)
+            new[name] = init.uniform(-limit, limit, size=shape)
         elif name == "decoder.logits.b":
-            value = B.to_numpy(clipped_logit(B.asarray(train_mean, dtype="float64"), 1e-3))
+            new[name] = clipped_logit(np.asarray(train_mean, dtype=np.float64), 1e-3)   # host float64
         else:
-            value = np.zeros(shape)
-        model.params[name] = B.asarray(value, dtype=model.dtype_name)
+            new[name] = np.zeros(shape)
+    model.set_params(new)
 
 
 def write_json(path: Path, obj) -> None:

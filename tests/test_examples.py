@@ -239,3 +239,22 @@ def test_reproduce_iwae_mnist_quick_trains_the_iwae(tmp_path):
     assert result["paper_test_nll"] == 85.54 and result["row"].startswith("IWAE k=5")
     model = refvae.GaussianVAE.load(tmp_path / "iwae_k5.npz")
     assert model.objective == "iwae" and model.iwae_k == 5
+
+
+def test_iwae_glorot_init_and_output_bias(numpy_backend):
+    """Weights uniform within +-sqrt(6 / (fan_in + fan_out)), hidden biases 0, the decoder's output biases at the
+    log-odds of the mean training pixel (clipped at 1e-3)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import reproduce_iwae_mnist as iw
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    model = refvae.GaussianVAE(784, 50, hidden=(200, 200), activation="tanh", seed=0)
+    mean = np.linspace(0.0, 1.0, 784)
+    iw.glorot_init(model, mean)
+    W = np.asarray(model.params["encoder.0.W"])
+    limit = np.sqrt(6.0 / (784 + 200))
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.9 * limit
+    assert not np.any(np.asarray(model.params["encoder.0.b"]))
+    b = np.asarray(model.params["decoder.logits.b"], dtype=np.float64)
+    np.testing.assert_allclose(1 / (1 + np.exp(-b)), np.clip(mean, 1e-3, 1 - 1e-3), rtol=1e-5)
