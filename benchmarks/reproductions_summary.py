@@ -140,6 +140,11 @@ def _fmt(value, se, digits=2):
     return f"{value:.{digits}f}" + (f" ± {se:.{digits}f}" if se else " (exact)")
 
 
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: a literal | would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def table(rows) -> str:
     lines = [BEGIN, "", "| paper | quantity | paper | refvae ± s.e. | units | run time | command | differences |",
              "|---|---|---|---|---|---|---|---|"]
@@ -147,9 +152,10 @@ def table(rows) -> str:
         digits = 3 if r["units"] == "bits" else 2
         paper = "not stated here" if r["paper_value"] is None else f"{r['paper_value']:g}"
         seconds = "" if r["seconds"] is None else f"{r['seconds'] / 60:.0f} min"
-        command = f"`{r['command']}`" if r["command"] else ""
-        lines.append(f"| {r['paper']} | {r['quantity']} | {paper} | {_fmt(r['refvae_value'], r['refvae_se'], digits)}"
-                     f" | {r['units']} | {seconds} | {command} | {'; '.join(r['differences'])} |")
+        command = f"`{_cell(r['command'])}`" if r["command"] else ""
+        lines.append(f"| {r['paper']} | {_cell(r['quantity'])} | {paper} | "
+                     f"{_fmt(r['refvae_value'], r['refvae_se'], digits)} | {r['units']} | {seconds} | {command} | "
+                     f"{_cell('; '.join(r['differences']))} |")
     return "\n".join(lines + ["", END])
 
 

@@ -46,3 +46,14 @@ def test_checkpoints_named_in_the_summary_exist():
     for row in _rows():
         if "checkpoint" in row and row["refvae_value"] is not None:
             assert (ROOT / row["checkpoint"]).is_file(), row["checkpoint"]
+
+
+def test_the_doc_table_has_eight_columns_in_every_row():
+    """A literal | inside a cell (KL(data || model)) must be escaped, or the row falls apart."""
+    import re
+    doc = (ROOT / "docs" / "reproductions.md").read_text()
+    table = doc[doc.index("<!-- summary table"):doc.index("<!-- end of summary table")]
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(rows) == len(_rows()) + 2
+    for row in rows:
+        assert len(re.findall(r"(?<!\\)\|", row)) == 9, row[:120]
