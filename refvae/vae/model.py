@@ -300,7 +300,8 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
     # ----------------------------------------------------------------------------------------
     def loss_and_grads(self, x, eps=None, rng=None):
         """Batch mean of the negative ELBO and its gradient with respect to every parameter
-        (:func:`refvae.vae.elbo.negative_elbo_and_grads`); sets ``last_terms``.
+        (:func:`refvae.vae.elbo.negative_elbo_and_grads`; ``objective="iwae"``: of -L_k,
+        :func:`refvae.vae.elbo.negative_iw_bound_and_grads`); sets ``last_terms`` (empty for the IWAE).
 
         Parameters
         ----------
@@ -308,6 +309,7 @@ class GaussianVAE(Estimator, ParameterSlots, Checkpointable):
         eps : array (batch, z_dim), optional
             The reparameterisation noise; fixing it makes the loss a deterministic function of
             the parameters (for gradient checks). Drawn from ``rng`` (default ``self.rng``) when omitted.
+            ``objective="iwae"``: (batch, iwae_k, z_dim), and the loss is -L_k.
         rng : refvae.backend.Generator, optional
 
         Returns
