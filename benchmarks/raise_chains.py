@@ -26,7 +26,7 @@ from scipy.special import logsumexp
 
 import refvae
 from common import machine_info, write_result
-from rbm import BernoulliRBM
+from ais_validation import load
 from rbm.partition import ais_schedule, base_rate_biases
 from rbm.reverse_annealing import raise_log_weights
 
@@ -66,14 +66,8 @@ def main(argv=None):
     B = refvae.set_backend(args.backend)
     if args.quick:
         args.images, args.chains, args.betas = 10, 4, 200
-        train, test = refvae.datasets.load("mnist-10k", binarize="stochastic-once")
-        train, test = train[:1000], test[:200]
-        model = BernoulliRBM(784, 10, persistent=False, seed=0)
-        model.init_visible_bias(train)
-    else:
-        train, test = refvae.datasets.load("mnist", data_dir=args.data_dir, binarize="stochastic-once",
-                                           binarize_seed=0)
-        model = BernoulliRBM.load(MODEL)
+    args.model = str(MODEL)
+    model, train, test = load(args)                  # the same model and data as ais_validation.py
     V = B.asarray(test[np.sort(np.random.default_rng(1).choice(test.shape[0], args.images, replace=False))])
     log_z = model.log_partition("exact") if args.exact_log_z is None or args.quick else args.exact_log_z
     exact = B.to_numpy(model.log_likelihood(V, log_z=log_z)).astype(np.float64)
