@@ -141,9 +141,14 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="numpy")
     p.add_argument("--quick", action="store_true", help="seconds: 1,000 embedded images, 2 passes, k = 50")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace a result of the same name already in --out")
     args = p.parse_args(argv)
     if args.out is None:
         args.out = str(Path("runs") / "reproduce_iwae_mnist") if args.quick else str(DEFAULT_OUT)
+    args.name = "vae_k1" if args.iwae is None else f"iwae_k{args.iwae}"
+    existing = [f for f in (f"{args.name}.json", f"{args.name}.npz") if (Path(args.out) / f).exists()]
+    if existing and not args.force:             # refused before hours of training, not after
+        p.error(f"{Path(args.out) / existing[0]} exists: pass --force to replace it, or --out DIR to keep it")
     if args.passes < 1 or args.k < 1 or (args.iwae is not None and args.iwae < 1):
         p.error("--passes, --k and --iwae must be positive")
     args.curve_k, args.curve_images = (10, 100) if args.quick else (CURVE_K, CURVE_IMAGES)
@@ -196,7 +201,7 @@ def score(model, test_x, args, B) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     B = refvae.get_backend()
-    name = "vae_k1" if args.iwae is None else f"iwae_k{args.iwae}"
+    name = args.name
     label = "VAE k=1" if args.iwae is None else f"IWAE k={args.iwae}"
     train_x, test_x = load_data(args)
     curve_x = test_x[np.random.default_rng(args.seed).choice(test_x.shape[0], args.curve_images, replace=False)]

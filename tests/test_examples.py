@@ -204,6 +204,18 @@ def test_reproduce_iwae_mnist_quick(tmp_path):
     assert "the paper: 86.76" in stdout
 
 
+def test_reproduce_iwae_mnist_refuses_to_replace_a_result(tmp_path):
+    """A second run into the same --out stops at once with one line (before training) unless --force is given."""
+    (tmp_path / "vae_k1.json").write_text("{}")
+    cmd = [sys.executable, str(ROOT / "examples" / "reproduce_iwae_mnist.py"), "--quick", "--out", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "vae_k1.json exists: pass --force" in out.stderr.strip().splitlines()[-1]
+    assert (tmp_path / "vae_k1.json").read_text() == "{}"
+    _run("reproduce_iwae_mnist.py", "--quiet", "--force", "--out", str(tmp_path))
+    assert json.loads((tmp_path / "vae_k1.json").read_text())["passes"] == 2
+
 def test_iwae_schedule_is_the_papers():
     """3^i passes at 1e-3 * 10^(-i/7), i = 0..7: 3,280 passes, stage ends 1, 4, 13, ..."""
     sys.path.insert(0, str(ROOT / "examples"))
