@@ -5,10 +5,10 @@
 
 :data:`MODELS` lists every model: its class (so that a checkpoint of its kind can be rebuilt), its commands
 (``refvae train <name>``, its ``evaluate`` and ``sample`` for its checkpoints, commands of its own, the
-command-line wording of its errors), its gradient checks (``refvae gradcheck``) and the panels of its training
-curves. Nothing registers itself when it is imported: :func:`install` reads this table and hands each entry to
-the core's registries, once, when the program starts (and ``refvae.load`` installs the classes). A new model adds
-one entry here, and nowhere else in the core.
+command-line wording of its errors), its gradient checks (``refvae gradcheck``), the panels of its training
+curves and its pages of the annotated reference (``refvae pages``). Nothing registers itself when it is imported:
+:func:`install` reads this table and hands each entry to the core's registries, once, when the program starts
+(and ``refvae.load`` installs the classes). A new model adds one entry here, and nowhere else in the core.
 
 Entries name objects as ``"module:attribute"`` strings, imported only by :func:`install`: ``import refvae`` and
 every core module stay free of models and of matplotlib.
@@ -37,6 +37,7 @@ class ModelEntry:
     sample_sources: str = ""        # the ``--source`` values ``sample`` handles (default: "prior" only)
     commands: tuple = ()            # add_parser(subparsers): commands of its own (the VAE's ``diagnose``)
     command_line_terms: str = ""    # ((pattern, replacement), ...): library wording -> command-line wording
+    pages: str = ""                 # (refvae.pages.Page, ...): its mathematics beside its code, for ``refvae pages``
 
 
 MODELS = (
@@ -44,15 +45,15 @@ MODELS = (
                train_command="refvae.vae.cli:add_train_parser", evaluate="refvae.vae.cli:evaluate_checkpoint",
                sample="refvae.vae.cli:sample_checkpoint", sample_sources="refvae.vae.model:SAMPLE_SOURCES",
                commands=("refvae.vae.cli:add_diagnose_parser",),
-               checks="refvae.vae.checks:CHECKS", curves="refvae.vae.plots:CURVES"),
+               checks="refvae.vae.checks:CHECKS", curves="refvae.vae.plots:CURVES", pages="refvae.vae.pages:PAGES"),
     ModelEntry(kind="BernoulliRBM", model_class="rbm.model:BernoulliRBM",
                train_command="rbm.cli:add_train_parser", evaluate="rbm.cli:evaluate_checkpoint",
                sample="rbm.cli:sample_checkpoint", command_line_terms="rbm.cli:COMMAND_LINE_TERMS",
-               checks="rbm.checks:CHECKS", curves="rbm.plots:CURVES"),
+               checks="rbm.checks:CHECKS", curves="rbm.plots:CURVES", pages="rbm.pages:PAGES"),
     ModelEntry(kind="HelmholtzMachine", model_class="wakesleep.model:HelmholtzMachine",
                train_command="wakesleep.cli:add_train_parser", evaluate="wakesleep.cli:evaluate_checkpoint",
                sample="wakesleep.cli:sample_checkpoint", command_line_terms="wakesleep.cli:COMMAND_LINE_TERMS",
-               checks="wakesleep.checks:CHECKS", curves="wakesleep.plots:CURVES"),
+               checks="wakesleep.checks:CHECKS", curves="wakesleep.plots:CURVES", pages="wakesleep.pages:PAGES"),
 )
 
 #: Gradient checks of the core's own trained model (the feature classifier of the sample-quality measures).
@@ -97,6 +98,7 @@ def install(part: str = "program") -> None:
 def _install_program(entries) -> None:
     from . import cli
     from .gradcheck import register_checks          # (``refvae.gradcheck`` is also the function of that name)
+    from .pages import register_pages
     from .plots.curves import register_panels
 
     register_checks(resolve(CORE_CHECKS))
@@ -111,6 +113,8 @@ def _install_program(entries) -> None:
             cli.register_command_line_terms(*resolve(entry.command_line_terms))
         register_checks(resolve(entry.checks))
         register_panels(resolve(entry.curves))
+        if entry.pages:
+            register_pages(resolve(entry.pages))
 
 
 def main(argv=None) -> int:

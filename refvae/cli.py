@@ -522,6 +522,20 @@ def _gradcheck(args) -> int:
     return 0 if ok else 1
 
 
+def _pages(args) -> int:
+    """``refvae pages``: build the annotated reference (:mod:`refvae.pages`) and say where it is."""
+    from .pages.site import build_site
+
+    written = build_site(args.out, root=args.root, force=args.force)
+    index = Path(args.out) / "index.html"
+    print(f"wrote {len(written)} files to {args.out}; open {index}")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(index.resolve().as_uri())
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 # parser
 # ------------------------------------------------------------------------------------------------
@@ -629,6 +643,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_argument(gc)
     gc.add_argument("--seed", type=seed_int, default=0, help="seed of the checks' random inputs")
     gc.set_defaults(run=_gradcheck)
+
+    pg = sub.add_parser("pages", help="build the annotated reference: each model's equations beside its code, as "
+                                      "HTML pages read offline")
+    pg.add_argument("--out", default="site", help="directory of the site (index.html and one page per model)")
+    pg.add_argument("--root", default=None, help="the refvae source tree to build from (default: the one this "
+                                                 "program runs from, else the current directory)")
+    pg.add_argument("--force", action="store_true", help="replace a site already in OUT instead of refusing")
+    pg.add_argument("--open", action="store_true", help="open index.html in the web browser when built")
+    pg.set_defaults(run=_pages)
     return parser
 
 
@@ -729,7 +752,7 @@ def main(argv=None) -> int:
     args = _parse(parser, argv)
     args.explicit_options = _given_options(argv)
     try:
-        if args.backend:
+        if getattr(args, "backend", None):           # every command but pages takes --backend
             set_backend(args.backend)
         with np.errstate(all="ignore"):     # a diverging run's overflows: its one-line error says what happened
             return args.run(args)
