@@ -37,7 +37,7 @@ setup(
         "bench": ["torch>=2.0", "scikit-learn>=1.6"],
         # everything a developer runs: the tests (with xdist), the linter of .ci/run, the benchmarks' comparisons
         "dev": ["pytest>=7", "pytest-xdist>=3", "array-api-strict>=2.2", "ruff>=0.5", "torch>=2.0",
-                "scikit-learn>=1.3", "threadpoolctl>=3"],
+                "scikit-learn>=1.3", "threadpoolctl>=3", "latex2mathml>=3.77", "pygments>=2.15", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["refvae = refvae.app:main"]},
     classifiers=[

@@ -1,21 +1,30 @@
-"""Partition functions and model expectations of a Bernoulli RBM: exact enumeration and AIS.
+r"""Partition functions and model expectations of a Bernoulli RBM: exact enumeration and AIS.
 
-Exact (small models). Summing the joint over the larger layer analytically leaves a sum over the 2^m states
-of the smaller layer (m units), done in batches with log-sum-exp::
+Exact (small models). Summing the joint over the larger layer analytically leaves a sum over the $2^m$ states
+of the smaller layer ($m$ units), done in batches with log-sum-exp:
 
-    enumerate h:  log Z = logsumexp_h [ c.h + sum_i softplus(b_i + (W h)_i) ]
-    enumerate v:  log Z = logsumexp_v [ -F(v) ]
+.. math::
+
+    \text{enumerate } h: \quad
+    \log Z = \operatorname{logsumexp}_h [c \cdot h + \sum_i \operatorname{softplus}(b_i + (W h)_i)]
+
+    \text{enumerate } v: \quad \log Z = \operatorname{logsumexp}_v [-F(v)]
 
 Annealed importance sampling (Neal 2001; Salakhutdinov & Murray 2008). Intermediate distributions between a
-base-rate model A (W = 0, c = 0, visible biases b_A from the data's pixel means) and the RBM B::
+base-rate model A ($W = 0$, $c = 0$, visible biases $b_A$ from the data's pixel means) and the RBM B:
 
-    log p*_beta(v) = (1 - beta) b_A.v + beta b.v + sum_j softplus(beta (c_j + (v W)_j))
-    log Z_A        = sum_i softplus(b_A,i) + n_hidden log 2
+.. math::
 
-Chains start at exact samples of A; at each beta_k the importance weight gains
-log p*_k(v) - log p*_{k-1}(v) and v moves by one Gibbs sweep that leaves p_k invariant (except at the last,
-beta = 1, where the weights are complete: K temperatures take K - 2 sweeps). Then
-log Z_B ~= log Z_A + log mean_chains exp(log w), with bounds log(mean(w) +- 3 sd(w)/sqrt(M)).
+    \log p^*_\beta(v) = (1 - \beta)\, b_A \cdot v + \beta\, b \cdot v
+    + \sum_j \operatorname{softplus}(\beta (c_j + (v W)_j))
+
+    \log Z_A = \sum_i \operatorname{softplus}(b_{A,i}) + n_\text{hidden} \log 2
+
+Chains start at exact samples of A; at each $\beta_k$ the importance weight gains
+$\log p^*_k(v) - \log p^*_{k-1}(v)$ and $v$ moves by one Gibbs sweep that leaves $p_k$ invariant (except at the
+last, $\beta = 1$, where the weights are complete: $K$ temperatures take $K - 2$ sweeps). Then
+$\log Z_B \approx \log Z_A + \log \operatorname{mean}_\text{chains} \exp(\log w)$, with bounds
+$\log(\operatorname{mean}(w) \pm 3 \operatorname{sd}(w) / \sqrt{M})$.
 
 References
 ----------
@@ -68,7 +77,7 @@ def _chunks(layer_size, batch):
 
 
 def exact_log_partition(model, batch: int = 2**14, progress: bool = False) -> float:
-    """log Z by enumerating every state of the smaller layer, in batches, with log-sum-exp (``progress``: a bar
+    r"""$\log Z$ by enumerating every state of the smaller layer, in batches, with log-sum-exp (``progress``: a bar
     over the batches, for the layers of 20 units and more that take seconds to minutes)."""
     check_finite_params(model.params, "the RBM")
     xp = model.xp
@@ -78,13 +87,16 @@ def exact_log_partition(model, batch: int = 2**14, progress: bool = False) -> fl
     if progress:
         from tqdm.auto import tqdm
         chunks = tqdm(list(chunks), desc=f"exact log Z (2^{m} states)", unit="batch", leave=False, mininterval=0.5)
+    # $\log Z = \operatorname{logsumexp}_\text{batches} \operatorname{logsumexp}_{s \in \text{batch}} \log p^*(s)$,
+    # $s$ the states of the smaller layer
     partial = [logsumexp(_log_unnormalised(model, binary_states(a, z, m, model.dtype_name), layer), axis=0)
                for a, z in chunks]
     return float(logsumexp(xp.stack(partial), axis=0))
 
 
 def model_expectations(model, batch: int = 2**14, fast: bool = True) -> dict:
-    """Exact E_model[v], E_model[h] and E_model[v h^T] by enumerating the smaller layer.
+    r"""Exact $\mathbb{E}_\text{model}[v]$, $\mathbb{E}_\text{model}[h]$ and $\mathbb{E}_\text{model}[v h^\top]$ by
+    enumerating the smaller layer.
 
     The textbook form below takes two passes: log Z first, then every state's probability times its moments.
     ``fast=True`` (when the hidden layer is the one enumerated) runs its one-pass twin, defined just below,
@@ -103,6 +115,7 @@ def model_expectations(model, batch: int = 2**14, fast: bool = True) -> dict:
     e_v = B.zeros((model.n_visible,), model.dtype_name)
     e_h = B.zeros((model.n_hidden,), model.dtype_name)
     e_vh = B.zeros((model.n_visible, model.n_hidden), model.dtype_name)
+    # $\mathbb{E}[\cdot] = \sum_s P(s)\, \mathbb{E}[\cdot \mid s]$, $P(s) = \exp(\log p^*(s) - \log Z)$
     for a, z in _chunks(m, batch):
         S = binary_states(a, z, m, model.dtype_name)
         p = xp.exp(_log_unnormalised(model, S, layer) - log_z)                # P(state), (n_states,)
@@ -162,18 +175,18 @@ def exact_nll_grads(model, V) -> dict:
 
 
 def ais_betas(n: int = 14500):
-    """n inverse temperatures, strictly increasing from exactly 0 to exactly 1: a host list of floats.
+    r"""$n$ inverse temperatures, strictly increasing from exactly 0 to exactly 1: a host list of floats.
 
-    Salakhutdinov & Murray's schedule scaled to n temperatures: 500/14500 of them uniform on [0, 0.5),
-    4000/14500 on [0.5, 0.9), the rest on [0.9, 1] (the default n = 14500 is their schedule: 500, 4000 and
-    10000). Each segment gets at least one temperature and the last at least two, which needs n >= 4; below
-    that the schedule is uniform: n = 2 gives [0, 1] (plain importance sampling from the base model) and
-    n = 3 gives [0, 0.5, 1].
+    Salakhutdinov & Murray's schedule scaled to $n$ temperatures: 500/14500 of them uniform on $[0, 0.5)$,
+    4000/14500 on $[0.5, 0.9)$, the rest on $[0.9, 1]$ (the default $n = 14500$ is their schedule: 500, 4000 and
+    10000). Each segment gets at least one temperature and the last at least two, which needs $n \ge 4$; below
+    that the schedule is uniform: $n = 2$ gives $[0, 1]$ (plain importance sampling from the base model) and
+    $n = 3$ gives $[0, 0.5, 1]$.
 
     Raises
     ------
     ValueError
-        If n < 2: AIS needs at least the two end points, beta = 0 (the base model) and beta = 1 (the RBM).
+        If $n < 2$: AIS needs at least the two end points, $\beta = 0$ (the base model) and $\beta = 1$ (the RBM).
     """
     if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 2:
         raise ValueError(f"AIS needs at least 2 temperatures (beta = 0 and beta = 1): the number of temperatures "
@@ -255,22 +268,23 @@ def ais_schedule(betas) -> list:
 
 
 def base_rate_biases(model, data=None):
-    """The base model's visible biases b_A (n_visible,): the log-odds of the data's pixel means, clipped to
-    [1e-3, 1 - 1e-3] (Salakhutdinov & Murray's base-rate model); zeros (a uniform base) without data."""
+    """The base model's visible biases $b_A$ (n_visible,): the log-odds of the data's pixel means, clipped to
+    $[10^{-3}, 1 - 10^{-3}]$ (Salakhutdinov & Murray's base-rate model); zeros (a uniform base) without data."""
     xp = model.xp
     if data is None:
         return get_backend().zeros((model.n_visible,), model.dtype_name)
+    # $b_{A,i} = \log \bar v_i - \log(1 - \bar v_i)$, $\bar v_i$ the mean of pixel $i$, clipped
     return clipped_logit(xp.mean(model.validate_data(data, "data"), axis=0), 1e-3)
 
 
 def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, data=None, return_bounds=False,
                       progress=False, rng=None):
-    """log Z of the RBM by annealed importance sampling from a base-rate model.
+    r"""log Z of the RBM by annealed importance sampling from a base-rate model.
 
     Parameters
     ----------
     n_chains : int
-        Independent AIS runs M.
+        Independent AIS runs $M$.
     betas : int or sequence of float
         The number of temperatures (Salakhutdinov & Murray's schedule, see :func:`ais_betas`) or the
         inverse temperatures themselves, increasing from 0 to 1.
@@ -278,11 +292,11 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
         Seeds the generator of the chains when ``rng`` is not given.
     data : array (n, n_visible), optional
         Data whose pixel means set the base model's visible biases (log-odds, clipped); a uniform base
-        (b_A = 0) without it. A base close to the data makes the estimate far more accurate.
+        ($b_A = 0$) without it. A base close to the data makes the estimate far more accurate.
     return_bounds : bool
-        Return an :class:`AISEstimate` (bounds log(mean(w) -+ 3 sd(w) / sqrt(M)) + log Z_A, effective number of
-        chains; it unpacks as ``(log_z, lower, upper)``) instead of the float. Either way an estimate that cannot
-        be trusted raises an :class:`AISWarning`.
+        Return an :class:`AISEstimate` (bounds $\log(\operatorname{mean}(w) \mp 3 \operatorname{sd}(w) / \sqrt{M})
+        + \log Z_A$, effective number of chains; it unpacks as ``(log_z, lower, upper)``) instead of the float.
+        Either way an estimate that cannot be trusted raises an :class:`AISWarning`.
     progress : bool
         Show a progress bar over the temperatures.
     rng : refvae.backend.Generator, optional
@@ -298,7 +312,7 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
     M = check_positive_int(n_chains, "n_chains")
     schedule = ais_schedule(betas)
     b_a = base_rate_biases(model, data)
-    # log Z_A = sum_i softplus(b_A,i) + n_hidden log 2
+    # $\log Z_A = \sum_i \operatorname{softplus}(b_{A,i}) + n_\text{hidden} \log 2$
     log_z_a = float(xp.sum(softplus(b_a))) + model.n_hidden * math.log(2.0)
     rng = B.rng(seed) if rng is None else rng
     log_w = ais_log_weights(model, schedule, b_a, M, rng, progress)
@@ -311,10 +325,13 @@ def ais_log_partition(model, n_chains: int = 100, betas=14500, seed: int = 0, da
 
 
 def annealing_increment(base_term, model_term, a, beta_from, beta_to):
-    """log p*_beta_to(v) - log p*_beta_from(v), (M,), from base_term = v.b_A, model_term = v.b (M,) and
-    a = c + v W (M, n_hidden)::
+    r"""$\log p^*_{\beta_\text{to}}(v) - \log p^*_{\beta_\text{from}}(v)$, (M,), from ``base_term`` $= v \cdot b_A$,
+    ``model_term`` $= v \cdot b$ (M,) and $a = c + v W$ (M, n_hidden):
 
-        (beta_from - beta_to) b_A.v + (beta_to - beta_from) b.v + sum_j [softplus(beta_to a_j) - softplus(beta_from a_j)]
+    .. math::
+
+        (\beta_\text{from} - \beta_\text{to})\, b_A \cdot v + (\beta_\text{to} - \beta_\text{from})\, b \cdot v
+        + \sum_j [\operatorname{softplus}(\beta_\text{to} a_j) - \operatorname{softplus}(\beta_\text{from} a_j)]
 
     AIS adds it going up the temperatures; RAISE (rbm/reverse_annealing.py) going down."""
     xp = get_backend().xp
@@ -323,20 +340,24 @@ def annealing_increment(base_term, model_term, a, beta_from, beta_to):
 
 
 def ais_log_weights(model, schedule, b_a, n_chains, rng, progress=False):
-    """The AIS weight loop: log w of ``n_chains`` chains over the inverse temperatures ``schedule``, (M,) float64.
+    r"""The AIS weight loop: $\log w$ of ``n_chains`` chains over the inverse temperatures ``schedule``, (M,) float64.
 
-    Chains start at exact samples of the base model A (visible biases b_A, (n_visible,)). At each beta_k::
+    Chains start at exact samples of the base model A (visible biases $b_A$, (n_visible,)). At each $\beta_k$:
 
-        log w += log p*_k(v) - log p*_{k-1}(v),
-        log p*_beta(v) = (1 - beta) b_A.v + beta b.v + sum_j softplus(beta (c_j + (v W)_j))
+    .. math::
 
-    then v moves by one Gibbs sweep at beta_k, h ~ P_k(h | v) = sigmoid(beta (c + v W)),
-    v ~ P_k(v | h) = sigmoid((1 - beta) b_A + beta (b + h W^T)); none after the last, beta = 1.
+        \log w \leftarrow \log w + \log p^*_k(v) - \log p^*_{k-1}(v),
+
+        \log p^*_\beta(v) = (1 - \beta)\, b_A \cdot v + \beta\, b \cdot v
+        + \sum_j \operatorname{softplus}(\beta (c_j + (v W)_j))
+
+    then $v$ moves by one Gibbs sweep at $\beta_k$, $h \sim P_k(h \mid v) = \sigma(\beta (c + v W))$,
+    $v \sim P_k(v \mid h) = \sigma((1 - \beta) b_A + \beta (b + h W^\top))$; none after the last, $\beta = 1$.
     """
     B = get_backend()
     xp = model.xp
     W, b, c = model.params["W"], model.params["b"], model.params["c"]
-    # v ~ P_A(v) = prod_i sigmoid(b_A,i)^v_i (1 - sigmoid(b_A,i))^(1 - v_i), exactly
+    # $v \sim P_A(v) = \prod_i \sigma(b_{A,i})^{v_i} (1 - \sigma(b_{A,i}))^{1 - v_i}$, exactly
     v = rng.bernoulli(B.zeros((n_chains, model.n_visible), model.dtype_name) + sigmoid(b_a))
     log_w = B.zeros((n_chains,), "float64")
     base_term, model_term = v @ b_a, v @ b                                               # (M,)
@@ -348,6 +369,7 @@ def ais_log_weights(model, schedule, b_a, n_chains, rng, progress=False):
     for k in steps:
         beta_prev, beta = schedule[k - 1], schedule[k]
         a = v @ W + c                                                                    # (M, n_hidden)
+        # $\log w \leftarrow \log w + \log p^*_k(v) - \log p^*_{k-1}(v)$
         log_w = log_w + xp.astype(annealing_increment(base_term, model_term, a, beta_prev, beta), xp.float64)
         if k == last:                  # beta = 1: the weights are complete; a sweep at B would be unused
             break
@@ -358,11 +380,12 @@ def ais_log_weights(model, schedule, b_a, n_chains, rng, progress=False):
 
 
 def ais_estimate(log_w, log_z_a: float, temperatures: int) -> AISEstimate:
-    """The estimate from the AIS log-weights log w (M,): log Z_B ~= log Z_A + log mean(w), the band
-    log(mean(w) -+ 3 sd(w)/sqrt(M)) + log Z_A and the effective number of chains (sum w)^2 / sum w^2."""
+    r"""The estimate from the AIS log-weights $\log w$ (M,): $\log Z_B \approx \log Z_A + \log \operatorname{mean}(w)$,
+    the band $\log(\operatorname{mean}(w) \mp 3 \operatorname{sd}(w) / \sqrt{M}) + \log Z_A$ and the effective number
+    of chains $(\sum w)^2 / \sum w^2$."""
     xp = get_backend().xp
     M = log_w.shape[0]
-    # log Z_B ~= log Z_A + log mean_chains exp(log w)
+    # $\log Z_B \approx \log Z_A + \log \operatorname{mean}_\text{chains} \exp(\log w)$
     log_z = log_z_a + (float(logsumexp(log_w, axis=0)) - math.log(M))
     shift = float(xp.max(log_w))
     r = xp.exp(log_w - shift)                                                            # w / max w
@@ -370,10 +393,10 @@ def ais_estimate(log_w, log_z_a: float, temperatures: int) -> AISEstimate:
     if M < 2:                                   # one chain: its spread cannot be estimated, so there is no band
         return AISEstimate(log_z, -math.inf, math.inf, 1.0, M, temperatures)
     sd = math.sqrt(float(xp.sum((r - mean) ** 2)) / (M - 1))                             # sample sd of w / max w
-    # log(mean(w) -+ 3 sd(w) / sqrt(M)) + log Z_A
+    # $\log(\operatorname{mean}(w) \mp 3 \operatorname{sd}(w) / \sqrt{M}) + \log Z_A$
     half = 3.0 * sd / math.sqrt(M)
     lower = log_z_a + shift + math.log(mean - half) if mean - half > 0 else -math.inf
     upper = log_z_a + shift + math.log(mean + half)
-    # ESS = (sum w)^2 / sum w^2
+    # $\mathrm{ESS} = (\sum w)^2 / \sum w^2$
     ess = float(xp.sum(r)) ** 2 / float(xp.sum(r * r))
     return AISEstimate(log_z, lower, upper, ess, M, temperatures)

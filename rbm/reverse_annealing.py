@@ -1,25 +1,33 @@
-"""RAISE: a conservative estimate of an RBM's log P(v) by reverse annealing (Burda, Grosse & Salakhutdinov 2015).
+r"""RAISE: a conservative estimate of an RBM's $\log P(v)$ by reverse annealing (Burda, Grosse & Salakhutdinov 2015).
 
-AIS (rbm/partition.py) estimates log Z from below in expectation (Jensen), so log P(v) = -F(v) - log Z from an AIS
-log Z errs *upwards*: a model can look better than it is. RAISE errs the other way and so brackets the truth.
+AIS (rbm/partition.py) estimates $\log Z$ from below in expectation (Jensen), so $\log P(v) = -F(v) - \log Z$ from
+an AIS $\log Z$ errs *upwards*: a model can look better than it is. RAISE errs the other way and so brackets the
+truth.
 
-The annealing model. With the intermediate distributions of AIS, f_k(v) = p*_beta_k(v) for beta_0 = 0 < ... <
-beta_K = 1 (f_0 = Z_A p_A, the base-rate model; f_K = exp(-F), the RBM) and T_k a Gibbs sweep v -> h -> v at
-beta_k (which leaves p_k invariant and is reversible with respect to it), define the generative chain::
+The annealing model. With the intermediate distributions of AIS, $f_k(v) = p^*_{\beta_k}(v)$ for
+$\beta_0 = 0 < \dots < \beta_K = 1$ ($f_0 = Z_A p_A$, the base-rate model; $f_K = \exp(-F)$, the RBM) and $T_k$ a
+Gibbs sweep $v \to h \to v$ at $\beta_k$ (which leaves $p_k$ invariant and is reversible with respect to it),
+define the generative chain:
 
-    v_0 ~ p_A,   v_k ~ T_k(. | v_{k-1})  for k = 1..K;       p_ann(v) = the law of v_K
+.. math::
 
-p_ann approaches the RBM as the annealing slows. Reverse annealing starts at the data, v_K = x, and runs the
-sweeps backwards, v_{k-1} ~ T_k(. | v_k) for k = K..1; the importance weight of this proposal against the
-annealing model is, since T_k is its own reversal with respect to p_k (the Z_k cancel)::
+    v_0 \sim p_A, \quad v_k \sim T_k(\cdot \mid v_{k-1}) \text{ for } k = 1..K; \qquad
+    p_\text{ann}(v) = \text{the law of } v_K
 
-    w = p_A(v_0) prod_{k=1}^{K} f_k(v_k) / f_k(v_{k-1})
-    log w = -F(x) - log Z_A + sum_{k=1}^{K} [ log f_{k-1}(v_{k-1}) - log f_k(v_{k-1}) ]
+$p_\text{ann}$ approaches the RBM as the annealing slows. Reverse annealing starts at the data, $v_K = x$, and runs
+the sweeps backwards, $v_{k-1} \sim T_k(\cdot \mid v_k)$ for $k = K..1$; the importance weight of this proposal
+against the annealing model is, since $T_k$ is its own reversal with respect to $p_k$ (the $Z_k$ cancel):
 
-E[w] = p_ann(x) exactly, so log mean_s w over S chains is a stochastic lower bound on log p_ann(x), and p_ann is
-the RBM seen through a finite annealing: in practice (and in the paper's experiments) no better a model of the
-data than the RBM, so the estimate is conservative. The terms are the AIS increments with the roles of the
-temperatures swapped, evaluated on the reverse chain's states.
+.. math::
+
+    w = p_A(v_0) \prod_{k=1}^{K} f_k(v_k) / f_k(v_{k-1})
+
+    \log w = -F(x) - \log Z_A + \sum_{k=1}^{K} [\log f_{k-1}(v_{k-1}) - \log f_k(v_{k-1})]
+
+$\mathbb{E}[w] = p_\text{ann}(x)$ exactly, so $\log \operatorname{mean}_s w$ over $S$ chains is a stochastic lower
+bound on $\log p_\text{ann}(x)$, and $p_\text{ann}$ is the RBM seen through a finite annealing: in practice (and in
+the paper's experiments) no better a model of the data than the RBM, so the estimate is conservative. The terms
+are the AIS increments with the roles of the temperatures swapped, evaluated on the reverse chain's states.
 
 Cost: one chain per test example and temperature, as much as AIS with that many chains: RAISE is run on a random
 subset of the test images, and its mean carries the standard error over that subset.
@@ -46,11 +54,13 @@ __all__ = ["RAISEEstimate", "raise_log_likelihood", "raise_log_weights"]
 
 
 def raise_log_weights(model, V, schedule, b_a, n_chains, rng, progress=False):
-    """log w of reverse annealing from each row of V (n, n_visible), ``n_chains`` chains each: (n, n_chains) float64,
-    without the constant -log Z_A (added by :func:`raise_log_likelihood`).
+    r"""$\log w$ of reverse annealing from each row of V (n, n_visible), ``n_chains`` chains each: (n, n_chains)
+    float64, without the constant $-\log Z_A$ (added by :func:`raise_log_likelihood`).
 
-    For k = K..1: a sweep at beta_k moves v_k to v_{k-1} (h ~ sigmoid(beta_k a), v ~ sigmoid((1 - beta_k) b_A +
-    beta_k (b + h W^T))), then log w += log f_{k-1}(v_{k-1}) - log f_k(v_{k-1}). log w starts at -F(x) = log f_K(x).
+    For $k = K..1$: a sweep at $\beta_k$ moves $v_k$ to $v_{k-1}$ ($h \sim \sigma(\beta_k a)$,
+    $v \sim \sigma((1 - \beta_k) b_A + \beta_k (b + h W^\top))$), then
+    $\log w \leftarrow \log w + \log f_{k-1}(v_{k-1}) - \log f_k(v_{k-1})$. $\log w$ starts at
+    $-F(x) = \log f_K(x)$.
     """
     xp = model.xp
     params = model.params
@@ -69,7 +79,7 @@ def raise_log_weights(model, V, schedule, b_a, n_chains, rng, progress=False):
         h = rng.bernoulli(sigmoid(beta * a))                                            # the sweep at beta_k
         v = rng.bernoulli(sigmoid((1.0 - beta) * b_a + beta * (h @ W.T + b)))
         a = v @ W + c
-        # log f_{k-1}(v_{k-1}) - log f_k(v_{k-1})
+        # $\log f_{k-1}(v_{k-1}) - \log f_k(v_{k-1})$
         increment = annealing_increment(v @ b_a, v @ b, a, beta, beta_next)
         log_w = log_w + xp.astype(increment, xp.float64)
     return xp.reshape(log_w, (n, n_chains))
@@ -113,14 +123,14 @@ def _mean_and_se(values) -> tuple:
 
 def raise_log_likelihood(model, V, n_chains: int = 1, betas=14500, data=None, seed: int = 0, rng=None,
                          progress=False, batch: int = 1000) -> RAISEEstimate:
-    """RAISE estimates of log P(v) for each row of V (n, n_visible): conservative, to bracket the AIS ones.
+    r"""RAISE estimates of $\log P(v)$ for each row of V (n, n_visible): conservative, to bracket the AIS ones.
 
     Parameters
     ----------
     V : array (n, n_visible)
         Binary examples (test images; a subset, since each costs one AIS run of ``betas`` temperatures).
     n_chains : int
-        Reverse chains per example S; the estimate is log mean_s w (tighter as S grows).
+        Reverse chains per example $S$; the estimate is $\log \operatorname{mean}_s w$ (tighter as $S$ grows).
     betas : int or sequence of float
         Temperatures as in :func:`rbm.partition.ais_log_partition` (default: Salakhutdinov & Murray's 14,500).
     data : array, optional
@@ -137,14 +147,14 @@ def raise_log_likelihood(model, V, n_chains: int = 1, betas=14500, data=None, se
     S = check_positive_int(n_chains, "n_chains")
     schedule = ais_schedule(betas)
     b_a = base_rate_biases(model, data)
-    # log Z_A = sum_i softplus(b_A,i) + n_hidden log 2
+    # $\log Z_A = \sum_i \operatorname{softplus}(b_{A,i}) + n_\text{hidden} \log 2$
     log_z_a = float(xp.sum(softplus(b_a))) + model.n_hidden * math.log(2.0)
     rng = B.rng(seed) if rng is None else rng
     log_p, minus_f = [], []
     for start in range(0, V.shape[0], batch):
         rows = V[start:min(start + batch, V.shape[0]), :]
         log_w = raise_log_weights(model, rows, schedule, b_a, S, rng, progress)
-        # log p(x) ~= log mean_s w_s = logsumexp_s log w_s - log S - log Z_A
+        # $\log p(x) \approx \log \operatorname{mean}_s w_s = \operatorname{logsumexp}_s \log w_s - \log S - \log Z_A$
         log_p.append(logsumexp(log_w, axis=1) - (math.log(S) + log_z_a))
         minus_f.append(xp.astype(-model.free_energy(rows), xp.float64))
     log_p, minus_f = xp.concat(log_p), xp.concat(minus_f)

@@ -49,7 +49,7 @@ class Linear:
 
 
 def affine(x, W, b):
-    """y = x W + b: x (batch, in), W (in, out), b (out,) -> (batch, out). The pure function of :class:`Linear`
+    """$y = x W + b$: x (batch, in), W (in, out), b (out,) -> (batch, out). The pure function of :class:`Linear`
     (and of the VAE's layers in ``refvae.vae.elbo``)."""
     y = x @ W      # (batch, in) @ (in, out) -> (batch, out)
     y += b         # in place: no second (batch, out) array
@@ -57,8 +57,9 @@ def affine(x, W, b):
 
 
 def affine_backward(dy, x, W, need_dx: bool = True):
-    """From dy = dL/dy (batch, out): (dx, {"W": dW, "b": db}) with dW = x^T dy, db = sum_batch dy, dx = dy W^T
-    (None with ``need_dx=False``)."""
+    r"""From $\delta y = \partial L / \partial y$ (batch, out): (dx, {"W": dW, "b": db}) with
+    $\partial L / \partial W = x^\top \delta y$, $\partial L / \partial b = \sum_{\text{batch}} \delta y$ and
+    $\partial L / \partial x = \delta y\, W^\top$ (None with ``need_dx=False``)."""
     grads = {"W": x.T @ dy, "b": namespace(dy).sum(dy, axis=0)}   # (in, batch) @ (batch, out) -> (in, out)
     dx = dy @ W.T if need_dx else None                            # (batch, out) @ (out, in) -> (batch, in)
     return dx, grads

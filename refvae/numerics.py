@@ -60,7 +60,7 @@ def namespace(x):
 # Element-wise functions.  f(x) and f'(x), same shape as x.
 # --------------------------------------------------------------------------------------------
 def softplus(x):
-    """log(1 + e^x), stable for any x."""
+    r"""$\operatorname{softplus}(x) = \log(1 + e^x) = \max(x, 0) + \log(1 + e^{-|x|})$, stable for any x."""
     xp = namespace(x)
     return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
 
@@ -71,10 +71,10 @@ def softplus_grad(x):
 
 
 def sigmoid(x):
-    """1 / (1 + e^{-x}), with no overflow: e^{-|x|} is always <= 1."""
+    r"""$\sigma(x) = 1 / (1 + e^{-x})$, with no overflow: $e^{-|x|}$ is always <= 1."""
     xp = namespace(x)
     e = xp.exp(-xp.abs(x))  # in (0, 1]
-    # 1 / (1 + e) for x >= 0 and e^x / (1 + e^x) = e / (1 + e) for x < 0: the numerator is e^{min(x, 0)}
+    # $1 / (1 + e)$ for $x \ge 0$ and $e^x / (1 + e^x) = e / (1 + e)$ for $x < 0$: the numerator is $e^{\min(x, 0)}$
     # (exactly 1, or exactly e), which is cheaper than selecting between two quotients with ``where``.
     return xp.exp(xp.minimum(x, 0.0)) / (1.0 + e)
 
@@ -121,7 +121,8 @@ def clipped_logit(p, eps):
 # Reductions.
 # --------------------------------------------------------------------------------------------
 def logsumexp(a, axis=-1, keepdims=False):
-    """log sum_i exp(a_i) along ``axis``, shifted by the maximum; rows of all -inf give -inf."""
+    r"""$\log \sum_i e^{a_i} = m + \log \sum_i e^{a_i - m}$, $m = \max_i a_i$, along ``axis``; rows of all -inf give
+    -inf."""
     xp = namespace(a)
     m = xp.max(a, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf rows: shift by 0, result log(0) = -inf
@@ -136,9 +137,13 @@ def logsumexp_grad(a, axis=-1):
 
 
 def bernoulli_log_prob(x, logits):
-    """log p(x | logits) of independent Bernoullis, summed over the last axis.
+    r"""log p(x | logits) of independent Bernoullis, summed over the last axis.
 
-    log p = sum_j [ x_j l_j - softplus(l_j) ]   (= -binary cross-entropy; x may be in [0, 1])
+    .. math::
+
+        \log p(x \mid l) = \sum_j \big[x_j l_j - \operatorname{softplus}(l_j)\big]
+
+    (minus the binary cross-entropy; x may be in [0, 1])
 
     Parameters
     ----------
@@ -154,15 +159,19 @@ def bernoulli_log_prob(x, logits):
 
 
 def bernoulli_log_prob_grad(x, logits):
-    """d bernoulli_log_prob / d logits = x - sigmoid(logits), shape (batch, d)."""
+    r"""$\partial \log p / \partial l_j = x_j - \sigma(l_j)$, shape (batch, d)."""
     return x - sigmoid(logits)
 
 
 def bernoulli_nll_with_grad(x, logits):
-    """The fast twin of the two above, negated: (-log p(x | logits), d(-log p) / d logits) sharing e = e^{-|l|}.
+    r"""The fast twin of the two above, negated: (-log p(x | logits), d(-log p) / d logits) sharing $e = e^{-|l|}$.
 
-        -log p = sum_j [ softplus(l_j) - x_j l_j ],   softplus(l) = max(l, 0) + log1p(e)
-        d(-log p) / d l = sigmoid(l) - x,              sigmoid(l) = e^{min(l, 0)} / (1 + e)
+    .. math::
+
+        -\log p = \sum_j \big[\operatorname{softplus}(l_j) - x_j l_j\big], \qquad
+        \operatorname{softplus}(l) = \max(l, 0) + \log(1 + e)
+
+        \partial(-\log p) / \partial l = \sigma(l) - x, \qquad \sigma(l) = e^{\min(l, 0)} / (1 + e)
 
     ``-bernoulli_log_prob(x, l)`` and ``-bernoulli_log_prob_grad(x, l)`` compute e^{-|l|} twice; this once (the
     VAE's training step chooses between the two with ``fast``; tests hold them equal).
@@ -180,9 +189,12 @@ def bernoulli_nll_with_grad(x, logits):
 
 
 def gaussian_log_prob(x, mean, logvar):
-    """log N(x; mean, diag(exp(logvar))), summed over the last axis.
+    r"""log N(x; mean, diag(exp(logvar))), summed over the last axis.
 
-    log p = -1/2 sum_j [ log 2 pi + logvar_j + (x_j - mean_j)^2 exp(-logvar_j) ]
+    .. math::
+
+        \log p = -\tfrac{1}{2} \sum_j \big[\log 2\pi + v_j + (x_j - m_j)^2 e^{-v_j}\big]
+        \qquad (m = \text{mean},\ v = \text{logvar})
 
     Parameters
     ----------
@@ -197,10 +209,13 @@ def gaussian_log_prob(x, mean, logvar):
 
 
 def gaussian_log_prob_grad(x, mean, logvar):
-    """Derivatives of gaussian_log_prob: (d/d mean, d/d logvar), each of shape (batch, d).
+    r"""Derivatives of gaussian_log_prob: (d/d mean, d/d logvar), each of shape (batch, d).
 
-    d/d mean   = (x - mean) exp(-logvar)
-    d/d logvar = -1/2 (1 - (x - mean)^2 exp(-logvar))
+    .. math::
+
+        \partial \log p / \partial m_j = (x_j - m_j)\, e^{-v_j}
+
+        \partial \log p / \partial v_j = -\tfrac{1}{2}\big(1 - (x_j - m_j)^2 e^{-v_j}\big)
     """
     xp = namespace(logvar)
     precision_diff = (x - mean) * xp.exp(-logvar)
@@ -208,9 +223,13 @@ def gaussian_log_prob_grad(x, mean, logvar):
 
 
 def kl_standard_normal(mu, logvar):
-    """KL( N(mu, diag(exp(logvar))) || N(0, I) ), summed over the last axis.
+    r"""KL( N(mu, diag(exp(logvar))) || N(0, I) ), summed over the last axis.
 
-    KL = 1/2 sum_j [ mu_j^2 + exp(logvar_j) - 1 - logvar_j ]      (Kingma & Welling 2014, app. B)
+    .. math::
+
+        \mathrm{KL} = \tfrac{1}{2} \sum_j \big[\mu_j^2 + e^{v_j} - 1 - v_j\big] \qquad (v = \text{logvar})
+
+    (Kingma & Welling 2014, appendix B)
 
     Returns
     -------
@@ -221,15 +240,20 @@ def kl_standard_normal(mu, logvar):
 
 
 def kl_standard_normal_grad(mu, logvar):
-    """Derivatives of kl_standard_normal: (d/d mu = mu, d/d logvar = (exp(logvar) - 1) / 2)."""
+    r"""Derivatives of kl_standard_normal: ($\partial \mathrm{KL} / \partial \mu = \mu$,
+    $\partial \mathrm{KL} / \partial v = (e^{v} - 1) / 2$)."""
     xp = namespace(logvar)
     return mu, 0.5 * (xp.exp(logvar) - 1.0)
 
 
 def kl_normal(mu, logvar, prior_mean, prior_logvar):
-    """KL( N(mu, diag e^logvar) || N(prior_mean, diag e^prior_logvar) ), summed over the last axis.
+    r"""KL( N(mu, diag e^logvar) || N(prior_mean, diag e^prior_logvar) ), summed over the last axis.
 
-    KL = 1/2 sum_j [ pv_j - v_j + (e^{v_j} + (mu_j - pm_j)^2) e^{-pv_j} - 1 ]     (v = logvar, pv = prior_logvar)
+    .. math::
+
+        \mathrm{KL} = \tfrac{1}{2} \sum_j \big[u_j - v_j + (e^{v_j} + (\mu_j - m_j)^2)\, e^{-u_j} - 1\big]
+
+    (v = logvar; m, u = the prior's mean and log-variance)
 
     ``prior_mean`` and ``prior_logvar`` broadcast against ``mu`` (e.g. shape (z_dim,)).
 
@@ -244,12 +268,15 @@ def kl_normal(mu, logvar, prior_mean, prior_logvar):
 
 
 def kl_normal_grad(mu, logvar, prior_mean, prior_logvar):
-    """Derivatives of kl_normal, each of the broadcast shape (batch, d):
+    r"""Derivatives of kl_normal, each of the broadcast shape (batch, d):
 
-    d/d mu          =  (mu - pm) e^{-pv}
-    d/d logvar      =  (e^{v - pv} - 1) / 2
-    d/d prior_mean  = -(mu - pm) e^{-pv}
-    d/d prior_logvar = (1 - (e^v + (mu - pm)^2) e^{-pv}) / 2
+    .. math::
+
+        \partial \mathrm{KL} / \partial \mu = (\mu - m)\, e^{-u}, \qquad
+        \partial \mathrm{KL} / \partial m = -(\mu - m)\, e^{-u}
+
+        \partial \mathrm{KL} / \partial v = (e^{v - u} - 1) / 2, \qquad
+        \partial \mathrm{KL} / \partial u = \big(1 - (e^{v} + (\mu - m)^2)\, e^{-u}\big) / 2
     """
     xp = namespace(logvar)
     inv_prior_var = xp.exp(-prior_logvar)

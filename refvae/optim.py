@@ -1,7 +1,7 @@
-"""Optimisers acting on a model's ``params`` and ``grads`` dicts (same keys).
+r"""Optimisers acting on a model's ``params`` and ``grads`` dicts (same keys).
 
-Sign convention, everywhere in refvae: ``grads[name]`` is d(loss)/d(params[name]) of the quantity
-being *minimised*, and an optimiser *subtracts* a step along it. Parameters are updated in place.
+Sign convention, everywhere in refvae: ``grads[name]`` is $\partial \text{loss} / \partial \text{params[name]}$ of the
+quantity being *minimised*, and an optimiser *subtracts* a step along it. Parameters are updated in place.
 
 References
 ----------
@@ -48,6 +48,7 @@ class Optimizer:
         missing = set(params) - set(grads)
         if missing:
             raise KeyError(f"grads lacks entries for parameters {sorted(missing)}")
+        # $t \leftarrow t + 1$, then every parameter $p$ takes its step in place (the subclass's ``_update``)
         self.t += 1
         for name, p in params.items():
             self._update(name, p, grads[name])
@@ -133,9 +134,12 @@ def _slot_tables(arrays: dict) -> dict:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with classical momentum and optional L2 weight decay.
+    r"""Stochastic gradient descent with classical momentum $\beta$ (``momentum``) and optional L2 weight decay
+    $\lambda$ (``weight_decay``):
 
-    v <- momentum * v + (g + weight_decay * p);   p <- p - lr * v
+    .. math::
+
+        v \leftarrow \beta v + (g + \lambda p), \qquad p \leftarrow p - \text{lr}\, v
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
@@ -155,27 +159,35 @@ class SGD(Optimizer):
     def _update(self, name, p, g):
         if self.weight_decay:
             g = g + self.weight_decay * p
+        # classical momentum on the gradient with L2 weight decay: $v \leftarrow \beta v + (g + \lambda p)$
         if self.momentum:
             v = self._slot("velocity", name, p)
             v *= self.momentum
             v += g
             g = v
+        # $p \leftarrow p - \text{lr}\, v$ (without momentum: $p \leftarrow p - \text{lr}\, (g + \lambda p)$)
         p -= self.lr * g
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1), for every parameter p with gradient g at step t::
+    r"""Adam (Kingma & Ba 2015, Algorithm 1), for every parameter $p$ with gradient $g$ at step $t$, with
+    $\beta_1, \beta_2$ = ``betas``:
 
-        m <- b1 m + (1 - b1) g                      (biased first moment)
-        v <- b2 v + (1 - b2) g^2                    (biased second raw moment)
-        m_hat = m / (1 - b1^t);   v_hat = v / (1 - b2^t)      (bias corrections)
-        p <- p - lr m_hat / (sqrt(v_hat) + eps)
+    .. math::
 
-    ``fast=True`` (the default) takes the same step on unnormalised moment sums, m_sum = m / (1 - b1) and
-    v_sum = v / (1 - b2), with every constant folded into two scalars, in place (``refvae.fast.adam_step_sums``: one
-    fused kernel on CuPy); ``fast=False`` runs Algorithm 1 as written. The two agree to rounding (tests: float64 to 1e-12). The state keeps the form in
-    use: slots ``m``, ``v`` (Algorithm 1) or ``m_sum``, ``v_sum`` (fast); a state of the other form is converted on
-    loading.
+        m \leftarrow \beta_1 m + (1 - \beta_1)\, g \qquad \text{(biased first moment)}
+
+        v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2 \qquad \text{(biased second raw moment)}
+
+        \hat{m} = m / (1 - \beta_1^t), \quad \hat{v} = v / (1 - \beta_2^t) \qquad \text{(bias corrections)}
+
+        p \leftarrow p - \text{lr}\, \hat{m} / (\sqrt{\hat{v}} + \epsilon)
+
+    ``fast=True`` (the default) takes the same step on unnormalised moment sums, $m_{\text{sum}} = m / (1 - \beta_1)$
+    and $v_{\text{sum}} = v / (1 - \beta_2)$, with every constant folded into two scalars, in place
+    (``refvae.fast.adam_step_sums``: one fused kernel on CuPy); ``fast=False`` runs Algorithm 1 as written. The two
+    agree to rounding (tests: float64 to 1e-12). The state keeps the form in use: slots ``m``, ``v`` (Algorithm 1) or
+    ``m_sum``, ``v_sum`` (fast); a state of the other form is converted on loading.
     """
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, fast: bool = True):
@@ -193,30 +205,34 @@ class Adam(Optimizer):
     def _update(self, name, p, g):
         B, b1, b2, t = get_backend(), self.b1, self.b2, self.t
         if self.fast:
-            # the same step on the sums: sqrt(v_hat) = s_t sqrt(v_sum) with s_t = sqrt((1 - b2) / (1 - b2^t)), so
-            # p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t),  lr_t = lr (1 - b1) / ((1 - b1^t) s_t),  eps_t = eps / s_t
+            # the same step on the sums: $\sqrt{\hat{v}} = s_t \sqrt{v_{\text{sum}}}$ with
+            # $s_t = \sqrt{(1 - \beta_2) / (1 - \beta_2^t)}$, so
+            # $$p \leftarrow p - \text{lr}_t\, m_{\text{sum}} / (\sqrt{v_{\text{sum}}} + \epsilon_t)$$
+            # with $\text{lr}_t = \text{lr}\, (1 - \beta_1) / ((1 - \beta_1^t)\, s_t)$ and $\epsilon_t = \epsilon / s_t$
             s_t = math.sqrt((1.0 - b2) / (1.0 - b2 ** t))
             lr_t = self.lr * (1.0 - b1) / ((1.0 - b1 ** t) * s_t)
             eps_t = self.eps / s_t
-            # m_sum <- b1 m_sum + g;  v_sum <- b2 v_sum + g^2;  p <- p - lr_t m_sum / (sqrt(v_sum) + eps_t)
+            # $m_{\text{sum}} \leftarrow \beta_1 m_{\text{sum}} + g$;
+            # $v_{\text{sum}} \leftarrow \beta_2 v_{\text{sum}} + g^2$;
+            # $p \leftarrow p - \text{lr}_t\, m_{\text{sum}} / (\sqrt{v_{\text{sum}}} + \epsilon_t)$
             adam_step_sums(B, p, g, self._slot("m_sum", name, p), self._slot("v_sum", name, p), lr_t, b1, b2, eps_t)
             return
         m, v = self._slot("m", name, p), self._slot("v", name, p)
-        # m <- b1 m + (1 - b1) g
+        # $m \leftarrow \beta_1 m + (1 - \beta_1)\, g$
         m[...] = b1 * m + (1.0 - b1) * g
-        # v <- b2 v + (1 - b2) g^2
+        # $v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2$
         v[...] = b2 * v + (1.0 - b2) * g * g
-        # m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)
+        # $\hat{m} = m / (1 - \beta_1^t)$, $\hat{v} = v / (1 - \beta_2^t)$
         m_hat = m / (1.0 - b1 ** t)
         v_hat = v / (1.0 - b2 ** t)
-        # p <- p - lr m_hat / (sqrt(v_hat) + eps)
+        # $p \leftarrow p - \text{lr}\, \hat{m} / (\sqrt{\hat{v}} + \epsilon)$
         p -= self.lr * m_hat / (B.xp.sqrt(v_hat) + self.eps)
 
     def slot_names(self) -> tuple:
         return ("m_sum", "v_sum") if self.fast else ("m", "v")
 
     def _converted_slots(self, slots: dict) -> dict:
-        # the other form's moments: m_sum = m / (1 - b1), v_sum = v / (1 - b2), and back
+        # the other form's moments: $m_{\text{sum}} = m / (1 - \beta_1)$, $v_{\text{sum}} = v / (1 - \beta_2)$, and back
         slots = dict(slots)
         for paper, sums, beta in (("m", "m_sum", self.b1), ("v", "v_sum", self.b2)):
             if self.fast and paper in slots:

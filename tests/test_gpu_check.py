@@ -101,7 +101,7 @@ def test_the_stage_limits_sum_to_five_minutes_and_the_header_states_them():
 
 
 def test_the_commands_run_every_program_option_that_chooses_code():
-    """Each top-level command, each model's training, each Helmholtz algorithm, PCD and the exact negative phase
+    """Each top-level command that runs array code, each model's training, each Helmholtz algorithm, PCD and the exact negative phase
     of the RBM, and each sample source appear in the GPU check's command list."""
     import argparse
 
@@ -119,7 +119,10 @@ def test_the_commands_run_every_program_option_that_chooses_code():
 
     top = sub(build_parser())
     argvs = [args for _, args, _ in gpu_runs.COMMANDS]
-    assert set(top) == {args[0] for args in argvs}
+    # a command with no --backend runs no array code (refvae pages builds HTML from the source): nothing to check
+    on_arrays = {name for name, parser in top.items()
+                 if name == "train" or any("--backend" in a.option_strings for a in parser._actions)}
+    assert on_arrays == {args[0] for args in argvs} and "pages" not in on_arrays
     trained = {args[1] for args in argvs if args[0] == "train"}
     assert trained == set(sub(top["train"]))
     for algorithm in choices(sub(top["train"])["helmholtz"], "--algorithm"):

@@ -1,36 +1,53 @@
-"""The Helmholtz machine's mathematics as short pure functions, in the papers' order: the two networks, their
+r"""The Helmholtz machine's mathematics as short pure functions, in the papers' order: the two networks, their
 log-probabilities, the wake and sleep updates (Hinton, Dayan, Frey & Neal 1995), the top layer's prior, reweighted
 wake-sleep (Bornschein & Bengio 2015) and exact maximum likelihood.
 
-Layers h_0 = x (n_0 units), h_1, ..., h_L, all binary; ``gen`` and ``rec`` are the two parallel lists of
-``refvae.layers.Linear`` layers (``gen[l-1]``: h_l -> logits of h_{l-1}, W (n_l, n_{l-1}); ``rec[l-1]``: h_{l-1} ->
-logits of h_l, W (n_{l-1}, n_l)); ``hs = [h_1, ..., h_L]``, one (rows, n_l) array per hidden layer::
+Layers $h_0 = x$ ($n_0$ units), $h_1, \ldots, h_L$, all binary; ``gen`` and ``rec`` are the two parallel lists of
+``refvae.layers.Linear`` layers (``gen[l-1]``: $h_l \to$ logits of $h_{l-1}$, W (n_l, n_{l-1}); ``rec[l-1]``:
+$h_{l-1} \to$ logits of $h_l$, W (n_{l-1}, n_l)); ``hs = [h_1, ..., h_L]``, one (rows, n_l) array per hidden layer:
 
-    P(h_L)            = prod_j Bernoulli(h_L,j | sigmoid(b_j))                 (or an RBM over h_L)
-    P(h_{l-1} | h_l)  = Bernoulli(h_{l-1} | sigmoid(h_l G_l + g_l))             generative, top-down
-    Q(h_l | h_{l-1})  = Bernoulli(h_l | sigmoid(h_{l-1} R_l + r_l))             recognition, bottom-up
+.. math::
 
-Every layer is a logistic regression of its units on the layer that drives it. With logits a and target t,
-log Bernoulli(t | sigmoid(a)) = sum_j [t_j a_j - softplus(a_j)] and d(-log P)/da = sigmoid(a) - t, so every update
-is the delta rule: (prediction - target) times the driving layer.
+    P(h_L) = \prod_j \operatorname{Bernoulli}(h_{L,j} \mid \sigma(b_j))
+    \qquad \text{(or an RBM over } h_L \text{)}
 
-- Wake phase: h ~ Q(h | x) from the data, the generative layers move along d log P(x, h) (``wake_step``).
-- Sleep phase: (h, x) ~ P dreamt by the generative model, the recognition layers move along d log Q(h | x)
-  (``sleep_step``). ``wake_sleep_step`` is one update of the 1995 algorithm.
-- The top prior (``prior_step``): the wake gradient of the factorial prior's biases, sigmoid(b) - <h_L>, vanishes
-  when P(h_L = 1) equals the average recognition probability (the adaptive prior, P(z) <- <Q(z|x)>); the
-  moment-matching step takes it directly and returns the new logits as a target; an RBM prior (the top of a deep
-  belief net, Hinton, Osindero & Teh 2006) learns by CD-k on the wake states of h_L.
-- Reweighted wake-sleep (``rws_step``): k samples h_i ~ Q(.|x), importance weights w_i = P(x, h_i) / Q(h_i | x),
-  omega_i = w_i / sum_j w_j. P's update -sum_i omega_i d log P(x, h_i) is the gradient of the importance-weighted
-  bound -log (1/k sum_i w_i) (``iw_bound``, Burda, Grosse & Salakhutdinov 2016); Q's update is the mean of its
-  weighted wake update -sum_i omega_i d log Q(h_i | x) and the sleep update.
-- Exact maximum likelihood (``exact_step``, at most 20 hidden units): every configuration h weighted by its exact
-  posterior P(h | x), the exact gradient of -log P(x); Q follows the gradient of KL(P(h | x) || Q(h | x)).
+    P(h_{l-1} \mid h_l) = \operatorname{Bernoulli}(h_{l-1} \mid \sigma(h_l G_l + g_l))
+    \qquad \text{generative, top-down}
 
-Sign convention: ``grads`` are d(loss)/d(param) of the quantity each phase minimises; optimisers subtract them.
-Row weights ``w`` (rows,) default to 1/rows (the mean over the rows). Random draws come from the generator
-``rng`` passed in; no function here writes onto a model.
+    Q(h_l \mid h_{l-1}) = \operatorname{Bernoulli}(h_l \mid \sigma(h_{l-1} R_l + r_l))
+    \qquad \text{recognition, bottom-up}
+
+Every layer is a logistic regression of its units on the layer that drives it. With logits $a$ and target $t$,
+
+.. math::
+
+    \log \operatorname{Bernoulli}(t \mid \sigma(a)) = \sum_j [t_j a_j - \operatorname{softplus}(a_j)]
+
+    \partial(-\log P)/\partial a = \sigma(a) - t
+
+so every update is the delta rule: (prediction - target) times the driving layer.
+
+- Wake phase: $h \sim Q(h \mid x)$ from the data, the generative layers move along $\partial \log P(x, h)$
+  (``wake_step``).
+- Sleep phase: $(h, x) \sim P$ dreamt by the generative model, the recognition layers move along
+  $\partial \log Q(h \mid x)$ (``sleep_step``). ``wake_sleep_step`` is one update of the 1995 algorithm.
+- The top prior (``prior_step``): the wake gradient of the factorial prior's biases, $\sigma(b) - \langle h_L \rangle$,
+  vanishes when $P(h_L = 1)$ equals the average recognition probability (the adaptive prior,
+  $P(z) \leftarrow \langle Q(z \mid x) \rangle$); the moment-matching step takes it directly and returns the new
+  logits as a target; an RBM prior (the top of a deep belief net, Hinton, Osindero & Teh 2006) learns by CD-k on the
+  wake states of $h_L$.
+- Reweighted wake-sleep (``rws_step``): $k$ samples $h_i \sim Q(\cdot \mid x)$, importance weights
+  $w_i = P(x, h_i) / Q(h_i \mid x)$, $\omega_i = w_i / \sum_j w_j$. P's update
+  $-\sum_i \omega_i\, \partial \log P(x, h_i)$ is the gradient of the importance-weighted bound
+  $-\log (\tfrac{1}{k} \sum_i w_i)$ (``iw_bound``, Burda, Grosse & Salakhutdinov 2016); Q's update is the mean of
+  its weighted wake update $-\sum_i \omega_i\, \partial \log Q(h_i \mid x)$ and the sleep update.
+- Exact maximum likelihood (``exact_step``, at most 20 hidden units): every configuration $h$ weighted by its exact
+  posterior $P(h \mid x)$, the exact gradient of $-\log P(x)$; Q follows the gradient of
+  $\mathrm{KL}(P(h \mid x) \,\|\, Q(h \mid x))$.
+
+Sign convention: ``grads`` are $\partial(\text{loss})/\partial(\text{param})$ of the quantity each phase minimises;
+optimisers subtract them. Row weights ``w`` (rows,) default to 1/rows (the mean over the rows). Random draws come
+from the generator ``rng`` passed in; no function here writes onto a model.
 
 References
 ----------
@@ -64,23 +81,25 @@ FAST_STATES = 2**14    # hidden states per block of its twin (and of the exact l
 # The two networks
 # ----------------------------------------------------------------------------------------------------------------
 def generative_logits(gen, hs):
-    """Logits of P(h_{l-1} = 1 | h_l) = h_l G_l + g_l for l = 1..L, the generative pass on given states hs:
-    [(rows, n_0), ..., (rows, n_{L-1})] (those of x first). Shorter lists (gen[:1], hs[:1]) give the lower layers."""
+    r"""Logits $h_l G_l + g_l$ of $P(h_{l-1} = 1 \mid h_l)$ for $l = 1, \ldots, L$, the generative pass on given
+    states hs: [(rows, n_0), ..., (rows, n_{L-1})] (those of x first). Shorter lists (gen[:1], hs[:1]) give the
+    lower layers."""
     return [layer.forward(h)[0] for layer, h in zip(gen, hs)]
 
 
 def recognition_logits(rec, x, hs):
-    """Logits of Q(h_l = 1 | h_{l-1}) = h_{l-1} R_l + r_l for l = 1..L, the recognition pass on given states (h_0 =
-    x): [(rows, n_1), ..., (rows, n_L)]. Each layer's rows are its own input's: rec[:1] with hs = [] gives x's."""
+    r"""Logits $h_{l-1} R_l + r_l$ of $Q(h_l = 1 \mid h_{l-1})$ for $l = 1, \ldots, L$, the recognition pass on given
+    states ($h_0 = x$): [(rows, n_1), ..., (rows, n_L)]. Each layer's rows are its own input's: rec[:1] with hs = []
+    gives x's."""
     return [layer.forward(h)[0] for layer, h in zip(rec, [x] + hs[:-1])]
 
 
 def recognize(rec, x, rng):
-    """h ~ Q(h | x), bottom-up: (hs, rec_logits), hs = [h_1, ..., h_L] (rows, n_l) each, with the logits that drew
-    them (equal to recognition_logits(rec, x, hs))."""
+    r"""$h \sim Q(h \mid x)$, bottom-up: (hs, rec_logits), hs = [h_1, ..., h_L] (rows, n_l) each, with the logits that
+    drew them (equal to recognition_logits(rec, x, hs))."""
     hs, rec_logits, below = [], [], x
     for layer in rec:
-        # h_l ~ Q(h_l | h_{l-1}) = Bernoulli(sigmoid(h_{l-1} R_l + r_l)), (rows, n_l)
+        # $h_l \sim Q(h_l \mid h_{l-1}) = \operatorname{Bernoulli}(\sigma(h_{l-1} R_l + r_l))$, (rows, n_l)
         logits = layer.forward(below)[0]
         below = rng.bernoulli(sigmoid(logits))
         rec_logits.append(logits)
@@ -89,11 +108,11 @@ def recognize(rec, x, rng):
 
 
 def dream(gen, h_top, rng):
-    """Ancestral sampling below the top layer: (x, hs) ~ P(x, h_1, ..., h_{L-1} | h_L), top-down from h_top
+    r"""Ancestral sampling below the top layer: (x, hs) $\sim P(x, h_1, \ldots, h_{L-1} \mid h_L)$, top-down from h_top
     (rows, n_L); hs = [h_1, ..., h_L] (h_top last)."""
     hs = [h_top]
     for layer in reversed(gen):
-        # h_{l-1} ~ P(h_{l-1} | h_l) = Bernoulli(sigmoid(h_l G_l + g_l)), (rows, n_{l-1})
+        # $h_{l-1} \sim P(h_{l-1} \mid h_l) = \operatorname{Bernoulli}(\sigma(h_l G_l + g_l))$, (rows, n_{l-1})
         hs.insert(0, rng.bernoulli(sigmoid(layer.forward(hs[0])[0])))
     return hs[0], hs[1:]
 
@@ -102,33 +121,35 @@ def dream(gen, h_top, rng):
 # Log-probabilities
 # ----------------------------------------------------------------------------------------------------------------
 def log_factorial_prior(b, h_top):
-    """log P(h_L) = sum_j [h_j b_j - softplus(b_j)] of the factorial prior with logits b (n_L,), (rows,)."""
+    r"""$\log P(h_L) = \sum_j [h_j b_j - \operatorname{softplus}(b_j)]$ of the factorial prior with logits $b$ (n_L,),
+    (rows,)."""
     return h_top @ b - namespace(b).sum(softplus(b))
 
 
 def log_joint(log_p_top, x, hs, gen_logits):
-    """log P(x, h) = log P(h_L) + sum_l log P(h_{l-1} | h_l), (rows,), from log P(h_L) (rows,) and the generative
-    logits of the states."""
+    r"""$\log P(x, h) = \log P(h_L) + \sum_l \log P(h_{l-1} \mid h_l)$, (rows,), from $\log P(h_L)$ (rows,) and the
+    generative logits of the states."""
     out = log_p_top
     for target, logits in zip([x] + hs[:-1], gen_logits):
-        # log P(h_{l-1} | h_l) = sum_j [t_j a_j - softplus(a_j)], (rows,)
+        # $\log P(h_{l-1} \mid h_l) = \sum_j [t_j a_j - \operatorname{softplus}(a_j)]$, (rows,)
         out = out + bernoulli_log_prob(target, logits)
     return out
 
 
 def log_q(hs, rec_logits):
-    """log Q(h | x) = sum_l log Q(h_l | h_{l-1}), (rows,), from the recognition logits of the states."""
+    r"""$\log Q(h \mid x) = \sum_l \log Q(h_l \mid h_{l-1})$, (rows,), from the recognition logits of the states."""
     out = 0.0
     for h, logits in zip(hs, rec_logits):
-        # log Q(h_l | h_{l-1}) = sum_j [h_j a_j - softplus(a_j)], (rows,)
+        # $\log Q(h_l \mid h_{l-1}) = \sum_j [h_j a_j - \operatorname{softplus}(a_j)]$, (rows,)
         out = out + bernoulli_log_prob(h, logits)
     return out
 
 
 def iw_bound(log_w):
-    """The k-sample importance-weighted bound log (1/k sum_i w_i) per example, (n,), from log w_i (n, k) with
-    w_i = P(x, h_i) / Q(h_i | x), h_i ~ Q(. | x): below log P(x) in expectation, tight as k grows (k = 1: the ELBO)."""
-    # log (1/k sum_i w_i) = logsumexp_i log w_i - log k
+    r"""The $k$-sample importance-weighted bound $\log (\tfrac{1}{k} \sum_i w_i)$ per example, (n,), from $\log w_i$
+    (n, k) with $w_i = P(x, h_i) / Q(h_i \mid x)$, $h_i \sim Q(\cdot \mid x)$: below $\log P(x)$ in expectation, tight
+    as $k$ grows ($k = 1$: the ELBO)."""
+    # $\log (\tfrac{1}{k} \sum_i w_i) = \operatorname{logsumexp}_i \log w_i - \log k$
     return logsumexp(log_w, axis=1) - math.log(log_w.shape[1])
 
 
@@ -136,32 +157,36 @@ def iw_bound(log_w):
 # The wake and sleep updates (Hinton, Dayan, Frey & Neal 1995)
 # ----------------------------------------------------------------------------------------------------------------
 def delta_rule(inputs, logits, targets, w=None):
-    """(dW, db), the gradients of -sum_rows w log Bernoulli(targets | sigmoid(logits)) for logits = inputs W + b:
-    inputs (rows, n_in), logits and targets (rows, n_out)."""
+    r"""(dW, db), the gradients of $-\sum_\text{rows} w \log \operatorname{Bernoulli}(t \mid \sigma(a))$ for logits
+    $a = \text{inputs}\, W + b$ and targets $t$: inputs (rows, n_in), logits and targets (rows, n_out)."""
     xp = namespace(logits)
-    # d(-log Bernoulli(t | sigmoid(a)))/da = sigmoid(a) - t: prediction minus target, (rows, n_out)
+    # $\partial(-\log \operatorname{Bernoulli}(t \mid \sigma(a)))/\partial a = \sigma(a) - t$: prediction minus target,
+    # (rows, n_out)
     delta = sigmoid(logits) - targets
+    # each row times its weight: $\delta \leftarrow w \odot \delta$, $w = 1/\text{rows}$ unless given
     delta = delta / inputs.shape[0] if w is None else delta * xp.reshape(w, (-1, 1))
-    # dW = inputs^T delta (n_in, n_out);  db = sum_rows delta (n_out,)
+    # $dW = \text{inputs}^\top \delta$ (n_in, n_out);  $db = \sum_\text{rows} \delta$ (n_out,)
     return inputs.T @ delta, xp.sum(delta, axis=0)
 
 
 def wake_step(x, hs, gen_logits, w=None) -> dict:
-    """The wake update of the generative layers at the states hs ~ Q(h | x): the gradients of
-    -sum_rows w log P(x, h) with respect to every ``gen.l.W``, ``gen.l.b`` (the prior's: ``prior_step``)."""
+    r"""The wake update of the generative layers at the states hs $\sim Q(h \mid x)$: the gradients of
+    $-\sum_\text{rows} w \log P(x, h)$ with respect to every ``gen.l.W``, ``gen.l.b`` (the prior's: ``prior_step``)."""
     grads = {}
     for l, (h, target, logits) in enumerate(zip(hs, [x] + hs[:-1], gen_logits), start=1):
-        # dG_l = h_l^T w (sigmoid(h_l G_l + g_l) - h_{l-1}),  dg_l = sum_rows w (sigmoid(h_l G_l + g_l) - h_{l-1})
+        # $$dG_l = h_l^\top w\, (\sigma(h_l G_l + g_l) - h_{l-1})$$
+        # $$dg_l = \sum_\text{rows} w\, (\sigma(h_l G_l + g_l) - h_{l-1})$$
         grads[f"gen.{l}.W"], grads[f"gen.{l}.b"] = delta_rule(h, logits, target, w)
     return grads
 
 
 def sleep_step(x, hs, rec_logits, w=None) -> dict:
-    """The sleep update of the recognition layers at the states (x, hs), dreams (x, h) ~ P in the sleep phase: the
-    gradients of -sum_rows w log Q(h | x) with respect to every ``rec.l.W``, ``rec.l.b``."""
+    r"""The sleep update of the recognition layers at the states (x, hs), dreams $(x, h) \sim P$ in the sleep phase:
+    the gradients of $-\sum_\text{rows} w \log Q(h \mid x)$ with respect to every ``rec.l.W``, ``rec.l.b``."""
     grads = {}
     for l, (below, h, logits) in enumerate(zip([x] + hs[:-1], hs, rec_logits), start=1):
-        # dR_l = h_{l-1}^T w (sigmoid(h_{l-1} R_l + r_l) - h_l),  dr_l = sum_rows w (sigmoid(h_{l-1} R_l + r_l) - h_l)
+        # $$dR_l = h_{l-1}^\top w\, (\sigma(h_{l-1} R_l + r_l) - h_l)$$
+        # $$dr_l = \sum_\text{rows} w\, (\sigma(h_{l-1} R_l + r_l) - h_l)$$
         grads[f"rec.{l}.W"], grads[f"rec.{l}.b"] = delta_rule(below, logits, h, w)
     return grads
 
@@ -187,50 +212,57 @@ def weighted_mean(a, w=None):
 
 
 def wake_sleep_step(gen, rec, log_prior, x, h_top_dream, rng):
-    """One update of the wake-sleep algorithm on the batch x (n, n_0): (loss, grads, top).
+    r"""One update of the wake-sleep algorithm on the batch x (n, n_0): (loss, grads, top).
 
-    ``log_prior``: h_L (rows, n_L) -> log P(h_L) (rows,). ``h_top_dream`` (n, n_L): top states drawn from the prior
-    for the sleep phase. The loss is the one-sample negative ELBO -(log P(x, h) - log Q(h | x)), mean over the
-    batch (a 0-d array); grads hold ``gen.*`` (wake) and ``rec.*`` (sleep); top feeds ``prior_step``."""
+    ``log_prior``: $h_L$ (rows, n_L) $\mapsto \log P(h_L)$ (rows,). ``h_top_dream`` (n, n_L): top states drawn from
+    the prior for the sleep phase. The loss is the one-sample negative ELBO $-(\log P(x, h) - \log Q(h \mid x))$, mean
+    over the batch (a 0-d array); grads hold ``gen.*`` (wake) and ``rec.*`` (sleep); top feeds ``prior_step``."""
     xp = namespace(x)
-    # wake phase: h ~ Q(h | x), bottom-up from the data
+    # wake phase: $h \sim Q(h \mid x)$, bottom-up from the data
     hs, rec_logits = recognize(rec, x, rng)
     gen_logits = generative_logits(gen, hs)
-    # log w = log P(x, h) - log Q(h | x), (n,)
+    # $\log w = \log P(x, h) - \log Q(h \mid x)$, (n,)
     log_w = log_joint(log_prior(hs[-1]), x, hs, gen_logits) - log_q(hs, rec_logits)
-    # P's update: -d log P(x, h)/d gen at the wake states
+    # P's update: $-\partial \log P(x, h)/\partial\, \text{gen}$ at the wake states
     grads = wake_step(x, hs, gen_logits)
-    # sleep phase: (x, h) ~ P, top-down from the prior's states
+    # sleep phase: $(x, h) \sim P$, top-down from the prior's states
     x_dream, h_dream = dream(gen, h_top_dream, rng)
-    # Q's update: -d log Q(h | x)/d rec at the dreams
+    # Q's update: $-\partial \log Q(h \mid x)/\partial\, \text{rec}$ at the dreams
     grads.update(sleep_step(x_dream, h_dream, recognition_logits(rec, x_dream, h_dream)))
-    # for the prior: the wake states of h_L, their mean, and the mean recognition probability <Q(h_L = 1 | h_{L-1})>
+    # for the prior: the wake states of $h_L$, their mean, and the mean recognition probability
+    # $\langle Q(h_L = 1 \mid h_{L-1}) \rangle$
     top = TopLayer(hs[-1], weighted_mean(hs[-1]), 1.0, weighted_mean(sigmoid(rec_logits[-1])))
-    # the one-sample negative ELBO, -mean (log P(x, h) - log Q(h | x))
+    # the one-sample negative ELBO, $-\operatorname{mean} (\log P(x, h) - \log Q(h \mid x))$
     return -xp.mean(log_w), grads, top
 
 
 def prior_step(prior_params, top, update="gradient", rate=0.05, rbm=None, rng=None):
-    """The top prior's update from the wake phase's top layer ``top`` (a :class:`TopLayer`): (grads, targets).
+    r"""The top prior's update from the wake phase's top layer ``top`` (a :class:`TopLayer`): (grads, targets).
 
     - ``rbm`` given (prior="rbm"): the RBM's CD-k gradient on the wake states, drawing its Gibbs sweeps from rng;
-    - ``update="gradient"``: the factorial prior's wake gradient, d(-sum_rows w log P(h_L))/db;
+    - ``update="gradient"``: the factorial prior's wake gradient,
+      $\partial(-\sum_\text{rows} w \log P(h_L))/\partial b$;
     - ``update="moment"``: a zero gradient, and in ``targets`` the logits after the moment-matching step
-      p <- (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})> (rho = ``rate``), which the trainer writes into
+      $p \leftarrow (1 - \rho) p + \rho \langle Q(h_L = 1 \mid h_{L-1}) \rangle$ ($\rho$ = ``rate``), which the trainer
+      writes into
       ``params["prior.b"]`` after the optimiser's step.
     """
     if rbm is not None:
-        # CD-k on the wake states of h_L: the RBM's estimate of d(-mean log P(h_L))/d(prior.W, prior.b, prior.c)
+        # CD-k on the wake states of $h_L$: the RBM's estimate of
+        # $\partial(-\operatorname{mean} \log P(h_L))/\partial \theta$, $\theta$ = (prior.W, prior.b, prior.c)
         _, rbm_grads = rbm.loss_and_grads(top.states, rng=rng)
         return {f"prior.{name}": g for name, g in rbm_grads.items()}, {}
     b = prior_params["b"]                                                  # logits of P(h_L = 1), (n_L,)
     xp = namespace(b)
     if update == "moment":
-        # p <- (1 - rho) p + rho <Q(h_L = 1 | h_{L-1})>, p = sigmoid(b), kept inside (0, 1)
+        # $p \leftarrow (1 - \rho) p + \rho \langle Q(h_L = 1 \mid h_{L-1}) \rangle$, $p = \sigma(b)$, kept inside
+        # $(0, 1)$
         p = (1.0 - rate) * sigmoid(b) + rate * top.q_mean
-        # b <- log p - log(1 - p) (p clipped to [1e-6, 1 - 1e-6]): a target for the trainer, not a gradient
+        # $b \leftarrow \log p - \log(1 - p)$ ($p$ clipped to $[10^{-6}, 1 - 10^{-6}]$): a target for the trainer, not a
+        # gradient
         return {"prior.b": xp.zeros_like(b)}, {"prior.b": clipped_logit(p, 1e-6)}
-    # d(-sum_rows w log P(h_L))/db = sum_rows w (sigmoid(b) - h_L) = sigmoid(b) sum_rows w - sum_rows w h_L
+    # $$\partial(-\sum_\text{rows} w \log P(h_L))/\partial b = \sum_\text{rows} w\, (\sigma(b) - h_L)
+    #   = \sigma(b) \sum_\text{rows} w - \sum_\text{rows} w\, h_L$$
     return {"prior.b": sigmoid(b) * top.total - top.mean}, {}
 
 
@@ -238,47 +270,48 @@ def prior_step(prior_params, top, update="gradient", rate=0.05, rbm=None, rng=No
 # Reweighted wake-sleep (Bornschein & Bengio 2015)
 # ----------------------------------------------------------------------------------------------------------------
 def rws_step(gen, rec, log_prior, x, h_top_dream, k, rng):
-    """One update of reweighted wake-sleep with k samples per example on the batch x (n, n_0): (loss, grads, top).
+    r"""One update of reweighted wake-sleep with $k$ samples per example on the batch x (n, n_0): (loss, grads, top).
 
-    Arguments as :func:`wake_sleep_step`. The loss is the negative bound -log (1/k sum_i w_i), mean over the batch;
-    grads hold P's omega-weighted wake update and Q's, averaged with the sleep update."""
+    Arguments as :func:`wake_sleep_step`. The loss is the negative bound $-\log (\tfrac{1}{k} \sum_i w_i)$, mean over
+    the batch; grads hold P's $\omega$-weighted wake update and Q's, averaged with the sleep update."""
     xp = namespace(x)
     n = x.shape[0]
     xs = repeat_rows(x, k)                                                 # (n k, n_0): rows i k .. i k + k - 1 hold x_i
-    # wake phase: k samples h_i ~ Q(h | x) per example
+    # wake phase: $k$ samples $h_i \sim Q(h \mid x)$ per example
     hs, rec_logits = recognize(rec, xs, rng)
     gen_logits = generative_logits(gen, hs)
-    # log w_i = log P(x, h_i) - log Q(h_i | x), (n, k)
+    # $\log w_i = \log P(x, h_i) - \log Q(h_i \mid x)$, (n, k)
     log_w = xp.reshape(log_joint(log_prior(hs[-1]), xs, hs, gen_logits) - log_q(hs, rec_logits), (n, k))
-    # the bound: log (1/k sum_i w_i), (n,)
+    # the bound: $\log (\tfrac{1}{k} \sum_i w_i)$, (n,)
     bound = iw_bound(log_w)
-    # omega_i = w_i / sum_j w_j = exp(log w_i - log sum_j w_j), (n, k)
+    # $\omega_i = w_i / \sum_j w_j = \exp(\log w_i - \log \sum_j w_j)$, (n, k)
     omega = xp.exp(log_w - xp.reshape(bound + math.log(k), (n, 1)))
     w = xp.reshape(omega, (n * k,)) / n                                    # row weights omega_i / n, (n k,)
-    # P's update: -sum_i omega_i d log P(x, h_i), the gradient of -bound (the samples held fixed)
+    # P's update: $-\sum_i \omega_i\, \partial \log P(x, h_i)$, the gradient of -bound (the samples held fixed)
     grads = wake_step(xs, hs, gen_logits, w)
-    # Q's wake update: -sum_i omega_i d log Q(h_i | x)
+    # Q's wake update: $-\sum_i \omega_i\, \partial \log Q(h_i \mid x)$
     q_wake = sleep_step(xs, hs, rec_logits, w)
-    # sleep phase: (x, h) ~ P from the prior's states, and Q's sleep update
+    # sleep phase: $(x, h) \sim P$ from the prior's states, and Q's sleep update
     x_dream, h_dream = dream(gen, h_top_dream, rng)
     sleep = sleep_step(x_dream, h_dream, recognition_logits(rec, x_dream, h_dream))
     # Q's update: the mean of its wake and sleep updates
     grads.update({name: 0.5 * (q_wake[name] + sleep[name]) for name in sleep})
-    # for the prior: one wake state of h_L per example drawn by omega, the omega-weighted means of h_L and of
-    # Q(h_L = 1 | h_{L-1})
+    # for the prior: one wake state of $h_L$ per example drawn by $\omega$, the $\omega$-weighted means of $h_L$ and of
+    # $Q(h_L = 1 \mid h_{L-1})$
     top = TopLayer(resample(hs[-1], omega, rng), weighted_mean(hs[-1], w), xp.sum(w),
                    weighted_mean(sigmoid(rec_logits[-1]), w))
-    # the negative bound, -mean log (1/k sum_i w_i)
+    # the negative bound, $-\operatorname{mean} \log (\tfrac{1}{k} \sum_i w_i)$
     return -xp.mean(bound), grads, top
 
 
 def resample(states, omega, rng):
-    """One row per example drawn from its k rows of ``states`` (n k, d) with probabilities omega (n, k), by the
+    r"""One row per example drawn from its $k$ rows of ``states`` (n k, d) with probabilities $\omega$ (n, k), by the
     Gumbel-max trick: (n, d)."""
     xp = namespace(omega)
     n, k = omega.shape
+    # $U_i \sim \operatorname{Uniform}(0, 1)$, (n, k), kept away from 0 and 1
     u = xp.clip(rng.uniform((n, k), omega.dtype), 1e-12, 1.0 - 1e-7)
-    # i* = argmax_i log omega_i + G_i,  G_i = -log(-log U_i) Gumbel noise, (n,)
+    # $i^* = \operatorname{argmax}_i (\log \omega_i + G_i)$,  $G_i = -\log(-\log U_i)$ Gumbel noise, (n,)
     choice = xp.argmax(xp.log(omega + 1e-30) - xp.log(-xp.log(u)), axis=1)
     rows = choice + get_backend().asarray(xp.arange(n, dtype=choice.dtype)) * k       # row of example i: i k + i*
     return xp.take(states, rows, axis=0)
@@ -288,11 +321,12 @@ def resample(states, omega, rng):
 # Exact maximum likelihood (small models: every hidden configuration)
 # ----------------------------------------------------------------------------------------------------------------
 def exact_step(gen, rec, log_prior, x, fast=True, states_per_block=None):
-    """One update of exact maximum likelihood on the batch x (n, n_0): (loss, grads, top).
+    r"""One update of exact maximum likelihood on the batch x (n, n_0): (loss, grads, top).
 
-    Every hidden configuration h, weighted by its exact posterior P(h | x) = P(x, h) / P(x): the wake update with
-    these weights, -sum_x sum_h P(h | x)/n d log P(x, h), is the exact gradient of -mean log P(x) (the loss); the
-    same weights on -d log Q(h | x) give the gradient of mean KL(P(h | x) || Q(h | x)), so Q follows the posterior.
+    Every hidden configuration $h$, weighted by its exact posterior $P(h \mid x) = P(x, h) / P(x)$: the wake update
+    with these weights, $-\sum_x \sum_h P(h \mid x)/n\; \partial \log P(x, h)$, is the exact gradient of
+    $-\operatorname{mean} \log P(x)$ (the loss); the same weights on $-\partial \log Q(h \mid x)$ give the gradient of
+    $\operatorname{mean} \mathrm{KL}(P(h \mid x) \,\|\, Q(h \mid x))$, so Q follows the posterior.
     Written here as the wake and sleep updates on every (x, h) row, in blocks of states; ``fast`` takes the same
     sums in a cheaper order (:func:`exact_step_fast`, below; tested equal to 1e-12 in float64).
     """
@@ -302,7 +336,7 @@ def exact_step(gen, rec, log_prior, x, fast=True, states_per_block=None):
     n, sizes = x.shape[0], hidden_sizes(gen)
     n_states = 2 ** sum(sizes)
     states_per_block = states_per_block or max(1, EXACT_ROWS // n)
-    # log P(x) = log sum_h P(x, h), (n,): the posterior's normaliser
+    # $\log P(x) = \log \sum_h P(x, h)$, (n,): the posterior's normaliser
     log_px = exact_log_px(gen, log_prior, x)
     grads, mean, total = {}, 0.0, 0.0
     for start in range(0, n_states, states_per_block):
@@ -310,11 +344,12 @@ def exact_step(gen, rec, log_prior, x, fast=True, states_per_block=None):
         m = xs.shape[0] // n
         gen_logits = generative_logits(gen, hs)
         log_px_rows = xp.reshape(xp.broadcast_to(xp.reshape(log_px, (n, 1)), (n, m)), (n * m,))
-        # w = P(h_s | x_i) / n = exp(log P(x_i, h_s) - log P(x_i)) / n, (n m,)
+        # $w = P(h_s \mid x_i) / n = \exp(\log P(x_i, h_s) - \log P(x_i)) / n$, (n m,)
         w = xp.exp(log_joint(log_prior(hs[-1]), xs, hs, gen_logits) - log_px_rows) / n
-        # P: -sum_x sum_h w d log P(x, h), the gradient of -mean log P(x)
+        # P: $-\sum_x \sum_h w\, \partial \log P(x, h)$, the gradient of $-\operatorname{mean} \log P(x)$
         block = wake_step(xs, hs, gen_logits, w)
-        # Q: -sum_x sum_h w d log Q(h | x), the gradient of mean KL(P(h | x) || Q(h | x))
+        # Q: $-\sum_x \sum_h w\, \partial \log Q(h \mid x)$, the gradient of
+        # $\operatorname{mean} \mathrm{KL}(P(h \mid x) \,\|\, Q(h \mid x))$
         block.update(sleep_step(xs, hs, recognition_logits(rec, xs, hs), w))
         grads = {name: grads.get(name, 0.0) + g for name, g in block.items()}
         mean, total = mean + weighted_mean(hs[-1], w), total + xp.sum(w)
@@ -322,23 +357,24 @@ def exact_step(gen, rec, log_prior, x, fast=True, states_per_block=None):
 
 
 def exact_step_fast(gen, rec, log_prior, x, states_per_block=FAST_STATES):
-    """:func:`exact_step`'s twin, equal to it: the generative logits depend on h only and the first recognition
-    layer's on x only, so each is computed once and the sums over the rows that share a factor are taken first.
-    With w[x, h] = P(h | x) / n (n, m), s[h] = sum_x w[x, h] (m,), the states H_l (m, n_l) and A_l = H_l G_l + g_l:
+    r""":func:`exact_step`'s twin, equal to it: the generative logits depend on $h$ only and the first recognition
+    layer's on $x$ only, so each is computed once and the sums over the rows that share a factor are taken first.
+    With $w[x, h] = P(h \mid x) / n$ (n, m), $s[h] = \sum_x w[x, h]$ (m,) ($s \odot$ scales each state's row), the
+    states $H_l$ (m, n_l) and $A_l = H_l G_l + g_l$:
 
-        generative layer 1:        D = s * sigmoid(A_1) - w^T X                  dG_1 = H_1^T D,  dg_1 = sum_h D
-        generative layer l >= 2:   D = s * (sigmoid(A_l) - H_{l-1})              dG_l = H_l^T D,  dg_l = sum_h D
-        recognition layer 1:       D = sigmoid(X R_1 + r_1) / n - w H_1          dR_1 = X^T D,    dr_1 = sum_x D
-        recognition layer l >= 2:  D = s * (sigmoid(H_{l-1} R_l + r_l) - H_l)    dR_l = H_{l-1}^T D
+    - generative layer 1: $D = s \odot \sigma(A_1) - w^\top X$, $dG_1 = H_1^\top D$, $dg_1 = \sum_h D$;
+    - generative layer $l \ge 2$: $D = s \odot (\sigma(A_l) - H_{l-1})$, $dG_l = H_l^\top D$, $dg_l = \sum_h D$;
+    - recognition layer 1: $D = \sigma(X R_1 + r_1) / n - w H_1$, $dR_1 = X^\top D$, $dr_1 = \sum_x D$;
+    - recognition layer $l \ge 2$: $D = s \odot (\sigma(H_{l-1} R_l + r_l) - H_l)$, $dR_l = H_{l-1}^\top D$.
     """
     xp = namespace(x)
     n = x.shape[0]
     n_states = 2 ** sum(hidden_sizes(gen))
     starts = range(0, n_states, states_per_block)
     first = configurations_log_joint(gen, log_prior, x, 0, min(states_per_block, n_states))
-    # pass 1: log P(x), (n,), the first block's log P(x, h) reused
+    # pass 1: $\log P(x)$, (n,), the first block's $\log P(x, h)$ reused
     log_px = exact_log_px(gen, log_prior, x, states_per_block, first_block=first[2])
-    # sigmoid(X R_1 + r_1) / n, (n, n_1): the prediction part of recognition layer 1, the same in every block
+    # $\sigma(X R_1 + r_1) / n$, (n, n_1): the prediction part of recognition layer 1, the same in every block
     q_1 = sigmoid(recognition_logits(rec[:1], x, [])[0]) / n
     grads, mean, total = {}, 0.0, 0.0
     for start in starts:                                                   # pass 2: the weighted sums

@@ -72,8 +72,31 @@ def registered_pages() -> tuple:
 _OPTIM_TESTS = ("tests/test_fast.py::test_adam_textbook_form_is_algorithm_1",
                 "tests/test_fast.py::test_adam_fast_equals_the_papers_algorithm")
 
-#: The core's pages: the optimiser every model's training runs.
+_N, _TN = "refvae/numerics.py", "tests/test_numerics.py::"
+_NUMERICS_TESTS = (_TN + "test_elementwise_values_and_derivatives", _TN + "test_extreme_logits_stay_finite")
+_GAUSSIAN_TESTS = (_TN + "test_gaussian_log_prob_matches_scipy_and_derivatives",)
+_LEARNED_PRIOR_TESTS = ("tests/test_aggregate.py::test_learned_prior_gradients",)
+
+#: The core's pages: the stable numerics and the layer every model is built of, and the optimiser they all run.
 CORE_PAGES = (
+    Page("numerics", "The core: stable numerics, log-probabilities and KL terms, and the affine layer", _N, (
+        Section(f"{_N}::softplus", tests=_NUMERICS_TESTS),
+        Section(f"{_N}::sigmoid", tests=_NUMERICS_TESTS),
+        Section(f"{_N}::logsumexp", tests=(_TN + "test_logsumexp_matches_scipy_and_handles_minus_inf",
+                                           _TN + "test_logsumexp_derivative")),
+        Section(f"{_N}::bernoulli_log_prob", tests=(_TN + "test_bernoulli_log_prob_equals_textbook_form",)),
+        Section(f"{_N}::bernoulli_log_prob_grad", tests=(_TN + "test_bernoulli_log_prob_derivative",)),
+        Section(f"{_N}::bernoulli_nll_with_grad",
+                tests=("tests/test_fast.py::test_bernoulli_nll_with_grad_equals_the_separate_functions",)),
+        Section(f"{_N}::gaussian_log_prob", tests=_GAUSSIAN_TESTS),
+        Section(f"{_N}::gaussian_log_prob_grad", tests=_GAUSSIAN_TESTS),
+        Section(f"{_N}::kl_standard_normal", tests=(_TN + "test_kl_standard_normal_matches_quadrature",)),
+        Section(f"{_N}::kl_standard_normal_grad", tests=(_TN + "test_kl_standard_normal_derivative",)),
+        Section(f"{_N}::kl_normal", tests=_LEARNED_PRIOR_TESTS),
+        Section(f"{_N}::kl_normal_grad", tests=_LEARNED_PRIOR_TESTS),
+        Section("refvae/layers.py::affine", tests=("tests/test_layers.py::test_linear_matches_its_equation",)),
+        Section("refvae/layers.py::affine_backward", tests=("tests/test_layers.py::test_linear",)),
+    )),
     Page("adam", "Adam: the optimiser, as the paper writes it beside its fast form", "refvae/optim.py", (
         Section("refvae/optim.py::Optimizer.step"),
         Section("refvae/optim.py::SGD._update", tests=("tests/test_train.py::test_sgd_momentum_and_sign",)),

@@ -116,9 +116,7 @@ def _unit_html(root: Path, source: str, smap: SiteMap, tests=(), figures=(), bac
     """One function (or test) as rows: the docstring beside its header, each comment beside its code."""
     path, qualname = _split(source)
     unit = read_unit(root, path, qualname)
-    check = smap.tests.get(tests[0]) if tests else None
-    after = f' <a class="check" href="{check}" title="the test that checks this equation">&#10003; test</a>' \
-        if check else ""
+    after = _check_badge(smap.tests.get(tests[0]) if tests else None)
     link = smap.link_code
     head = [f'<h2 id="{_anchor(source)}"><code>{html.escape(qualname)}</code></h2>',
             f'<p class="where">{html.escape(path)}, lines {unit.first}&#8211;{unit.last}</p>',
@@ -129,15 +127,24 @@ def _unit_html(root: Path, source: str, smap: SiteMap, tests=(), figures=(), bac
         head.append(f'<p class="checks">Checked by {items}.</p>')
     for f in figures:
         src = f"figures/{_figure_name(f.path)}"
-        head.append(f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(f.caption)}" loading="lazy"></a>'
+        head.append(f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(f.caption)}"></a>'
                     f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
     for title, href in back:
         head.append(f'<p class="checks">Cited on <a href="{href}">{html.escape(title)}</a>.</p>')
     rows = [_row("\n".join(head), code_block_html(unit, unit.segments[0]), "row unit-head")]
     for segment in unit.segments[1:]:
-        rows.append(_row(block_html("\n".join(segment.commentary), link, after_equation=after),
-                         code_block_html(unit, segment)))
+        doc = block_html("\n".join(segment.commentary), link, after_equation=after)
+        if "<math" in doc and 'class="check"' not in doc:      # an equation in a comment: its test beside it
+            doc = doc[:-4] + after + "</p>" if doc.endswith("</p>") else doc + f"<p>{after}</p>"
+        rows.append(_row(doc, code_block_html(unit, segment)))
     return f'<section class="unit">{"".join(rows)}</section>'
+
+
+def _check_badge(href) -> str:
+    """The link from an equation to the test that checks it ("" when the section cites none)."""
+    if not href:
+        return ""
+    return f' <a class="check" href="{href}" title="the test that checks this equation">&#10003; test</a>'
 
 
 def _figure_name(path: str) -> str:
@@ -162,7 +169,9 @@ def _document(title: str, nav: str, body: str) -> str:
 
 # ---- the pages -----------------------------------------------------------------------------------------------
 def page_html(root: Path, page, pages, smap: SiteMap) -> str:
-    intro = block_html(module_docstring(root, page.intro), smap.link_code)
+    # the introduction's equations (the model as the paper writes it) link to the first test the page cites
+    first_test = next((smap.tests[t] for s in page.sections for t in s.tests), None)
+    intro = block_html(module_docstring(root, page.intro), smap.link_code, after_equation=_check_badge(first_test))
     body = [f"<h1>{html.escape(page.title)}</h1>",
             f'<div class="intro"><p class="where">{html.escape(page.intro)}</p>{intro}</div>']
     body += [_unit_html(root, s.source, smap, s.tests, s.figures) for s in page.sections]

@@ -40,14 +40,16 @@ class Segment:
 
 @dataclass(frozen=True)
 class Unit:
-    """One function, method or class of a file: where it is, its docstring (cleaned) and its segments, the header
-    first. ``lines`` are the whole file's lines, for :func:`segment_text`."""
+    """One function, method or class of a file: where it is (lines ``first``..``last``), its docstring (cleaned)
+    and the lines it spans (``doc_lines``, (0, -1) without one), its segments, the header first. ``lines`` are the
+    whole file's lines, for :func:`segment_text`."""
 
     path: str
     qualname: str
     first: int
     last: int
     docstring: str
+    doc_lines: tuple
     segments: tuple
     lines: tuple
 
@@ -97,7 +99,8 @@ def read_unit(root: Path, path: str, qualname: str) -> Unit:
     body_first = body0.end_lineno + 1 if has_doc else body0.lineno
     segments += _cut_body(lines, body_first, node.end_lineno)
     docstring = cleandoc(body0.value.value) if has_doc else ""
-    return Unit(path, qualname, first, node.end_lineno, docstring, tuple(segments), tuple(lines))
+    doc_lines = (body0.lineno, body0.end_lineno) if has_doc else (0, -1)
+    return Unit(path, qualname, first, node.end_lineno, docstring, doc_lines, tuple(segments), tuple(lines))
 
 
 def _is_comment(line: str) -> bool:

@@ -27,7 +27,7 @@ class MathError(ValueError):
     """A formula that does not convert to MathML."""
 
 
-_UNKNOWN_COMMAND = re.compile(r">\s*\\[A-Za-z]+")
+_LEFT_AS_TEXT = re.compile(r">[^<]*\\[^<]*<")        # a backslash the converter did not turn into mathematics
 
 
 def math_html(tex: str, display: bool = False) -> str:
@@ -38,10 +38,13 @@ def math_html(tex: str, display: bool = False) -> str:
         out = convert(tex.strip(), display="block" if display else "inline")
     except Exception as err:                                   # the converter raises several kinds
         raise MathError(f"the formula ${tex}$ does not convert to MathML: {err}") from err
-    unknown = _UNKNOWN_COMMAND.search(out)
+    unknown = _LEFT_AS_TEXT.search(out)
     if unknown:
-        raise MathError(f"the formula ${tex}$ uses {unknown[0][1:].strip()}, which latex2mathml does not know: "
-                        "write it with commands it knows")
+        raise MathError(f"the formula ${tex}$ leaves {unknown[0][1:-1].strip()} as text: latex2mathml does not "
+                        "know it; write it with commands it knows")
+    if "<mi>&</mi>" in out:
+        raise MathError(f"the formula ${tex}$ aligns with &, which latex2mathml shows as text: write one equation "
+                        "per line instead")
     return out
 
 
@@ -139,9 +142,9 @@ def block_html(text: str, link_code=None, link_href=None, after_equation: str = 
             title = (_RULE.match(line)["title"] or "").strip()
             out.append(f'<h4 class="rule">{inline_html(title, link_code)}</h4>' if title else "<hr>")
             i += 1
-        elif i + 1 < len(lines) and re.fullmatch(r"\s*-{3,}\s*", lines[i + 1]) and not para:
+        elif _is_heading(lines, i) and not para:
             out.append(f"<h4>{inline_html(stripped, link_code)}</h4>")
-            i += 2
+            i = _fields(lines, i + 2, out, link_code) if stripped in _FIELD_SECTIONS else i + 2
         elif stripped.startswith("#") and link_href is not None:          # a Markdown heading
             flush()
             level = min(len(stripped) - len(stripped.lstrip("#")) + 1, 6)
@@ -165,6 +168,39 @@ def block_html(text: str, link_code=None, link_href=None, after_equation: str = 
     return "\n".join(out)
 
 
+_FIELD_SECTIONS = ("Parameters", "Returns", "Yields", "Raises", "Attributes", "Other Parameters")
+
+
+def _is_heading(lines, i) -> bool:
+    """A numpydoc heading: a line with a line of dashes under it."""
+    return i + 1 < len(lines) and bool(lines[i].strip()) and bool(re.fullmatch(r"\s*-{3,}\s*", lines[i + 1]))
+
+
+def _fields(lines, i, out, link_code) -> int:
+    """A numpydoc section's fields from line ``i`` (``name : type`` at the margin, the description indented below)
+    as a definition list; ends at the next heading, or at text back at the margin after a blank line."""
+    fields = []
+    while i < len(lines) and not _is_heading(lines, i):
+        line = lines[i]
+        if not line.strip():
+            if i + 1 < len(lines) and lines[i + 1].strip() and not lines[i + 1].startswith((" ", "\t")) \
+                    and " : " not in lines[i + 1]:
+                break
+        elif line.startswith((" ", "\t")) and fields:
+            fields[-1][1].append(line.strip())
+        else:
+            fields.append((line.strip(), []))
+        i += 1
+    items = []
+    for term, description in fields:
+        name, sep, kind = term.partition(" : ")
+        dt = f"<code>{html.escape(name, quote=False)}</code> : {inline_html(kind, link_code)}" if sep \
+            else inline_html(term, link_code)
+        items.append(f"<dt>{dt}</dt><dd>{inline_html(' '.join(description), link_code)}</dd>")
+    out.append(f'<dl class="fields">{"".join(items)}</dl>')
+    return i
+
+
 def _equation(tex: str, after: str) -> str:
     return f'<div class="equation">{math_html(tex, display=True)}{after}</div>'
 
@@ -177,20 +213,39 @@ def _paragraph(text, link_code, link_href, after_equation) -> str:
 
 
 def _list(lines, i, out, link_code, link_href, after_equation) -> int:
-    """A list from line ``i``: items start with - * or 1., continuation lines are indented."""
-    ordered = _ITEM.match(lines[i])["mark"][0].isdigit()
-    items = []
-    while i < len(lines) and lines[i].strip():
+    """A list from line ``i``: items start with - * or 1., continuation lines are indented; an item indented
+    deeper than the first opens a list inside the item before it."""
+    items = []                                            # (indent, ordered, [lines])
+    while i < len(lines):
+        if not lines[i].strip():                          # a blank line inside the list, or its end
+            j = i
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            if j == len(lines) or not lines[j].startswith((" ", "\t")) and not _ITEM.match(lines[j]):
+                break
+            i = j
         m = _ITEM.match(lines[i])
-        if m and len(m["indent"]) <= 1:
-            items.append([m["rest"]])
-        elif items:
-            items[-1].append(lines[i].strip())
+        if m:
+            items.append((len(m["indent"]), m["mark"][0].isdigit(), [m["rest"]]))
+        else:
+            items[-1][2].append(lines[i].strip())
         i += 1
-    tag = "ol" if ordered else "ul"
-    body = "".join(f"<li>{inline_html(' '.join(item), link_code, link_href)}</li>" for item in items)
-    out.append(f"<{tag}>{body}</{tag}>")
+    out.append(_nested(items, 0, link_code, link_href)[0])
     return i
+
+
+def _nested(items, k, link_code, link_href):
+    """HTML of the list whose first item is ``items[k]`` (deeper items nested), and the index after it."""
+    indent, ordered, html_items = items[k][0], items[k][1], []
+    while k < len(items) and items[k][0] >= indent:
+        if items[k][0] > indent:                      # a list inside the previous item
+            inner, k = _nested(items, k, link_code, link_href)
+            html_items[-1] = html_items[-1][:-5] + inner + "</li>"
+            continue
+        html_items.append(f"<li>{inline_html(' '.join(items[k][2]), link_code, link_href)}</li>")
+        k += 1
+    tag = "ol" if ordered else "ul"
+    return f"<{tag}>{''.join(html_items)}</{tag}>", k
 
 
 def _cells(line: str) -> list:

@@ -1,21 +1,30 @@
-"""The aggregate posterior of a Gaussian VAE: measure how far it is from the prior, explain it, act on it.
+r"""The aggregate posterior of a Gaussian VAE: measure how far it is from the prior, explain it, act on it.
 
 The aggregate posterior is the encoder's posterior averaged over the data,
 
-    q(z) = <q(z|x)>_x = (1/n) sum_i N(z; mu(x_i), diag sigma^2(x_i)).
+.. math::
 
-A VAE is trained as if its latent marginal were the prior p(z) = N(0, I); when training succeeds q(z)
-approximates p(z). Its moments follow from the law of total variance (per dimension d)::
+    q(z) = \langle q(z \mid x) \rangle_x
+         = \frac{1}{n} \sum_i \mathcal{N}(z; \mu(x_i), \operatorname{diag} \sigma^2(x_i)).
 
-    mean_d = <mu_d(x)>
-    var_d  = <sigma_d^2(x)> + Var_x[mu_d(x)]            (within-x noise + between-x spread)
-    cov    = <diag sigma^2(x)> + Cov_x[mu(x)]
+A VAE is trained as if its latent marginal were the prior $p(z) = \mathcal{N}(0, I)$; when training succeeds $q(z)$
+approximates $p(z)$. Its moments follow from the law of total variance (per dimension $d$; the variance is the
+within-$x$ noise plus the between-$x$ spread):
 
-:func:`aggregate_kl` estimates KL(q(z) || p(z)) of the mixture itself, the term the ELBO pays for the mismatch
-(Hoffman & Johnson 2016); the moment-matched Gaussian's KL is a lower bound on it.
+.. math::
 
-:func:`prior_mismatch` reports, per dimension, KL(N(mean_d, var_d) || N(0, 1)) and whether the unit is
-active (Var_x[mu_d] > 0.01, Burda et al. 2015), with plain-language findings.
+    \text{mean}_d = \langle \mu_d(x) \rangle
+
+    \text{var}_d = \langle \sigma_d^2(x) \rangle + \operatorname{Var}_x[\mu_d(x)]
+
+    \text{cov} = \langle \operatorname{diag} \sigma^2(x) \rangle + \operatorname{Cov}_x[\mu(x)]
+
+:func:`aggregate_kl` estimates $\operatorname{KL}(q(z) \| p(z))$ of the mixture itself, the term the ELBO pays for
+the mismatch (Hoffman & Johnson 2016); the moment-matched Gaussian's KL is a lower bound on it.
+
+:func:`prior_mismatch` reports, per dimension, $\operatorname{KL}(\mathcal{N}(\text{mean}_d, \text{var}_d) \|
+\mathcal{N}(0, 1))$ and whether the unit is active ($\operatorname{Var}_x[\mu_d] > 0.01$, Burda et al. 2015), with
+plain-language findings.
 
 :func:`aggregate_posterior` measures it once and returns the measurement, an :class:`AggregatePosterior` (moments,
 covariance, the n components, counts); it leaves the model unchanged. :func:`prior_mismatch`, :func:`aggregate_kl`,
@@ -26,7 +35,7 @@ covariance, the n components, counts); it leaves the model unchanged. :func:`pri
     model.sample(64, source="aggregate", aggregate=agg)
 
 Because every distribution involved is a diagonal Gaussian, a per-dimension affine change of the latent
-variable z' = (z - m) / s can be absorbed into the encoder's mean and log-variance heads and the decoder's
+variable $z' = (z - m) / s$ can be absorbed into the encoder's mean and log-variance heads and the decoder's
 first layer without changing what the decoder computes (:func:`align_to_prior`); the same trick folds a
 learned Gaussian prior into a standard one (:func:`absorb_prior`). See docs/aggregate-posterior.md.
 
@@ -134,13 +143,21 @@ class AggregatePosterior:
 
 
 def aggregate_posterior(model, X, batch_size: int = 1000) -> AggregatePosterior:
-    """The aggregate posterior <q(z|x)> over X, measured in one pass; the model is left unchanged.
+    r"""The aggregate posterior $\langle q(z \mid x) \rangle$ over X, measured in one pass; the model is left unchanged.
 
-    mean = <mu(x)>,  var = <sigma^2(x)> + Var_x[mu(x)],  cov = <diag sigma^2(x)> + Cov_x[mu(x)]
+    .. math::
+
+        \text{mean} = \langle \mu(x) \rangle
+
+        \text{var} = \langle \sigma^2(x) \rangle + \operatorname{Var}_x[\mu(x)]
+
+        \text{cov} = \langle \operatorname{diag} \sigma^2(x) \rangle + \operatorname{Cov}_x[\mu(x)]
+
     (law of total variance; population variances)
 
     The batches' means and centred sums of squares are merged with Chan et al.'s pairwise update in
-    float64 on the device, so the result is sound for large X (no E[mu^2] - E[mu]^2 cancellation).
+    float64 on the device, so the result is sound for large X (no $\mathbb{E}[\mu^2] - \mathbb{E}[\mu]^2$
+    cancellation).
 
     Parameters
     ----------
@@ -174,8 +191,9 @@ def _require_aggregate(value, what):
 
 
 def _moments(model, X, batch_size):
-    """mean, var, cov, mean posterior variance and spread of the means on the device, float64, the count n, and the
-    encoder's (mu, logvar) for every row ("components"), (n, z_dim) each, in the model's dtype."""
+    r"""mean $\langle \mu \rangle$, var, cov, mean posterior variance $\langle \sigma^2 \rangle$ and spread of the
+    means $\operatorname{Var}_x[\mu]$ on the device, float64, the count n, and the encoder's (mu, logvar) for every
+    row ("components"), (n, z_dim) each, in the model's dtype."""
     _check_model(model)
     B = get_backend()
     xp = B.xp
@@ -200,12 +218,19 @@ def _moments(model, X, batch_size):
         centred = mu - mean_b
         delta = mean_b - mean
         total = count + nb
-        # Chan, Golub & LeVeque (1979): merge (count, mean, m2) with the batch's (nb, mean_b, m2_b)
+        # Chan, Golub & LeVeque (1979): merge (count, mean, m2) with the batch's (nb, mean_b, m2_b); with
+        # $\delta = \bar\mu_b - \bar\mu$, $n$ = count and $n' = n + n_b$:
+        # $$M_2 \leftarrow M_2 + M_{2,b} + \delta^2 \, n n_b / n'$$
+        # $$C_2 \leftarrow C_2 + C_{2,b} + \delta \delta^\top \, n n_b / n'$$
+        # $$\bar\mu \leftarrow \bar\mu + \delta \, n_b / n'$$
         m2 = m2 + xp.sum(centred * centred, axis=0) + delta * delta * (count * nb / total)
         c2 = c2 + centred.T @ centred + xp.reshape(delta, (-1, 1)) * xp.reshape(delta, (1, -1)) * (count * nb / total)
         mean = mean + delta * (nb / total)
         post_var_sum = post_var_sum + xp.sum(xp.exp(logvar), axis=0)
         count = total
+    # $\operatorname{Var}_x[\mu] = M_2 / n$, then the law of total variance:
+    # $\text{var} = \langle \sigma^2 \rangle + \operatorname{Var}_x[\mu]$,
+    # $\text{cov} = \langle \operatorname{diag} \sigma^2 \rangle + C_2 / n$
     spread = m2 / count                                  # Var_x[mu(x)]
     post_var = post_var_sum / count                      # <sigma^2(x)>
     return {"mean": mean, "post_var": post_var, "spread": spread, "n": count,
@@ -351,8 +376,8 @@ class PriorMismatch:
 
 
 def prior_mismatch(aggregate: AggregatePosterior) -> PriorMismatch:
-    """Explain the mismatch between the aggregate posterior (measured by :func:`aggregate_posterior`) and the
-    prior N(0, I).
+    r"""Explain the mismatch between the aggregate posterior (measured by :func:`aggregate_posterior`) and the
+    prior $\mathcal{N}(0, I)$.
 
     Returns a :class:`PriorMismatch` (printable as a table) with per-dimension moments, KLs, activity and
     findings: collapsed dimensions, over- or under-dispersed or shifted dimensions, strongly correlated
@@ -362,6 +387,9 @@ def prior_mismatch(aggregate: AggregatePosterior) -> PriorMismatch:
     B = get_backend()
     xp = B.xp
     mean, var, cov = (B.asarray(a, dtype="float64") for a in (aggregate.mean, aggregate.var, aggregate.cov))
+    # per dimension, with $m$, $v$, $C$ the aggregate's mean, variance and covariance:
+    # $\mathrm{KL}(\mathcal{N}(m_d, v_d) \| \mathcal{N}(0, 1)) = \tfrac{1}{2}(m_d^2 + v_d - 1 - \log v_d)$;
+    # in full $\tfrac{1}{2}(\operatorname{tr} C + m^\top m - d - \log \det C)$; correlations $C_{ij} / \sqrt{v_i v_j}$
     kl = _kl_diag_to_standard(xp, mean, var)                     # (z_dim,)
     sd = xp.sqrt(var)
     corr = cov / (xp.reshape(sd, (-1, 1)) * xp.reshape(sd, (1, -1)))
@@ -425,12 +453,24 @@ def _findings(r: PriorMismatch) -> list:
 # Acting on it: per-dimension affine reparameterisations of the latent space
 # ------------------------------------------------------------------------------------------------
 def _shift_scale_latent(model, m, s):
-    """In place: substitute z = m + s z' (per dimension, s > 0) so the model works in z'.
+    r"""In place: substitute $z = m + s \odot z'$ (per dimension, $s > 0$) so the model works in $z'$.
 
-    encoder:  mu' = (mu - m) / s          -> W_mu' = W_mu / s,  b_mu' = (b_mu - m) / s
-              logvar' = logvar - 2 log s  -> b_lv' = b_lv - 2 log s
-    decoder:  h = z W + b = z' (s W) + (m W + b)   for every linear layer that reads z
-    With eps fixed, z' = mu' + exp(logvar'/2) eps = (z - m) / s, so the decoder's output is unchanged.
+    encoder:
+
+    .. math::
+
+        \mu' = (\mu - m) / s \;\Rightarrow\; W_\mu' = W_\mu / s, \quad b_\mu' = (b_\mu - m) / s
+
+        \log \sigma'^2 = \log \sigma^2 - 2 \log s \;\Rightarrow\; b_{\mathrm{lv}}' = b_{\mathrm{lv}} - 2 \log s
+
+    decoder, for every linear layer that reads $z$:
+
+    .. math::
+
+        h = z W + b = z' (\operatorname{diag}(s) W) + (m W + b)
+
+    With $\epsilon$ fixed, $z' = \mu' + \exp(\log \sigma'^2 / 2) \odot \epsilon = (z - m) / s$, so the decoder's
+    output is unchanged.
     """
     B = get_backend()
     xp = B.xp
@@ -438,10 +478,13 @@ def _shift_scale_latent(model, m, s):
     m64, s64 = B.asarray(m, dtype="float64"), B.asarray(s, dtype="float64")
     m_d, s_d = xp.astype(m64, B.dtype(dt)), xp.astype(s64, B.dtype(dt))
     log_s2 = xp.astype(2.0 * xp.log(s64), B.dtype(dt))
+    # the encoder's heads: $W_\mu \leftarrow W_\mu / s$, $b_\mu \leftarrow (b_\mu - m) / s$,
+    # $b_{\mathrm{lv}} \leftarrow b_{\mathrm{lv}} - 2 \log s$
     p_mu, p_lv = model.enc_mu.params, model.enc_logvar.params
     p_mu["W"] = p_mu["W"] / s_d                                  # (h, z) / (z,)
     p_mu["b"] = (p_mu["b"] - m_d) / s_d
     p_lv["b"] = p_lv["b"] - log_s2
+    # the decoder's layers that read $z$: $b \leftarrow b + m W$, $W \leftarrow \operatorname{diag}(s) W$
     readers = [model.decoder.linears[0]] if model.decoder.linears else list(model.dec_heads.values())
     for layer in readers:
         W, b = layer.params["W"], layer.params["b"]
@@ -456,18 +499,24 @@ def _row_times(xp, v, W):
 
 
 def align_to_prior(model, aggregate: AggregatePosterior, inplace: bool = False):
-    """A model whose aggregate posterior over X has mean 0 and variance 1 in every dimension, from ``aggregate``, the
+    r"""A model whose aggregate posterior over X has mean 0 and variance 1 in every dimension, from ``aggregate``, the
     model's aggregate posterior over X (:func:`aggregate_posterior`).
 
-    The per-dimension affine change z' = (z - m) / s, with m, s^2 the aggregate posterior's mean and
+    The per-dimension affine change $z' = (z - m) / s$, with $m$, $s^2$ the aggregate posterior's mean and
     variance, is absorbed into the encoder's mean and log-variance heads and the decoder's first layer
-    (see :func:`_shift_scale_latent`). For every x and every noise draw eps the decoder's output is
+    (see :func:`_shift_scale_latent`). For every $x$ and every noise draw $\epsilon$ the decoder's output is
     unchanged, so the reconstruction term is unchanged; only the KL term changes, and on X it falls by
-    exactly sum_d KL(N(m_d, s_d^2) || N(0, 1)) (the diagonal mismatch), since
-    <mu'^2 + sigma'^2> = 1 and <log sigma'^2> = <log sigma^2> - log s^2 in every dimension.
+    exactly (the diagonal mismatch)
 
-    Why only a per-dimension map: q(z|x) and p(z) are diagonal Gaussians. A rotation (or any non-diagonal
-    linear map) of z would turn each diagonal q(z|x) into a Gaussian with a full covariance, which the
+    .. math::
+
+        \sum_d \operatorname{KL}(\mathcal{N}(m_d, s_d^2) \| \mathcal{N}(0, 1)),
+
+    since $\langle \mu'^2 + \sigma'^2 \rangle = 1$ and $\langle \log \sigma'^2 \rangle = \langle \log \sigma^2 \rangle
+    - \log s^2$ in every dimension.
+
+    Why only a per-dimension map: $q(z \mid x)$ and $p(z)$ are diagonal Gaussians. A rotation (or any non-diagonal
+    linear map) of $z$ would turn each diagonal $q(z \mid x)$ into a Gaussian with a full covariance, which the
     encoder's (mu, logvar) heads cannot represent; only shifts and per-axis scalings keep the family.
     Correlations in the aggregate therefore cannot be removed this way (the report's kl_full - kl_diag).
 
@@ -491,6 +540,7 @@ def align_to_prior(model, aggregate: AggregatePosterior, inplace: bool = False):
         raise ValueError(f"the aggregate posterior has {aggregate.z_dim} latent dimensions but the model has "
                          f"{model.z_dim}: measure it on this model")
     target = model if inplace else _copy_model(model)
+    # $z' = (z - m) / s$ with $m$ the aggregate's mean and $s = \sqrt{\text{var}}$
     return _shift_scale_latent(target, aggregate.mean, aggregate.var ** 0.5)
 
 

@@ -1,30 +1,42 @@
-"""The Gaussian VAE's mathematics: short pure functions of the flat parameter dict, in the paper's order.
+r"""The Gaussian VAE's mathematics: short pure functions of the flat parameter dict, in the paper's order.
 
-Model (Kingma & Welling 2014, section 3 and appendix C)::
+Model (Kingma & Welling 2014, section 3 and appendix C), with mu, logvar (batch, z_dim) and logits (batch, x_dim):
 
-    encoder (C.2)    q(z | x)  = N(mu(x), diag exp(logvar(x)))          mu, logvar: (batch, z_dim)
-    reparameterise   z = mu + sigma * eps,   sigma = exp(logvar / 2),   eps ~ N(0, I)        (section 2.4)
-    decoder (C.1)    p(x | z)  = Bernoulli(sigmoid(logits(z)))          logits: (batch, x_dim)
-            (C.2)           or N(mean(z), diag exp(dec_logvar))          likelihood="gaussian"
-    prior            p(z)      = N(0, I), or N(m, diag exp(v)) learned  (prior="learned")
+.. math::
 
-    -ELBO(x) = -log p(x | z) + KL(q(z | x) || p(z))        (eq. 10: one sample of eps, the KL in closed form)
-    loss     = (1/n) sum over the batch of -ELBO(x_i), nats per example
+    q(z \mid x) = \mathcal{N}(\mu(x), \operatorname{diag} \exp \text{logvar}(x)) \qquad \text{encoder (C.2)}
+
+    z = \mu + \sigma \odot \epsilon, \quad \sigma = \exp(\text{logvar} / 2), \quad \epsilon \sim \mathcal{N}(0, I)
+    \qquad \text{reparameterise (section 2.4)}
+
+    p(x \mid z) = \operatorname{Bernoulli}(\operatorname{sigmoid}(\text{logits}(z))) \qquad \text{decoder (C.1)}
+
+    \text{or } p(x \mid z) = \mathcal{N}(\text{mean}(z), \operatorname{diag} \exp \text{logvar}_{\text{dec}})
+    \qquad \text{(C.2), likelihood="gaussian"}
+
+    p(z) = \mathcal{N}(0, I), \text{ or } \mathcal{N}(m, \operatorname{diag} \exp v) \text{ learned}
+    \qquad \text{(prior="learned")}
+
+    -\text{ELBO}(x) = -\log p(x \mid z) + \mathrm{KL}(q(z \mid x) \,\|\, p(z))
+    \qquad \text{(eq. 10: one sample of } \epsilon \text{, the KL in closed form)}
+
+    \text{loss} = \frac{1}{n} \sum_i -\text{ELBO}(x_i) \qquad \text{(over the batch, nats per example)}
 
 The parameters are the flat dict of :attr:`GaussianVAE.params`: ``"encoder.<l>.W"``/``".b"`` (the encoder's
 hidden layers, l = 0, 1, ...), ``"encoder.mu.W"``, ``"encoder.logvar.W"``, ``"decoder.<l>.W"``, then
 ``"decoder.logits.W"`` (Bernoulli) or ``"decoder.mean.W"`` and ``"decoder.logvar.W"`` (a Gaussian decoder whose
 variance is a head of z), ``"decoder.noise.logvar"`` (a variance constant in z: (x_dim,) "per-dimension" or (1,)
 "shared"), ``"prior.mean"`` and ``"prior.logvar"`` (a learned prior), each with its ``".b"``. Every hidden layer is
-``h' = act(h W + b)``; every head is affine, ``out = h W + b``.
+$h' = \operatorname{act}(h W + b)$; every head is affine, $\text{out} = h W + b$.
 
 The configuration keywords, with :class:`GaussianVAE`'s defaults: ``likelihood="bernoulli"``,
 ``activation="relu"``, ``decoder_variance="amortised"`` (or "per-dimension", "shared", a positive float: fixed),
 ``prior="standard"`` and ``fast=True`` (the fused Bernoulli term and the IW estimate's thread pool; ``False``: the
 textbook forms, equal to 1e-12 in float64).
 
-The backward pass (:func:`negative_elbo_and_grads`) writes every derivative out, ``d_<v>`` = d loss / d v; the test
-suite checks it against central finite differences and an independent autograd in float64.
+The backward pass (:func:`negative_elbo_and_grads`) writes every derivative out, ``d_<v>``
+$= d_v = \partial \text{loss} / \partial v$; the test suite checks it against central finite differences and an
+independent autograd in float64.
 
 References
 ----------
@@ -86,9 +98,9 @@ class EncoderCache(NamedTuple):
 
 
 def encode(params, x, *, activation="relu", **config):
-    """q(z | x) = N(mu, diag exp(logvar)): ``(mu, logvar, cache)``, mu and logvar (batch, z_dim) (logvar is the
-    log of the variance), ``cache`` an :class:`EncoderCache`. ``x`` (batch, x_dim). The other configuration
-    keywords (``config``) are accepted and not used."""
+    r"""$q(z \mid x) = \mathcal{N}(\mu, \operatorname{diag} \exp \text{logvar})$: ``(mu, logvar, cache)``, mu and logvar
+    (batch, z_dim) (logvar $= \log \sigma^2$ is the log of the variance), ``cache`` an :class:`EncoderCache`.
+    ``x`` (batch, x_dim). The other configuration keywords (``config``) are accepted and not used."""
     _check_config(config)
     h, layers = _hidden_layers(params, "encoder", x, activation)     # (batch, h_enc)
     mu = _affine(params, "encoder.mu", h)                            # (batch, z_dim)
@@ -112,7 +124,7 @@ class DecoderCache(NamedTuple):
 
 
 def decode(params, z, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised", **config):
-    """p(x | z): ``(outs, cache)``, outs ``{"logits"}`` or ``{"mean", "logvar"}``, each (batch, x_dim), cache a
+    r"""$p(x \mid z)$: ``(outs, cache)``, outs ``{"logits"}`` or ``{"mean", "logvar"}``, each (batch, x_dim), cache a
     :class:`DecoderCache`. A log-variance constant in z (``decoder.noise.logvar``, or a fixed variance) is
     broadcast to (batch, x_dim). ``z`` (batch, z_dim). The other configuration keywords are accepted."""
     _check_config(config)
@@ -132,8 +144,9 @@ def decoder_logvar(params, mean, decoder_variance):
 
 
 def reconstruction_nll(x, outs, *, likelihood="bernoulli", **config):
-    """rec = -log p(x | z) per example, (batch,): Bernoulli sum_j softplus(l_j) - x_j l_j, or Gaussian
-    1/2 sum_j [log 2 pi + logvar_j + (x_j - mean_j)^2 exp(-logvar_j)]."""
+    r"""$\text{rec} = -\log p(x \mid z)$ per example, (batch,): Bernoulli
+    $\sum_j \operatorname{softplus}(l_j) - x_j l_j$, or Gaussian
+    $\tfrac{1}{2} \sum_j [\log 2\pi + \text{logvar}_j + (x_j - \text{mean}_j)^2 \exp(-\text{logvar}_j)]$."""
     _check_config(config)
     if likelihood == "bernoulli":
         return -bernoulli_log_prob(x, outs["logits"])
@@ -154,8 +167,9 @@ def _reconstruction_nll_and_grad(x, outs, likelihood, fast):
 
 
 def kl_divergence(params, mu, logvar, *, prior="standard", **config):
-    """KL(q(z | x) || p(z)) per example, (batch,) (appendix B):
-    1/2 sum_j [mu_j^2 + exp(logvar_j) - 1 - logvar_j] for N(0, I), :func:`refvae.numerics.kl_normal` if learned."""
+    r"""$\mathrm{KL}(q(z \mid x) \,\|\, p(z))$ per example, (batch,) (appendix B):
+    $\tfrac{1}{2} \sum_j [\mu_j^2 + \exp(\text{logvar}_j) - 1 - \text{logvar}_j]$ for $\mathcal{N}(0, I)$,
+    :func:`refvae.numerics.kl_normal` if learned."""
     _check_config(config)
     if prior == "standard":
         return kl_standard_normal(mu, logvar)
@@ -191,22 +205,23 @@ class Forward(NamedTuple):
 
 def forward(params, x, eps, *, likelihood="bernoulli", activation="relu", decoder_variance="amortised",
             prior="standard", fast=True, with_grad=False) -> Forward:
-    """The forward pass at fixed noise ``eps`` (batch, z_dim): the two terms of -ELBO(x) for every row of ``x``
-    (batch, x_dim); ``with_grad=True`` also gives d rec / d outs (the backward pass's first step)."""
-    # q(z|x) = N(mu, diag sigma^2)
+    r"""The forward pass at fixed noise ``eps`` (batch, z_dim): the two terms of $-\text{ELBO}(x)$ for every row of
+    ``x`` (batch, x_dim); ``with_grad=True`` also gives $\partial \text{rec} / \partial \text{outs}$ (the backward
+    pass's first step)."""
+    # $q(z \mid x) = \mathcal{N}(\mu, \operatorname{diag} \sigma^2)$
     mu, logvar, enc = encode(params, x, activation=activation)
-    # sigma = exp(logvar / 2)
+    # $\sigma = \exp(\text{logvar} / 2)$
     std = namespace(logvar).exp(0.5 * logvar)
-    # z = mu + sigma * eps, the reparameterisation
+    # $z = \mu + \sigma \odot \epsilon$, the reparameterisation
     z = mu + std * eps
-    # p(x|z): logits, or mean and logvar
+    # $p(x \mid z)$: logits, or mean and logvar
     outs, dec = decode(params, z, likelihood=likelihood, activation=activation, decoder_variance=decoder_variance)
-    # rec = -log p(x|z)  (and d rec / d outs)
+    # $\text{rec} = -\log p(x \mid z)$ (and $\partial \text{rec} / \partial \text{outs}$)
     if with_grad:
         rec, d_rec = _reconstruction_nll_and_grad(x, outs, likelihood, fast)
     else:
         rec, d_rec = reconstruction_nll(x, outs, likelihood=likelihood), None
-    # kl = KL(q(z|x) || p(z))
+    # $\text{kl} = \mathrm{KL}(q(z \mid x) \,\|\, p(z))$
     kl = kl_divergence(params, mu, logvar, prior=prior)
     return Forward(mu, logvar, std, z, outs, rec, kl, d_rec, enc, dec)
 
@@ -220,7 +235,7 @@ def negative_elbo(params, x, eps, **config):
 
 def negative_elbo_and_grads(params, x, eps, *, likelihood="bernoulli", activation="relu",
                             decoder_variance="amortised", prior="standard", fast=True, with_terms=False):
-    """The batch mean of -ELBO and its gradient with respect to every parameter, at fixed noise ``eps``.
+    r"""The batch mean of $-\text{ELBO}$ and its gradient with respect to every parameter, at fixed noise ``eps``.
 
     Parameters
     ----------
@@ -228,42 +243,48 @@ def negative_elbo_and_grads(params, x, eps, *, likelihood="bernoulli", activatio
         Name -> array, the keys of :attr:`GaussianVAE.params`.
     x : array (n, x_dim)
     eps : array (n, z_dim)
-        The reparameterisation noise, eps ~ N(0, I).
+        The reparameterisation noise, $\epsilon \sim \mathcal{N}(0, I)$.
     with_terms : bool
         Also return ``{"rec": ..., "kl": ...}``, the batch means of the two terms (floats).
 
     Returns
     -------
     loss : float
-        (1/n) sum_i [rec_i + kl_i], nats per example.
+        $\frac{1}{n} \sum_i (\text{rec}_i + \text{kl}_i)$, nats per example.
     grads : dict
-        d loss / d param, with exactly the keys of ``params``.
+        $\partial \text{loss} / \partial \text{param}$, with exactly the keys of ``params``.
     """
     xp = namespace(x)
     n = x.shape[0]
     heads = _heads(likelihood, decoder_variance)
-    # ---- forward: loss = (1/n) sum_i [rec_i + kl_i], rec = -log p(x|z), z = mu + sigma * eps -------------------
+    # ---- forward -----------------------------------------------------------------------------------------------
+    # loss $= \frac{1}{n} \sum_i [\text{rec}_i + \text{kl}_i]$, rec $= -\log p(x|z)$, $z = \mu + \sigma \odot \epsilon$
     f = forward(params, x, eps, likelihood=likelihood, activation=activation, decoder_variance=decoder_variance,
                 prior=prior, fast=fast, with_grad=True)
 
-    # ---- backward: grads[name] = d loss / d name; every d_<v> is d loss / d v ---------------------------------
+    # ---- backward ---------------------------------------------------------------------------------------------
+    # grads[name] $= \partial \text{loss} / \partial \text{name}$; every $d_v$ is $\partial \text{loss} / \partial v$
     grads = {}
-    # d_outs = (1/n) d rec / d outs;  Bernoulli: d_logits = (sigmoid(logits) - x) / n
+    # $d_{\text{outs}} = \frac{1}{n} \partial \text{rec} / \partial \text{outs}$; Bernoulli:
+    # $d_{\text{logits}} = (\operatorname{sigmoid}(\text{logits}) - x) / n$
     d_outs = {name: f.d_rec[name] * (1.0 / n) for name in heads}
     if decoder_variance in ("per-dimension", "shared"):
-        # d_noise = (1/n) sum_i d rec_i / d logvar_i: one log-variance for every example (and every pixel: shared)
+        # $d_{\text{noise}} = \frac{1}{n} \sum_i \partial \text{rec}_i / \partial \text{logvar}_i$: one log-variance
+        # for every example (and every pixel: shared)
         d_noise = xp.sum(f.d_rec["logvar"], axis=0) * (1.0 / n)                  # (x_dim,)
         grads["decoder.noise.logvar"] = d_noise if decoder_variance == "per-dimension" \
             else xp.reshape(xp.sum(d_noise), (1,))
-    # d_z, through the decoder's heads and hidden layers
+    # $d_z$, through the decoder's heads and hidden layers
     d_z, g = _decoder_backward(params, d_outs, f.decoder, activation)                  # (n, z_dim)
     grads.update(g)
-    # the KL path: dKL/dmu = mu, dKL/dlogvar = (e^logvar - 1) / 2 for N(0, I) (learned prior: numerics.kl_normal_grad)
+    # the KL path for $\mathcal{N}(0, I)$: $\partial \mathrm{KL} / \partial \mu = \mu$,
+    # $\partial \mathrm{KL} / \partial \text{logvar} = (\sigma^2 - 1) / 2$ (learned prior: numerics.kl_normal_grad)
     d_kl_d_mu, d_kl_d_logvar, g = _kl_grad(params, f.mu, f.logvar, prior, n)
     grads.update(g)
-    # where the paths join: d_mu = d_z dz/dmu + (1/n) dKL/dmu,  dz/dmu = 1
+    # the paths join ($\partial z / \partial \mu = 1$): $d_\mu = d_z + \frac{1}{n} \partial \mathrm{KL} / \partial \mu$
     d_mu = d_z + d_kl_d_mu * (1.0 / n)
-    # d_logvar = d_z dz/dlogvar + (1/n) dKL/dlogvar,  dz/dlogvar = eps * sigma / 2
+    # with $\partial z / \partial \text{logvar} = \epsilon \odot \sigma / 2$:
+    # $d_{\text{logvar}} = d_z \odot \epsilon \odot \sigma/2 + \frac{1}{n} \partial\mathrm{KL} / \partial\text{logvar}$
     d_logvar = d_z * eps * (0.5 * f.std) + d_kl_d_logvar * (1.0 / n)
     grads.update(_encoder_backward(params, d_mu, d_logvar, f.encoder, activation))
 
@@ -276,8 +297,9 @@ def negative_elbo_and_grads(params, x, eps, *, likelihood="bernoulli", activatio
 
 
 def _decoder_backward(params, d_outs, dec, activation):
-    """From d_outs = d loss / d (each head's output), (rows, x_dim): d loss / d z (rows, z_dim) and the decoder's
-    grads. Every head is outs = h_dec W + b, so d_h_dec = sum over the heads of d_out W^T."""
+    r"""From $d_{\text{outs}} = \partial \text{loss} / \partial$ (each head's output), (rows, x_dim):
+    $\partial \text{loss} / \partial z$ (rows, z_dim) and the decoder's grads. Every head is
+    $\text{outs} = h_{\text{dec}} W + b$, so $d_{h_{\text{dec}}} = \sum_{\text{heads}} d_{\text{out}} W^\top$."""
     grads, d_h_dec = {}, None
     for name, d_out in d_outs.items():
         d_h, g = _affine_backward(params, f"decoder.{name}", d_out, dec.h)               # (rows, h_dec)
@@ -289,7 +311,8 @@ def _decoder_backward(params, d_outs, dec, activation):
 
 
 def _kl_grad(params, mu, logvar, prior, n):
-    """(dKL/dmu, dKL/dlogvar), each (n, z_dim), and the learned prior's grads (1/n) sum_i dKL_i/d prior."""
+    r"""$(\partial \mathrm{KL} / \partial \mu, \partial \mathrm{KL} / \partial \text{logvar})$, each (n, z_dim), and the
+    learned prior's grads $\frac{1}{n} \sum_i \partial \mathrm{KL}_i / \partial \text{prior}$."""
     if prior == "standard":                                   # KL(N(mu, sigma^2) || N(0, 1)) per dimension
         d_mu, d_logvar = kl_standard_normal_grad(mu, logvar)  # mu, (e^logvar - 1) / 2
         return d_mu, d_logvar, {}
@@ -300,14 +323,14 @@ def _kl_grad(params, mu, logvar, prior, n):
 
 
 def _encoder_backward(params, d_mu, d_logvar, enc, activation):
-    """The encoder's grads from d_mu and d_logvar (n, z_dim): the heads mu = h W_mu + b_mu and
-    logvar = h W_lv + b_lv, then its hidden layers (no gradient for the data)."""
+    r"""The encoder's grads from $d_\mu$ and $d_{\text{logvar}}$ (n, z_dim): the heads $\mu = h W_\mu + b_\mu$ and
+    $\text{logvar} = h W_{\text{lv}} + b_{\text{lv}}$, then its hidden layers (no gradient for the data)."""
     has_hidden = bool(enc.layers)
     d_h_mu, grads = _affine_backward(params, "encoder.mu", d_mu, enc.h, need_dh=has_hidden)
     d_h_logvar, g = _affine_backward(params, "encoder.logvar", d_logvar, enc.h, need_dh=has_hidden)
     grads.update(g)
     if has_hidden:
-        # d_h_enc = d_mu W_mu^T + d_logvar W_lv^T
+        # $d_{h_{\text{enc}}} = d_\mu W_\mu^\top + d_{\text{logvar}} W_{\text{lv}}^\top$
         _, g = _hidden_layers_backward(params, "encoder", d_h_mu + d_h_logvar, enc.layers, activation, need_dx=False)
         grads.update(g)
     return grads
@@ -318,43 +341,54 @@ def _encoder_backward(params, d_mu, d_logvar, enc, activation):
 # ------------------------------------------------------------------------------------------------
 def negative_iw_bound_and_grads(params, x, eps, *, likelihood="bernoulli", activation="relu",
                                 decoder_variance="amortised", prior="standard", fast=True):
-    """The batch mean of -L_k and its gradient at fixed noise ``eps`` (n, k, z_dim), where (Burda et al. eq. 8)
+    r"""The batch mean of $-\mathcal{L}_k$ and its gradient at fixed noise ``eps`` (n, k, z_dim), where (Burda et al.
+    eq. 8)
 
-        L_k(x) = log (1/k) sum_j w_j,   w_j = p(x | z_j) p(z_j) / q(z_j | x),   z_j = mu + sigma * eps_j
+    .. math::
 
-    and (section 3) d(-L_k) = -sum_j w~_j d log w_j, with the normalised weights w~_j = w_j / sum_l w_l. k = 1 is
-    the ELBO with its KL term sampled (not in closed form). Standard prior and a decoder whose variance is a head
-    (or Bernoulli) only. Returns (loss, grads) as :func:`negative_elbo_and_grads` does.
+        \mathcal{L}_k(x) = \log \frac{1}{k} \sum_j w_j
+
+        w_j = \frac{p(x \mid z_j)\, p(z_j)}{q(z_j \mid x)}, \quad z_j = \mu + \sigma \odot \epsilon_j
+
+    and (section 3) $\nabla(-\mathcal{L}_k) = -\sum_j \tilde{w}_j \nabla \log w_j$, with the normalised weights
+    $\tilde{w}_j = w_j / \sum_l w_l$. $k = 1$ is the ELBO with its KL term sampled (not in closed form). Standard
+    prior and a decoder whose variance is a head (or Bernoulli) only. Returns (loss, grads) as
+    :func:`negative_elbo_and_grads` does.
     """
     if prior != "standard" or decoder_variance in ("per-dimension", "shared"):
         raise ValueError("the IWAE objective is written for the standard prior and a decoder variance that is a "
                          "head of z (or a Bernoulli decoder)")
     xp = namespace(x)
     n, k, z_dim = eps.shape
-    # ---- forward: log w_ij for every example i and sample j ---------------------------------------------
+    # ---- forward ----------------------------------------------------------------------------------------
+    # $\log w_{ij}$ for every example $i$ and sample $j$
     mu, logvar, enc = encode(params, x, activation=activation)                          # (n, z_dim)
     std = xp.exp(0.5 * logvar)
-    # z_ij = mu_i + sigma_i * eps_ij
+    # $z_{ij} = \mu_i + \sigma_i \odot \epsilon_{ij}$
     z = xp.expand_dims(mu, axis=1) + xp.expand_dims(std, axis=1) * eps                  # (n, k, z_dim)
     outs, dec = decode(params, xp.reshape(z, (n * k, z_dim)), likelihood=likelihood, activation=activation,
                        decoder_variance=decoder_variance)
     x_rows = xp.reshape(xp.broadcast_to(xp.expand_dims(x, axis=1), (n, k, x.shape[1])), (n * k, x.shape[1]))
-    # rec_ij = -log p(x_i | z_ij)
+    # $\text{rec}_{ij} = -\log p(x_i \mid z_{ij})$
     rec, d_rec = _reconstruction_nll_and_grad(x_rows, outs, likelihood, fast)          # (n k,)
-    # log p(z_ij) - log q(z_ij | x_i) = -1/2 sum [z^2 - eps^2 - logvar]   (the log 2 pi terms cancel)
+    # $\log p(z_{ij}) - \log q(z_{ij} \mid x_i) = -\tfrac{1}{2} \sum [z^2 - \epsilon^2 - \text{logvar}]$
+    # (the $\log 2\pi$ terms cancel)
     log_p_over_q = -0.5 * xp.sum(z * z - eps * eps - xp.expand_dims(logvar, axis=1), axis=-1)      # (n, k)
     log_w = -xp.reshape(rec, (n, k)) + log_p_over_q
-    # loss = -(1/n) sum_i [logsumexp_j log w_ij - log k]
+    # $\text{loss} = -\frac{1}{n} \sum_i [\operatorname{logsumexp}_j \log w_{ij} - \log k]$
     lse = logsumexp(log_w, axis=1, keepdims=True)                                       # (n, 1)
-    # ---- backward: d loss / d log w_ij = -w~_ij / n ------------------------------------------------------
+    # ---- backward ----------------------------------------------------------------------------------------
+    # $\partial \text{loss} / \partial \log w_{ij} = -\tilde{w}_{ij} / n$
     c = xp.exp(log_w - lse) * (1.0 / n)                                                 # w~_ij / n, (n, k)
     c_rows = xp.reshape(c, (n * k, 1))
-    # d loss / d outs_ij = (w~_ij / n) d rec_ij / d outs_ij, then back through the decoder
+    # $\partial \text{loss} / \partial \text{outs}_{ij} = (\tilde{w}_{ij} / n) \, \partial \text{rec}_{ij} / \partial
+    # \text{outs}_{ij}$, then back through the decoder
     d_outs = {name: d_rec[name] * c_rows for name in _heads(likelihood, decoder_variance)}
     d_z, grads = _decoder_backward(params, d_outs, dec, activation)                     # (n k, z_dim)
-    # the prior's path: d(-log p(z)) / dz = z, weighted likewise
+    # the prior's path: $\partial (-\log p(z)) / \partial z = z$, weighted likewise
     d_z = xp.reshape(d_z, (n, k, z_dim)) + xp.expand_dims(c, axis=2) * z
-    # dz/dmu = 1;  dz/dlogvar = eps * sigma / 2;  d(+log q)/dlogvar = -1/2 per sample, so sum_j -w~_ij/(2n)
+    # $\partial z / \partial \mu = 1$; $\partial z / \partial \text{logvar} = \epsilon \odot \sigma / 2$;
+    # $\partial (+\log q) / \partial \text{logvar} = -\tfrac{1}{2}$ per sample, so $\sum_j -\tilde{w}_{ij} / (2n)$
     d_mu = xp.sum(d_z, axis=1)
     d_logvar = xp.sum(d_z * eps, axis=1) * (0.5 * std) - 0.5 * xp.sum(c, axis=1, keepdims=True)
     grads.update(_encoder_backward(params, d_mu, d_logvar, enc, activation))
@@ -367,11 +401,15 @@ def negative_iw_bound_and_grads(params, x, eps, *, likelihood="bernoulli", activ
 # ------------------------------------------------------------------------------------------------
 def iw_log_likelihood(params, x, k, rng, *, max_rows=8192, progress=False, likelihood="bernoulli",
                       activation="relu", decoder_variance="amortised", prior="standard", fast=True):
-    """The importance-weighted estimate of log p(x) with k samples from q(z | x), per example (batch,):
+    r"""The importance-weighted estimate of $\log p(x)$ with k samples from $q(z \mid x)$, per example (batch,):
 
-        log p(x) ~= log (1/k) sum_j w_j,   w_j = p(x | z_j) p(z_j) / q(z_j | x),   z_j ~ q(z | x)
+    .. math::
 
-    a lower bound in expectation that tightens as k grows (k = 1: the ELBO). ``rng`` draws the noise (a
+        \log p(x) \approx \log \frac{1}{k} \sum_j w_j
+
+        w_j = \frac{p(x \mid z_j)\, p(z_j)}{q(z_j \mid x)}, \quad z_j \sim q(z \mid x)
+
+    a lower bound in expectation that tightens as k grows ($k = 1$: the ELBO). ``rng`` draws the noise (a
     :class:`refvae.backend.Generator`). Work goes in chunks of at most ``max_rows`` decoded rows (whole examples per
     chunk when k <= max_rows, else one example's samples in several chunks), so memory stays near
     ``max_rows * x_dim`` values times a few temporaries, whatever k; the noise is drawn chunk by chunk, walking the
@@ -391,26 +429,27 @@ def iw_log_likelihood(params, x, k, rng, *, max_rows=8192, progress=False, likel
     for i0 in starts:
         xb = x[i0:min(i0 + examples_per_chunk, n), :]                                # (m, x_dim)
         mu, logvar, _ = encode(params, xb, activation=activation)                   # (m, z_dim)
-        # log w_ij for the chunk's m examples and all k samples, (m, k)
+        # $\log w_{ij}$ for the chunk's m examples and all k samples, (m, k)
         log_w = [_log_weights(params, xb, mu, logvar, min(samples_per_chunk, k - j0), rng, config)
                  for j0 in range(0, k, samples_per_chunk)]
         log_w = xp.concat(log_w, axis=1) if len(log_w) > 1 else log_w[0]
-        # log p(x_i) ~= logsumexp_j log w_ij - log k
+        # $\log p(x_i) \approx \operatorname{logsumexp}_j \log w_{ij} - \log k$
         results.append(logsumexp(log_w, axis=1) - math.log(k))
     return xp.concat(results) if len(results) > 1 else results[0]
 
 
 def _log_weights(params, x, mu, logvar, s, rng, config):
-    """log w_ij = log p(x_i | z_ij) + log p(z_ij) - log q(z_ij | x_i) for s fresh samples per example, (m, s)."""
+    r"""$\log w_{ij} = \log p(x_i \mid z_{ij}) + \log p(z_{ij}) - \log q(z_{ij} \mid x_i)$ for s fresh samples per
+    example, (m, s)."""
     B = get_backend()
     xp = namespace(x)
     m, z_dim = mu.shape
     mu3, logvar3 = xp.expand_dims(mu, axis=1), xp.expand_dims(logvar, axis=1)    # (m, 1, z_dim)
-    # eps_ij ~ N(0, I), (m, s, z_dim)
+    # $\epsilon_{ij} \sim \mathcal{N}(0, I)$, (m, s, z_dim)
     eps = rng.normal((m, s, z_dim), B.dtype_name(x.dtype))
-    # z_ij = mu_i + sigma_i * eps_ij
+    # $z_{ij} = \mu_i + \sigma_i \odot \epsilon_{ij}$
     z = mu3 + xp.exp(0.5 * logvar3) * eps
-    # log q(z_ij | x_i) = -1/2 sum [log 2 pi + logvar_i + eps_ij^2], (m, s)
+    # $\log q(z_{ij} \mid x_i) = -\tfrac{1}{2} \sum [\log 2\pi + \text{logvar}_i + \epsilon_{ij}^2]$, (m, s)
     log_q = -0.5 * xp.sum(LOG_2PI + logvar3 + eps * eps, axis=-1)
     outs, _ = decode(params, xp.reshape(z, (m * s, z_dim)), **config)
     outs = {name: xp.reshape(o, (m, s, -1)) for name, o in outs.items()}         # (m, s, x_dim)
@@ -425,7 +464,7 @@ def _log_weights(params, x, mu, logvar, s, rng, config):
     else:                   # the same blocks, one after the other
         parts = [log_px_z(a, min(a + block, s)) for a in range(0, s, block)]
     log_px_z_all = xp.concat(parts, axis=1) if len(parts) > 1 else parts[0]                     # (m, s)
-    # log w_ij = log p(x_i | z_ij) + log p(z_ij) - log q(z_ij | x_i)
+    # $\log w_{ij} = \log p(x_i \mid z_{ij}) + \log p(z_{ij}) - \log q(z_{ij} \mid x_i)$
     return log_px_z_all + log_prior(params, z, **config) - log_q
 
 

@@ -1,23 +1,28 @@
-"""Closed forms for the linear Gaussian VAE: probabilistic PCA and factor analysis.
+r"""Closed forms for the linear Gaussian VAE: probabilistic PCA and factor analysis.
 
 A GaussianVAE with ``hidden=()``, ``likelihood="gaussian"`` and a decoder variance constant in z is a linear
-Gaussian latent-variable model::
+Gaussian latent-variable model (W: (d, q)):
 
-    z ~ N(0, I_q),    x | z ~ N(W z + mu, Psi),    so    x ~ N(mu, C),  C = W W^T + Psi          (W: (d, q))
+.. math::
 
-with Psi = sigma^2 I (``decoder_variance="shared"``: probabilistic PCA, Tipping & Bishop 1999) or a diagonal Psi
-(``"per-dimension"``: factor analysis). Everything is known in closed form:
+    z \sim \mathcal{N}(0, I_q), \qquad x \mid z \sim \mathcal{N}(W z + \mu, \Psi),
+    \qquad \text{so} \qquad x \sim \mathcal{N}(\mu, C), \quad C = W W^\top + \Psi
 
-* pPCA's maximum-likelihood solution: mu = the sample mean; with the sample covariance S = U diag(l) U^T
-  (l decreasing), sigma^2 = the mean of the d - q discarded eigenvalues and W = U_q (diag(l_q) - sigma^2 I)^{1/2}
-  (any rotation W R is as good; this one has orthogonal columns);
+with $\Psi = \sigma^2 I$ (``decoder_variance="shared"``: probabilistic PCA, Tipping & Bishop 1999) or a diagonal
+$\Psi$ (``"per-dimension"``: factor analysis). Everything is known in closed form:
+
+* pPCA's maximum-likelihood solution: $\mu$ = the sample mean; with the sample covariance $S = U \operatorname{diag}(l)
+  U^\top$ ($l$ decreasing), $\sigma^2$ = the mean of the $d - q$ discarded eigenvalues and
+  $W = U_q (\operatorname{diag}(l_q) - \sigma^2 I)^{1/2}$ (any rotation $W R$ is as good; this one has orthogonal
+  columns);
 * factor analysis by EM (Rubin & Thayer 1982), which converges to a maximum of the likelihood;
-* the exact log-likelihood log N(x; mu, C) and the exact posterior
-  p(z | x) = N(G W^T Psi^{-1} (x - mu), G),  G = (I + W^T Psi^{-1} W)^{-1};
+* the exact log-likelihood $\log \mathcal{N}(x; \mu, C)$ and the exact posterior
+  $p(z \mid x) = \mathcal{N}(G W^\top \Psi^{-1} (x - \mu), G)$, $G = (I + W^\top \Psi^{-1} W)^{-1}$;
 * the linear VAE's best diagonal encoder for a given decoder (Lucas, Tucker, Grosse & Norouzi 2019): the exact
-  posterior mean, and variances 1 / (I + W^T Psi^{-1} W)_kk (for pPCA: sigma^2 / M_kk, M = W^T W + sigma^2 I).
-  When W^T Psi^{-1} W is diagonal the exact posterior is diagonal too, the encoder equals it and the ELBO equals
-  log p(x) for every noise draw: the ELBO is tight at the maximum-likelihood solution.
+  posterior mean, and variances $1 / (I + W^\top \Psi^{-1} W)_{kk}$ (for pPCA: $\sigma^2 / M_{kk}$,
+  $M = W^\top W + \sigma^2 I$). When $W^\top \Psi^{-1} W$ is diagonal the exact posterior is diagonal too, the
+  encoder equals it and the ELBO equals $\log p(x)$ for every noise draw: the ELBO is tight at the
+  maximum-likelihood solution.
 
 Arrays are float64 on the active backend (host NumPy arrays are moved there).
 
@@ -76,31 +81,51 @@ def sample_covariance(X):
 
 
 def ppca_ml(X, q: int, noise_variance=None) -> LinearGaussian:
-    """Probabilistic PCA's maximum-likelihood solution with q latent dimensions (orthogonal columns of W).
+    r"""Probabilistic PCA's maximum-likelihood solution with $q$ latent dimensions (orthogonal columns of $W$).
 
-    With ``noise_variance`` fixed (a VAE with ``decoder_variance=<float>``) the maximum over W alone:
-    W = U_q (diag(l_q) - sigma^2 I)_+^{1/2}, so every direction whose variance l_k is below sigma^2 gets a zero
-    column: its latent unit is unused (Lucas et al. 2019; the ELBO's optimum then has inactive units)."""
+    With the sample covariance $S = U \operatorname{diag}(l) U^\top$, $l$ decreasing (Tipping & Bishop 1999):
+
+    .. math::
+
+        \sigma^2 = \frac{1}{d - q} \sum_{k > q} l_k, \qquad W = U_q (\operatorname{diag}(l_q) - \sigma^2 I)^{1/2}
+
+    With ``noise_variance`` fixed (a VAE with ``decoder_variance=<float>``) the maximum over $W$ alone:
+    $W = U_q (\operatorname{diag}(l_q) - \sigma^2 I)_+^{1/2}$, so every direction whose variance $l_k$ is below
+    $\sigma^2$ gets a zero column: its latent unit is unused (Lucas et al. 2019; the ELBO's optimum then has
+    inactive units)."""
     xp = get_backend().xp
     mean, S = sample_covariance(X)
     d = S.shape[0]
     if not 1 <= q < d:
         raise ValueError(f"pPCA needs 1 <= q < d = {d} latent dimensions, got q={q}")
+    # $S = U \operatorname{diag}(l) U^\top$, $l$ decreasing
     evals, evecs = xp.linalg.eigh(S)
     order = xp.argsort(-evals)                                        # decreasing
     evals, evecs = xp.take(evals, order, axis=0), xp.take(evecs, order, axis=1)
+    # $\sigma^2$ = the mean of the $d - q$ discarded eigenvalues,
+    # $W = U_q (\operatorname{diag}(l_q) - \sigma^2 I)_+^{1/2}$
     sigma2 = xp.mean(evals[q:]) if noise_variance is None else float(noise_variance)
     W = evecs[:, :q] * xp.sqrt(xp.clip(evals[:q] - sigma2, 0.0, None))
     return LinearGaussian(mean, W, xp.zeros_like(evals) + sigma2)
 
 
 def factor_analysis_em(X, q: int, iterations: int = 2000, tol: float = 1e-10, seed: int = 0) -> LinearGaussian:
-    """Factor analysis by EM from a random start, until the log-likelihood gains less than ``tol`` nats per example.
+    r"""Factor analysis by EM from a random start, until the log-likelihood gains less than ``tol`` nats per example.
 
-    E step: G = (I + W^T Psi^{-1} W)^{-1}, B = G W^T Psi^{-1} (so E[z | x] = B (x - mu)).
-    M step: W <- S B^T (G + B S B^T)^{-1},  Psi <- diag(S - W B S), each entry at least 0.1 % of the pixel's
-    variance (a pixel that the factors explain almost exactly would otherwise drive its noise variance to 0).
-    The returned W is rotated so that W^T Psi^{-1} W is diagonal (the likelihood is unchanged by rotations).
+    E step (so $\mathbb{E}[z \mid x] = B (x - \mu)$):
+
+    .. math::
+
+        G = (I + W^\top \Psi^{-1} W)^{-1}, \qquad B = G W^\top \Psi^{-1}
+
+    M step, each entry of $\Psi$ at least 0.1 % of the pixel's variance (a pixel that the factors explain almost
+    exactly would otherwise drive its noise variance to 0):
+
+    .. math::
+
+        W \leftarrow S B^\top (G + B S B^\top)^{-1}, \qquad \Psi \leftarrow \operatorname{diag}(S - W B S)
+
+    The returned $W$ is rotated so that $W^\top \Psi^{-1} W$ is diagonal (the likelihood is unchanged by rotations).
     """
     B_ = get_backend()
     xp = B_.xp
@@ -115,9 +140,11 @@ def factor_analysis_em(X, q: int, iterations: int = 2000, tol: float = 1e-10, se
     psi = variances
     previous = -math.inf
     for _ in range(iterations):
+        # E step: $G = (I + W^\top \Psi^{-1} W)^{-1}$, $B = G W^\top \Psi^{-1}$
         W_over_psi = W / xp.reshape(psi, (-1, 1))                     # Psi^{-1} W, (d, q)
         G = xp.linalg.inv(I_q + W.T @ W_over_psi)                     # posterior covariance, (q, q)
         Bm = G @ W_over_psi.T                                         # (q, d)
+        # M step: $W \leftarrow S B^\top (G + B S B^\top)^{-1}$, $\Psi \leftarrow \operatorname{diag}(S - W B S)$
         W = S @ Bm.T @ xp.linalg.inv(G + Bm @ S @ Bm.T)
         psi = xp.sum((S - W @ Bm @ S) * B_.eye(d, "float64"), axis=1)
         psi = xp.maximum(psi, floor)                                  # no Heywood case (a variance -> 0)
@@ -137,7 +164,12 @@ def _rotate_to_diagonal(model: LinearGaussian) -> LinearGaussian:
 
 
 def exact_log_likelihood(model: LinearGaussian, X):
-    """log N(x; mean, W W^T + diag(psi)) per row of X, (n,)."""
+    r"""$\log p(x) = \log \mathcal{N}(x; \mu, C)$, $C = W W^\top + \operatorname{diag}(\psi)$, per row of X, (n,):
+
+    .. math::
+
+        \log p(x) = -\tfrac{1}{2} \left( d \log 2\pi + \log \det C + (x - \mu)^\top C^{-1} (x - \mu) \right)
+    """
     xp = get_backend().xp
     X = _host64(X)
     C = model.covariance
@@ -149,18 +181,32 @@ def exact_log_likelihood(model: LinearGaussian, X):
 
 
 def exact_posterior(model: LinearGaussian, X):
-    """(mean (n, q), covariance (q, q)) of p(z | x) = N(G W^T Psi^{-1} (x - mu), G)."""
+    r"""(mean (n, q), covariance (q, q)) of the exact posterior
+
+    .. math::
+
+        p(z \mid x) = \mathcal{N}(G W^\top \Psi^{-1} (x - \mu), G)
+
+        G = (I + W^\top \Psi^{-1} W)^{-1}
+    """
     B = get_backend()
     xp = B.xp
     q = model.W.shape[1]
     W_over_psi = model.W / xp.reshape(model.psi, (-1, 1))
     G = xp.linalg.inv(B.eye(q, "float64") + model.W.T @ W_over_psi)
+    # each row $(x - \mu)^\top \Psi^{-1} W G$: the posterior mean, transposed ($G$ is symmetric)
     return (_host64(X) - model.mean) @ W_over_psi @ G, G            # G symmetric: (G W^T Psi^-1 (x-mu))^T
 
 
 def optimal_encoder(model: LinearGaussian):
-    """The linear VAE's best diagonal Gaussian encoder for this decoder: (A (d, q), b (q,), logvar (q,)) with
-    mu(x) = x A + b the exact posterior mean and variances 1 / (I + W^T Psi^{-1} W)_kk."""
+    r"""The linear VAE's best diagonal Gaussian encoder for this decoder: (A (d, q), b (q,), logvar (q,)) with
+    $\mu(x) = x A + b$ the exact posterior mean and variances $1 / (I + W^\top \Psi^{-1} W)_{kk}$; with $x$ and the
+    model's mean $\bar{x}$ as rows:
+
+    .. math::
+
+        P = I + W^\top \Psi^{-1} W, \quad A = \Psi^{-1} W P^{-1}, \quad b = -\bar{x} A, \quad \sigma_k^2 = 1 / P_{kk}
+    """
     B = get_backend()
     xp = B.xp
     q = model.W.shape[1]
@@ -195,15 +241,23 @@ def load_into_vae(vae, model: LinearGaussian) -> None:
 
 
 def _elbo(model: LinearGaussian, X, mu, logvar):
-    """The ELBO per example (n,) of encoder N(mu (n, q), diag exp(logvar) (n, q)) under the decoder ``model``:
+    r"""The ELBO per example (n,) of encoder $\mathcal{N}(\mu, \operatorname{diag} \exp(\text{logvar}))$, mu and
+    logvar (n, q), under the decoder ``model``, with $m = W \mu + \bar{x}$ ($\bar{x}$ the model's mean) and
+    $s = \exp(\text{logvar})$:
 
-        E_q[log p(x|z)] = -1/2 sum_j [log 2 pi + log psi_j + ((x_j - m_j)^2 + sum_k W_jk^2 s_k) / psi_j]
-        ELBO = E_q[log p(x|z)] - KL(N(mu, diag s) || N(0, I)),     m = W mu + mean,  s = exp(logvar)
+    .. math::
+
+        \mathbb{E}_q[\log p(x \mid z)] = -\frac{1}{2} \sum_j \left[ \log 2\pi + \log \psi_j
+        + \frac{(x_j - m_j)^2 + \sum_k W_{jk}^2 s_k}{\psi_j} \right]
+
+        \text{ELBO} = \mathbb{E}_q[\log p(x \mid z)]
+        - \operatorname{KL}(\mathcal{N}(\mu, \operatorname{diag} s) \| \mathcal{N}(0, I))
     """
     xp = get_backend().xp
     s = xp.exp(logvar)
     rec = -0.5 * xp.sum(math.log(2 * math.pi) + xp.log(model.psi)
                         + ((X - (mu @ model.W.T + model.mean)) ** 2 + s @ (model.W * model.W).T) / model.psi, axis=1)
+    # the KL to the prior, in closed form: $\tfrac{1}{2} \sum_k (\mu_k^2 + s_k - 1 - \log s_k)$
     kl = 0.5 * xp.sum(mu * mu + s - 1.0 - logvar, axis=1)
     return rec - kl
 
@@ -234,15 +288,19 @@ def decoder_model(vae) -> LinearGaussian:
 
 
 def gap_decomposition(vae, X, best: LinearGaussian) -> dict:
-    """Where a linear VAE's ELBO falls short of the maximum log-likelihood, in nats per example (floats):
+    r"""Where a linear VAE's ELBO falls short of the maximum log-likelihood, in nats per example (floats), each
+    gap $\Delta \geq 0$:
 
-        max log p  -  ELBO  =  decoder gap  +  posterior-shape gap  +  encoder gap,  each >= 0
+    .. math::
 
-    * ``decoder``: max log p(x) (``best``) - log p(x) under the trained decoder: the generative model is not at
-      the maximum likelihood yet;
-    * ``posterior_shape``: log p(x) - the ELBO with the best diagonal encoder for this decoder
-      (``optimal_encoder``) = the mean KL(q*(z|x) || p(z|x)): the exact posterior is not diagonal because the
-      decoder's columns are not yet orthogonal (W^T Psi^-1 W not diagonal); zero at the optimum;
+        \max \log p - \text{ELBO} = \Delta_{\text{decoder}} + \Delta_{\text{posterior-shape}} + \Delta_{\text{encoder}}
+
+    * ``decoder``: $\max \log p(x)$ (``best``) $- \log p(x)$ under the trained decoder: the generative model is not
+      at the maximum likelihood yet;
+    * ``posterior_shape``: $\log p(x)$ - the ELBO with the best diagonal encoder for this decoder
+      (``optimal_encoder``) = the mean $\operatorname{KL}(q^*(z \mid x) \| p(z \mid x))$: the exact posterior is not
+      diagonal because the decoder's columns are not yet orthogonal ($W^\top \Psi^{-1} W$ not diagonal); zero at
+      the optimum;
     * ``encoder``: that ELBO - the trained ELBO: the encoder is not yet the best one for its decoder.
 
     Returns {"max_log_likelihood", "log_likelihood", "elbo_best_encoder", "elbo", "decoder", "posterior_shape",

@@ -19,8 +19,8 @@ _IWAE_TESTS = ("tests/test_vae.py::test_iwae_gradient_matches_finite_differences
 _NUMERICS_TESTS = ("tests/test_numerics.py::test_bernoulli_log_prob_equals_textbook_form",
                    "tests/test_numerics.py::test_kl_standard_normal_matches_quadrature")
 _VAE_CURVE = Figure("docs/results/reproductions/iwae_mnist/vae_k1_curve.png",
-                    "The VAE on Burda et al.'s protocol: the test negative log-likelihood and -ELBO as training goes on "
-                    "(docs/reproductions.md).")
+                    "The VAE on Burda et al.'s protocol: the test negative log-likelihood and -ELBO as training "
+                    "goes on (docs/reproductions.md).")
 _IWAE_CURVE = Figure("docs/results/reproductions/iwae_mnist/iwae_k5_curve.png",
                      "The IWAE (k = 5) on the same protocol: its -ELBO stays above the VAE's while its likelihood "
                      "passes it.")
@@ -72,7 +72,8 @@ PAGES = (
         Section("refvae/vae/linear.py::exact_posterior",
                 tests=("tests/test_linear_vae.py::test_exact_log_likelihood_and_posterior_against_scipy",)),
         Section("refvae/vae/linear.py::optimal_encoder", tests=(
-            "tests/test_linear_vae.py::test_optimal_encoder_is_the_best_diagonal_gaussian_for_a_non_diagonal_posterior",)),
+            "tests/test_linear_vae.py::test_optimal_encoder_is_the_best_diagonal_gaussian_for_a_non_diagonal_"
+            "posterior",)),
         Section("refvae/vae/linear.py::_elbo",
                 tests=("tests/test_linear_vae.py::test_the_elbo_is_tight_at_the_closed_form_optimum",)),
         Section("refvae/vae/linear.py::gap_decomposition",
