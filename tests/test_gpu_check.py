@@ -101,8 +101,8 @@ def test_the_stage_limits_sum_to_five_minutes_and_the_header_states_them():
 
 
 def test_the_commands_run_every_program_option_that_chooses_code():
-    """Each top-level command that runs array code, each model's training, each Helmholtz algorithm, PCD and the exact negative phase
-    of the RBM, and each sample source appear in the GPU check's command list."""
+    """Each top-level command that runs array code, each model's training, each Helmholtz algorithm, PCD and the
+    exact negative phase of the RBM, and each sample source appear in the GPU check's command list."""
     import argparse
 
     import gpu_runs
