@@ -244,3 +244,16 @@ def test_docstrings_with_latex_are_raw_strings():
                 if escape.search(source) and not source[:1] in "rR":
                     bad.append(f"{path.relative_to(ROOT)}:{body[0].lineno}")
     assert bad == []
+
+
+def test_the_markup_of_docstrings_and_markdown():
+    """Lists (nested after a blank line), numpydoc fields, literal blocks and Markdown fences keep their shape."""
+    doc = block_html("Steps:\n\n1. First\n   goes on.\n2. Second:\n\n   - inner $a$;\n   - inner b.\n\n"
+                     "Parameters\n----------\nx : array (n, d)\n    The data.\n\nSketch::\n\n    a -> b\n\nEnd.")
+    assert "<ol><li>First goes on.</li><li>Second:<ul><li>inner <math" in doc and "inner b.</li></ul></li></ol>" in doc
+    assert '<dl class="fields"><dt><code>x</code> : array (n, d)</dt><dd>The data.</dd></dl>' in doc
+    assert '<pre class="literal">a -&gt; b</pre>' in doc and doc.endswith("<p>End.</p>")
+    md = block_html("# Title\n\n```bash\n# not a heading\n```\n\n| a | b \\| c |\n|---|---|\n| `f.py::g` | 2 |",
+                    link_code=lambda name: "p.html#g" if name == "f.py::g" else None, link_href=lambda h: h)
+    assert md.startswith("<h2>Title</h2>") and '<pre class="literal"># not a heading</pre>' in md
+    assert "<th>b | c</th>" in md and '<a href="p.html#g"><code>f.py::g</code></a>' in md

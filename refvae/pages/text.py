@@ -96,6 +96,8 @@ def _indented_block(lines, i):
     while block and not block[-1].strip():
         block.pop()
         j -= 1
+    while block and not block[0].strip():
+        block.pop(0)
     width = min((len(b) - len(b.lstrip()) for b in block if b.strip()), default=0)
     return [b[width:] for b in block], j
 
@@ -153,8 +155,13 @@ def block_html(text: str, link_code=None, link_href=None, after_equation: str = 
         elif stripped.startswith("|") and link_href is not None:          # a Markdown table
             flush()
             i = _table(lines, i, out, link_code, link_href)
+        elif stripped.startswith("```") and link_href is not None:      # a Markdown code fence
+            flush()
+            end = next((j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```")), len(lines))
+            out.append(f'<pre class="literal">{html.escape(chr(10).join(lines[i + 1:end]), quote=False)}</pre>')
+            i = end + 1
         elif _ITEM.match(line) and not para:
-            i = _list(lines, i, out, link_code, link_href, after_equation)
+            i = _list(lines, i, out, link_code, link_href)
         elif stripped.endswith("::") and not stripped.startswith(".."):
             para.append(stripped[:-1] if not stripped.endswith(" ::") else stripped[:-3])
             flush()
@@ -212,7 +219,7 @@ def _paragraph(text, link_code, link_href, after_equation) -> str:
     return f"<p>{inline_html(text, link_code, link_href)}</p>"
 
 
-def _list(lines, i, out, link_code, link_href, after_equation) -> int:
+def _list(lines, i, out, link_code, link_href) -> int:
     """A list from line ``i``: items start with - * or 1., continuation lines are indented; an item indented
     deeper than the first opens a list inside the item before it."""
     items = []                                            # (indent, ordered, [lines])
