@@ -53,3 +53,18 @@ def pytest_collection_modifyitems(config, items):
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "cupy" in [str(v) for v in params.values()] or "cupy" in item.path.name:
             item.add_marker(pytest.mark.cupy)
+
+
+def recording_rng(backend, seed):
+    """A generator of ``backend`` whose every Bernoulli draw is recorded on the host as (p, sample): tests hold
+    each draw to the equation it samples."""
+    gen, draws = backend.rng(seed), []
+    draw = gen.bernoulli
+
+    def bernoulli(p):
+        sample = draw(p)
+        draws.append((backend.to_numpy(p), backend.to_numpy(sample)))
+        return sample
+
+    gen.bernoulli = bernoulli
+    return gen, draws

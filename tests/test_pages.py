@@ -117,6 +117,53 @@ def test_a_page_naming_a_missing_function_or_figure_fails_the_build(tmp_path):
     no_figure = Page("x", "X", "refvae/optim.py", (Section("refvae/optim.py::SGD", figures=(Figure("no.png", "-"),)),))
     with pytest.raises(PagesError, match="no.png, which does not exist"):
         build_site(tmp_path / "c", root=ROOT, pages=(no_figure,))
+    assert not (tmp_path / "c").exists()           # refused before anything was written
+
+
+def test_every_section_cites_a_test_and_every_equation_links_to_one(site):
+    """The promise of the pages: each equation one click from the test that checks it."""
+    for page in _pages():
+        for section in page.sections:
+            assert section.tests, f"{section.source} cites no test"
+    for path in site.glob("*.html"):
+        if path.name in ("index.html", "tests.html"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for equation in re.findall(r'<div class="equation">.*?</div>', text, flags=re.S):
+            assert 'class="check"' in equation, f"{path.name}: a display equation without its test"
+
+
+def test_a_formula_that_does_not_convert_names_where_it_is(tmp_path):
+    root = tmp_path / "repo"
+    for d in ("docs", "refvae", "tests"):
+        (root / d).mkdir(parents=True)
+    (root / "docs" / "reading-guide.md").write_text("# Guide\n", encoding="utf-8")
+    (root / "m.py").write_text('def f():\n    r"""Bad: $\\foo{x}$."""\n    return 1\n', encoding="utf-8")
+    page = Page("m", "M", "m.py", (Section("m.py::f"),))
+    with pytest.raises(PagesError, match=r"^m.py::f: the formula \$\\foo\{x\}\$ leaves \\foo as text"):
+        build_site(tmp_path / "out", root=root, pages=(page,))
+    with pytest.raises(PagesError, match="no refvae source tree"):
+        build_site(tmp_path / "out", root=tmp_path / "nowhere", pages=(page,))
+
+
+def test_a_slug_is_registered_once(monkeypatch):
+    import refvae.pages as pages
+
+    monkeypatch.setattr(pages, "_PAGES", [])
+    page = Page("x-page", "X", "refvae/optim.py", ())
+    pages.register_pages([page])
+    pages.register_pages([page])                          # the same page again: harmless
+    assert [p.slug for p in pages._PAGES] == ["x-page"]
+    for slug in ("x-page", "adam", "index", "tests"):
+        with pytest.raises(ValueError, match=f"two pages have the slug '{slug}'"):
+            pages.register_pages([Page(slug, "Other", "refvae/optim.py", ())])
+
+
+def test_a_missing_dependency_is_one_line_saying_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "latex2mathml", None)
+    assert app.main(["pages", "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "latex2mathml" in err and "pip install 'refvae[pages]'" in err
 
 
 def test_every_code_block_is_exactly_the_files_lines(site):
@@ -161,11 +208,11 @@ def test_the_cut_follows_the_comments(tmp_path):
     """Docstring beside the def line; each full-line comment run beside the code below it; trailing comments stay."""
     src = tmp_path / "m.py"
     src.write_text('def f(x):\n    """Doc $x$."""\n    # first\n    y = x + 1  # stays\n\n    # second\n'
-                   '    # more\n    return y\n', encoding="utf-8")
+                   '    # more\n    s = """\n    # in a string, not a comment\n    """\n    return y\n', encoding="utf-8")
     unit = read_unit(tmp_path, "m.py", "f")
     assert unit.docstring == "Doc $x$."
     assert [(s.commentary, s.first, s.last) for s in unit.segments] == [
-        ((), 1, 1), (("first",), 4, 4), (("second", "more"), 8, 8)]
+        ((), 1, 1), (("first",), 4, 4), (("second", "more"), 8, 11)]
 
 
 def test_formulas_become_mathml_and_unknown_commands_fail():
@@ -257,3 +304,14 @@ def test_the_markup_of_docstrings_and_markdown():
                     link_code=lambda name: "p.html#g" if name == "f.py::g" else None, link_href=lambda h: h)
     assert md.startswith("<h2>Title</h2>") and '<pre class="literal"># not a heading</pre>' in md
     assert "<th>b | c</th>" in md and '<a href="p.html#g"><code>f.py::g</code></a>' in md
+
+
+def test_open_shows_the_index_in_the_browser(tmp_path, monkeypatch, capsys):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    out = tmp_path / "site"
+    assert app.main(["pages", "--out", str(out), "--open"]) == 0
+    assert opened == [(out / "index.html").resolve().as_uri()]
+    assert f"open {out / 'index.html'}" in capsys.readouterr().out

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import expit, logsumexp
 
+from conftest import recording_rng
+
 import refvae
 from rbm import BernoulliRBM, ais_betas
 from rbm.partition import exact_nll_grads, model_expectations
@@ -225,7 +227,7 @@ def test_ais_matches_a_direct_implementation_and_draws_nothing_unused(backend):
     model = _random_rbm(backend, 4, 3, seed=9)
     W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
     data = np.array([[1, 0, 1, 1], [1, 1, 0, 1], [0, 0, 1, 1]], dtype=np.float64)
-    gen, draws = _recording(backend, 3)                              # (p, sample) of every bernoulli call, host
+    gen, draws = recording_rng(backend, 3)                              # (p, sample) of every bernoulli call, host
     betas, M = [0.0, 0.2, 0.5, 0.8, 1.0], 6
     log_z = model.log_partition("ais", n_chains=M, betas=betas, data=data, rng=gen)
 
@@ -462,20 +464,6 @@ def test_exact_training_reaches_the_adaptive_priors_fixed_point(numpy_backend):
 # ------------------------------------------------------------------------------------------------------
 # rbm.gradients: the phases as pure functions, the chains as explicit state, randomness passed in
 # ------------------------------------------------------------------------------------------------------
-def _recording(backend, seed):
-    """A generator whose every Bernoulli draw is recorded on the host as (p, sample)."""
-    gen, draws = backend.rng(seed), []
-    draw = gen.bernoulli
-
-    def bernoulli(p):
-        sample = draw(p)
-        draws.append((backend.to_numpy(p), backend.to_numpy(sample)))
-        return sample
-
-    gen.bernoulli = bernoulli
-    return gen, draws
-
-
 def test_pcd_update_is_one_sweep_from_the_chains_hidden_states(backend):
     """One PCD-1 update draws exactly twice: v ~ P(v | chain_hidden) = sigmoid(b + h W^T), which becomes the chains'
     visible state, then h ~ P(h | v) = sigmoid(c + v W), the chains' next hidden state; the negative statistics use
@@ -484,7 +472,7 @@ def test_pcd_update_is_one_sweep_from_the_chains_hidden_states(backend):
     model.init_chains(3, backend.rng(1))
     W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
     h_old = backend.to_numpy(model.chain_hidden, copy=True)
-    rng, draws = _recording(backend, 2)
+    rng, draws = recording_rng(backend, 2)
     V = (np.random.default_rng(4).random((2, 5)) < 0.5).astype(np.float64)
     _, grads = model.loss_and_grads(V, rng=rng)
     assert len(draws) == 2
@@ -509,7 +497,7 @@ def test_cd_starts_from_the_positive_phase_and_draws_from_the_rng_given(backend)
     model.rng = Untouchable()
     W, b, c = (backend.to_numpy(model.params[k]) for k in ("W", "b", "c"))
     V = np.random.default_rng(5).random((3, 5))                              # grey data: probabilities
-    rng, draws = _recording(backend, 3)
+    rng, draws = recording_rng(backend, 3)
     model.loss_and_grads(V, rng=rng)
     assert [d[0].shape for d in draws] == [(3, 4), (3, 5), (3, 4), (3, 5)]
     np.testing.assert_allclose(draws[0][0], expit(V @ W + c), rtol=0, atol=1e-12)

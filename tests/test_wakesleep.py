@@ -621,3 +621,25 @@ def test_init_visible_bias_sets_the_data_log_odds(backend):
     np.testing.assert_allclose(expit(b), [0.25, 1 - 1e-3, 0.75, 1e-3], rtol=1e-12)
     with pytest.raises(ValueError, match=r"\[0, 1\]|rescale"):
         model.init_visible_bias(backend.asarray(2 * X))
+
+
+def test_recognize_draws_each_layer_from_the_logits_of_the_layer_below(backend):
+    """rules.recognize: h_l ~ Bernoulli(sigmoid(h_{l-1} R_l + r_l)) bottom-up from h_0 = x, each draw from the
+    probabilities of the sample below it, and the logits it returns are recognition_logits of the states drawn."""
+    from wakesleep import rules
+
+    model = _random_machine(backend, (5, 4, 3), seed=2)
+    p = _host(model, backend)
+    x = (np.random.default_rng(3).random((6, 5)) < 0.5).astype(float)
+    from conftest import recording_rng
+
+    gen, draws = recording_rng(backend, 7)
+    hs, rec_logits = rules.recognize(model.recognition, backend.asarray(x), gen)
+    assert len(draws) == 2
+    (p1, h1), (p2, h2) = draws
+    np.testing.assert_allclose(p1, expit(x @ p["rec.1.W"] + p["rec.1.b"]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p2, expit(h1 @ p["rec.2.W"] + p["rec.2.b"]), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(backend.to_numpy(hs[0]), h1)
+    np.testing.assert_array_equal(backend.to_numpy(hs[1]), h2)
+    for got, want in zip(rec_logits, rules.recognition_logits(model.recognition, backend.asarray(x), hs)):
+        np.testing.assert_allclose(backend.to_numpy(got), backend.to_numpy(want), rtol=0, atol=1e-12)

@@ -16,9 +16,9 @@ _LOGP = (T + "test_log_joint_and_log_q_match_a_direct_computation",)
 
 PAGES = (
     Page("wakesleep", "Helmholtz machines: wake, sleep, the adaptive prior, reweighted wake-sleep, exact steps", W, (
-        Section(f"{W}::generative_logits"),
-        Section(f"{W}::recognition_logits"),
-        Section(f"{W}::recognize"),
+        Section(f"{W}::generative_logits", tests=_LOGP),
+        Section(f"{W}::recognition_logits", tests=_LOGP),
+        Section(f"{W}::recognize", tests=(T + "test_recognize_draws_each_layer_from_the_logits_of_the_layer_below",)),
         Section(f"{W}::dream", tests=(T + "test_sample_and_dream_shapes",)),
         Section(f"{W}::log_factorial_prior", tests=_LOGP),
         Section(f"{W}::log_joint", tests=_LOGP),

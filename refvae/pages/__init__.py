@@ -57,10 +57,11 @@ _PAGES: list = []
 def register_pages(pages) -> None:
     """Add a model's pages to the site (the program calls this for each entry of :data:`refvae.app.MODELS`)."""
     for page in pages:
-        if page.slug in (p.slug for p in _PAGES):
-            if page in _PAGES:
-                continue
-            raise ValueError(f"two pages have the slug {page.slug!r}: give each page a name of its own")
+        if page in registered_pages():
+            continue
+        if page.slug in {p.slug for p in registered_pages()} | {"index", "tests"}:
+            raise ValueError(f"two pages have the slug {page.slug!r} (or it is index or tests, which the site "
+                             "writes itself): give the page a slug of its own")
         _PAGES.append(page)
 
 
@@ -98,7 +99,7 @@ CORE_PAGES = (
         Section("refvae/layers.py::affine_backward", tests=("tests/test_layers.py::test_linear",)),
     )),
     Page("adam", "Adam: the optimiser, as the paper writes it beside its fast form", "refvae/optim.py", (
-        Section("refvae/optim.py::Optimizer.step"),
+        Section("refvae/optim.py::Optimizer.step", tests=("tests/test_train.py::test_sgd_momentum_and_sign",)),
         Section("refvae/optim.py::SGD._update", tests=("tests/test_train.py::test_sgd_momentum_and_sign",)),
         Section("refvae/optim.py::Adam._update", tests=_OPTIM_TESTS),
     )),

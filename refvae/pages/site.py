@@ -22,7 +22,7 @@ from pathlib import Path
 from ..checkpoint import atomic_file
 from . import registered_pages
 from .source import SourceError, module_docstring, read_unit, segment_text
-from .text import block_html
+from .text import MathError, block_html
 
 __all__ = ["PagesError", "SiteMap", "build_site", "code_block_html", "find_root", "site_map"]
 
@@ -39,7 +39,7 @@ def find_root(root=None) -> Path:
     directory; it must hold the sources and docs/reading-guide.md (an installed copy has no docs/ or tests/)."""
     candidates = [Path(root)] if root else [Path(__file__).resolve().parents[2], Path.cwd()]
     for candidate in candidates:
-        if (candidate / READING_GUIDE).is_file() and (candidate / "refvae").is_dir():
+        if (candidate / READING_GUIDE).is_file() and (candidate / "refvae").is_dir() and (candidate / "tests").is_dir():
             return candidate.resolve()
     raise PagesError(f"no refvae source tree (with {READING_GUIDE} and tests/) at {candidates[0]}: run from a clone "
                      "of the repository (pip install -e .), or pass --root pointing at one")
@@ -87,13 +87,11 @@ def site_map(pages) -> SiteMap:
 
 # ---- pieces of a page ----------------------------------------------------------------------------------------
 def _highlight(code: str) -> str:
-    """Python source as HTML, highlighted by Pygments where it is installed; the text is unchanged either way."""
-    try:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import PythonLexer
-    except ImportError:
-        return html.escape(code, quote=False)
+    """Python source as HTML highlighted by Pygments; the text is unchanged (stripnl and ensurenl off)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
     out = highlight(code, PythonLexer(stripnl=False, ensurenl=False, stripall=False), HtmlFormatter(nowrap=True))
     return out[:-1] if out.endswith("\n") and not code.endswith("\n") else out
 
@@ -116,6 +114,14 @@ def _unit_html(root: Path, source: str, smap: SiteMap, tests=(), figures=(), bac
     """One function (or test) as rows: the docstring beside its header, each comment beside its code."""
     path, qualname = _split(source)
     unit = read_unit(root, path, qualname)
+    try:
+        return _unit_rows(unit, source, smap, tests, figures, back)
+    except MathError as err:
+        raise PagesError(f"{source}: {err}") from err
+
+
+def _unit_rows(unit, source, smap, tests, figures, back) -> str:
+    path, qualname = unit.path, unit.qualname
     after = _check_badge(smap.tests.get(tests[0]) if tests else None)
     link = smap.link_code
     head = [f'<h2 id="{_anchor(source)}"><code>{html.escape(qualname)}</code></h2>',
@@ -171,7 +177,11 @@ def _document(title: str, nav: str, body: str) -> str:
 def page_html(root: Path, page, pages, smap: SiteMap) -> str:
     # the introduction's equations (the model as the paper writes it) link to the first test the page cites
     first_test = next((smap.tests[t] for s in page.sections for t in s.tests), None)
-    intro = block_html(module_docstring(root, page.intro), smap.link_code, after_equation=_check_badge(first_test))
+    try:
+        intro = block_html(module_docstring(root, page.intro), smap.link_code,
+                           after_equation=_check_badge(first_test))
+    except MathError as err:
+        raise PagesError(f"{page.intro} (its module docstring): {err}") from err
     body = [f"<h1>{html.escape(page.title)}</h1>",
             f'<div class="intro"><p class="where">{html.escape(page.intro)}</p>{intro}</div>']
     body += [_unit_html(root, s.source, smap, s.tests, s.figures) for s in page.sections]
@@ -208,11 +218,12 @@ def _guide_link(href: str, smap: SiteMap):
 
 def build_site(out, root=None, force: bool = False, pages=None) -> list:
     """Write the site into ``out``; returns the files written. ``pages``: default every registered page."""
-    try:
-        import latex2mathml  # noqa: F401  (the equations are converted to MathML as the pages are built)
+    try:    # the equations become MathML, the code is highlighted, as the pages are built
+        import latex2mathml  # noqa: F401
+        import pygments  # noqa: F401
     except ImportError as err:
-        raise PagesError("refvae pages needs latex2mathml to turn the equations into MathML: "
-                         "pip install 'refvae[pages]' (or pip install latex2mathml)") from err
+        raise PagesError(f"refvae pages needs {err.name} (LaTeX to MathML, and code highlighting): "
+                         "pip install 'refvae[pages]'") from err
     root = find_root(root)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -221,6 +232,10 @@ def build_site(out, root=None, force: bool = False, pages=None) -> list:
         raise PagesError(f"--out {out} already holds files: choose another directory, or pass --force to replace "
                          "the site there")
     pages = tuple(pages if pages is not None else registered_pages())
+    figures = sorted({f.path for p in pages for s in p.sections for f in s.figures})
+    for figure in figures:          # everything is checked before anything is written
+        if not (root / figure).is_file():
+            raise PagesError(f"a page shows the figure {figure}, which does not exist: make it or drop it")
     smap = site_map(pages)
     try:
         documents = {f"{p.slug}.html": page_html(root, p, pages, smap) for p in pages}
@@ -230,10 +245,7 @@ def build_site(out, root=None, force: bool = False, pages=None) -> list:
         raise PagesError(f"a page names what the source does not have: {err}") from err
     written = [_write(out / name, text.encode("utf-8")) for name, text in documents.items()]
     written.append(_write(out / "style.css", STYLE.read_bytes()))
-    for figure in {f.path for p in pages for s in p.sections for f in s.figures}:
-        if not (root / figure).is_file():
-            raise PagesError(f"a page shows the figure {figure}, which does not exist: make it or drop it")
-        written.append(_write(out / "figures" / _figure_name(figure), (root / figure).read_bytes()))
+    written += [_write(out / "figures" / _figure_name(f), (root / f).read_bytes()) for f in figures]
     return written
 
 

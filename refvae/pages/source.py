@@ -16,6 +16,8 @@ found by :mod:`ast`.
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from dataclasses import dataclass
 from functools import lru_cache
 from inspect import cleandoc
@@ -54,15 +56,25 @@ class Unit:
     lines: tuple
 
 
-@lru_cache(maxsize=64)
 def _parse(path: Path):
+    """(lines, tree, comment_lines) of a file, read again whenever it changes."""
+    stat = path.stat()
+    return _parse_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _parse_version(path: Path, mtime_ns: int, size: int):
     text = path.read_text(encoding="utf-8")
-    return text.splitlines(), ast.parse(text, filename=str(path))
+    # the lines whose first token is a comment (a "#" inside a string is not one)
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    comment_lines = frozenset(t.start[0] for t in tokens
+                              if t.type == tokenize.COMMENT and not t.line[:t.start[1]].strip())
+    return text.splitlines(), ast.parse(text, filename=str(path)), comment_lines
 
 
 def module_docstring(root: Path, path: str) -> str:
     """The cleaned docstring of the file ``path`` (relative to ``root``), "" if it has none."""
-    _, tree = _parse(_file(root, path))
+    _, tree, _ = _parse(_file(root, path))
     return cleandoc(ast.get_docstring(tree, clean=False) or "")
 
 
@@ -87,7 +99,7 @@ def _find(tree, path: str, qualname: str):
 
 def read_unit(root: Path, path: str, qualname: str) -> Unit:
     """The function (or class) ``qualname`` of the file ``path`` (relative to ``root``), cut into segments."""
-    lines, tree = _parse(_file(root, path))
+    lines, tree, comment_lines = _parse(_file(root, path))
     node = _find(tree, path, qualname)
     first = min([node.lineno] + [d.lineno for d in node.decorator_list])
     body0 = node.body[0]
@@ -97,14 +109,10 @@ def read_unit(root: Path, path: str, qualname: str) -> Unit:
     segments = [Segment((), first, body0.lineno - 1)]
     # the body: after the docstring (a class's methods are code of its body)
     body_first = body0.end_lineno + 1 if has_doc else body0.lineno
-    segments += _cut_body(lines, body_first, node.end_lineno)
+    segments += _cut_body(lines, comment_lines, body_first, node.end_lineno)
     docstring = cleandoc(body0.value.value) if has_doc else ""
     doc_lines = (body0.lineno, body0.end_lineno) if has_doc else (0, -1)
     return Unit(path, qualname, first, node.end_lineno, docstring, doc_lines, tuple(segments), tuple(lines))
-
-
-def _is_comment(line: str) -> bool:
-    return line.lstrip().startswith("#")
 
 
 def _uncomment(line: str) -> str:
@@ -112,16 +120,17 @@ def _uncomment(line: str) -> str:
     return text[1:] if text.startswith(" ") else text
 
 
-def _cut_body(lines, first: int, last: int) -> list:
-    """Segments of lines ``first``..``last``: each run of full-line comments, then the code up to the next run."""
+def _cut_body(lines, comment_lines, first: int, last: int) -> list:
+    """Segments of lines ``first``..``last``: each run of full-line comments (line numbers in ``comment_lines``),
+    then the code up to the next run."""
     segments, i = [], first
     while i <= last:
         commentary = []
-        while i <= last and _is_comment(lines[i - 1]):
+        while i <= last and i in comment_lines:
             commentary.append(_uncomment(lines[i - 1]))
             i += 1
         start = i
-        while i <= last and not _is_comment(lines[i - 1]):
+        while i <= last and i not in comment_lines:
             i += 1
         end = i - 1
         # blank lines at either end of a run of code are shown on neither side

@@ -27,8 +27,8 @@ _IWAE_CURVE = Figure("docs/results/reproductions/iwae_mnist/iwae_k5_curve.png",
 
 PAGES = (
     Page("vae", "The Gaussian VAE: the ELBO, forward then backward", ELBO, (
-        Section(f"{ELBO}::encode"),
-        Section(f"{ELBO}::decode"),
+        Section(f"{ELBO}::encode", tests=_GRADIENT_TESTS[::-1]),
+        Section(f"{ELBO}::decode", tests=_GRADIENT_TESTS[::-1]),
         Section(f"{ELBO}::reconstruction_nll", tests=_NUMERICS_TESTS[:1]),
         Section(f"{ELBO}::kl_divergence", tests=_NUMERICS_TESTS[1:]),
         Section(f"{ELBO}::forward", tests=_GRADIENT_TESTS[1:]),
